@@ -1,0 +1,89 @@
+"""Tiny, offline stand-ins of real checkpoints, for tests and examples that must download nothing.
+
+``make_tiny_bert_checkpoint(dir)`` writes a random BERT in the same Hugging Face layout as the real
+MiniLM (config.json, vocab.txt, tokenizer files, model.safetensors with PyTorch weight names), so code
+under test goes through exactly the loading path real checkpoints use.
+"""
+from __future__ import annotations
+
+import os
+import string
+from pathlib import Path
+
+import tfxformers  # noqa: F401
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+# Enough whole words that test sentences tokenize into real words, plus every letter and digit (and its
+# "##" continuation) so that any ASCII text tokenizes without [UNK].
+TINY_WORDS = (
+    "the a an and or but not no is was were be been it this that of to in on for with as at by from "
+    "movie film story plot acting actor actors director good great fine best fun funny love loved "
+    "brilliant wonderful charming moving smart fresh bad worst boring dull awful terrible mess weak "
+    "rotten flat tedious slow long script scene scenes characters performance performances music "
+    "emma was she he her his they very much more most too so all one two time never ever well "
+    "business sport politics tech entertainment news government market team game happy sad neutral"
+).split()
+
+
+def tiny_vocab() -> list[str]:
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    vocab = SPECIAL_TOKENS + chars + ["##" + c for c in string.ascii_lowercase + string.digits]
+    vocab += TINY_WORDS
+    return list(dict.fromkeys(vocab))  # first occurrence wins; a repeated token would leave a hole
+
+
+def make_tiny_bert_checkpoint(
+    directory: str | os.PathLike,
+    *,
+    hidden_size: int = 16,
+    num_hidden_layers: int = 2,
+    num_attention_heads: int = 2,
+    intermediate_size: int = 32,
+    max_position_embeddings: int = 128,
+    seed: int = 0,
+) -> Path:
+    """Write a tiny random BERT checkpoint (Hugging Face layout, safetensors) and return its path."""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    import numpy as np
+    import safetensors.numpy
+    import tensorflow as tf
+    from transformers import BertConfig, BertTokenizerFast, TFBertModel
+    from transformers.modeling_tf_pytorch_utils import (
+        TransposeType,
+        convert_tf_weight_name_to_pt_weight_name,
+    )
+
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    vocab = tiny_vocab()
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden_size,
+        num_hidden_layers=num_hidden_layers,
+        num_attention_heads=num_attention_heads,
+        intermediate_size=intermediate_size,
+        max_position_embeddings=max_position_embeddings,
+        type_vocab_size=2,
+        pad_token_id=0,
+    )
+    config.save_pretrained(str(path))
+    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
+    tokenizer.model_max_length = max_position_embeddings
+    tokenizer.save_pretrained(str(path))
+
+    tf.keras.utils.set_random_seed(seed)
+    model = TFBertModel(config, name="tiny_bert")
+    model(model.dummy_inputs, training=False)
+    state = {}
+    for weight in model.weights:
+        name, transpose = convert_tf_weight_name_to_pt_weight_name(
+            weight.name, start_prefix_to_remove="bert.", tf_weight_shape=weight.shape
+        )
+        value = weight.numpy()
+        if transpose is TransposeType.SIMPLE:
+            value = value.T
+        state[name] = np.ascontiguousarray(value)
+    safetensors.numpy.save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})
+    return path
