@@ -12,4 +12,11 @@ _os.environ.setdefault("HF_HUB_OFFLINE", "1")
 _os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 _os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+# Noise that says nothing actionable to a user of this pinned stack (Python 3.10 is what TFX 1.16 needs).
+import warnings as _warnings
+
+_warnings.filterwarnings("ignore", message=".*non-supported Python version.*", category=FutureWarning)
+_warnings.filterwarnings("ignore", message=".*pkg_resources is deprecated.*", category=UserWarning)
+_warnings.filterwarnings("ignore", message=".*TensorFlow and JAX classes are deprecated.*")
+
 __version__ = "0.1.0"

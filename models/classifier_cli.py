@@ -1,0 +1,85 @@
+"""``tfxformers train classifier``, ``tfxformers evaluate`` and ``tfxformers predict``."""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(commands, train_commands) -> None:
+    train = train_commands.add_parser("classifier", help="fine-tune or transfer-learn a BERT text classifier")
+    train.add_argument("--data", required=True,
+                       help="rotten_tomatoes | bbc_news | tweets | a CSV/TSV/JSONL file")
+    train.add_argument("--text-column", default="text")
+    train.add_argument("--label-column", default="label")
+    train.add_argument("--encoder", default="minilm", help="minilm, or a local Hugging Face BERT checkpoint directory")
+    train.add_argument("--mode", default="finetune", choices=["finetune", "frozen", "hub"],
+                       help="finetune: train everything; frozen: train the head only; hub: frozen encoder "
+                            "loaded with tensorflow_hub.KerasLayer")
+    train.add_argument("--output", required=True, help="directory for the trained model, metrics and plots")
+    train.add_argument("--epochs", type=int, default=3)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--learning-rate", type=float, default=None,
+                       help="peak learning rate (default 5e-5 finetune, 1e-3 frozen/hub)")
+    train.add_argument("--max-length", type=int, default=128)
+    train.add_argument("--pooling", default="mean", choices=["mean", "cls", "pooled"])
+    train.add_argument("--dropout", type=float, default=0.1)
+    train.add_argument("--patience", type=int, default=2, help="early-stopping patience in epochs")
+    train.add_argument("--no-cache-features", action="store_true",
+                       help="frozen mode: run the encoder every epoch instead of caching its outputs once")
+    train.add_argument("--limit-train", type=int, default=None, help="use only the first N training examples")
+    train.add_argument("--limit-eval", type=int, default=None, help="use only N validation and N test examples")
+    train.add_argument("--checkpoint-every-steps", type=int, default=200)
+    train.add_argument("--seed", type=int, default=42)
+    train.set_defaults(func=run_train)
+
+    evaluate = commands.add_parser("evaluate", help="metrics of a trained classifier on a test split")
+    evaluate.add_argument("--model", required=True)
+    evaluate.add_argument("--data", default=None, help="default: the data set the model was trained on")
+    evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    evaluate.add_argument("--text-column", default="text")
+    evaluate.add_argument("--label-column", default="label")
+    evaluate.add_argument("--limit", type=int, default=None)
+    evaluate.set_defaults(func=run_evaluate)
+
+    predict = commands.add_parser("predict", help="classify texts with a trained classifier")
+    predict.add_argument("--model", required=True)
+    predict.add_argument("texts", nargs="+")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predict.set_defaults(func=run_predict)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from tfxformers.models.classifier_train import ClassifierTrainConfig, train_classifier
+
+    config = ClassifierTrainConfig(
+        data=args.data, output=args.output, encoder=args.encoder, mode=args.mode,
+        text_column=args.text_column, label_column=args.label_column, epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.learning_rate, max_length=args.max_length,
+        pooling=args.pooling, dropout=args.dropout, patience=args.patience,
+        cache_features=not args.no_cache_features, limit_train=args.limit_train, limit_eval=args.limit_eval,
+        checkpoint_every_steps=args.checkpoint_every_steps, seed=args.seed,
+    )
+    metrics = train_classifier(config)
+    print(f"test accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} "
+          f"({metrics['examples']} examples); model, metrics.json and plots/ in {args.output}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from tfxformers.models.classifier_train import evaluate_model
+
+    metrics = evaluate_model(args.model, args.data, args.split, args.text_column, args.label_column, args.limit)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from tfxformers.models.classifier_train import predict_texts
+
+    results = predict_texts(args.model, args.texts)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            print(f"{r['label']:>12}  {r['probability']:.3f}  {r['text']}")
+    return 0

@@ -1,0 +1,310 @@
+"""Train, evaluate and use text classifiers: the work behind ``tfxformers train classifier``.
+
+``train_classifier(ClassifierTrainConfig(...))`` loads the data and encoder, builds the model for the
+chosen mode, trains with early stopping on validation loss, TensorBoard logs and resumable checkpoints,
+then writes the trained-model directory with metrics and plots on the test split.
+
+Resuming: Keras' ``BackupAndRestore`` keeps the model, optimizer and epoch/step counters in
+``DIR/checkpoints/backup`` (every epoch and every ``checkpoint_every_steps`` steps); a run killed in the
+middle and started again with the same command continues from there instead of starting over. The
+backup is removed when training finishes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import tfxformers  # noqa: F401
+from tfxformers.errors import UserError
+from tfxformers.models.buckets import DEFAULT_BUCKETS
+
+MODES = ("finetune", "frozen", "hub")
+
+
+@dataclass
+class ClassifierTrainConfig:
+    data: str
+    output: str
+    encoder: str = "minilm"
+    mode: str = "finetune"
+    text_column: str = "text"
+    label_column: str = "label"
+    epochs: int = 3
+    batch_size: int = 32
+    learning_rate: float | None = None
+    max_length: int = 128
+    pooling: str = "mean"
+    dropout: float = 0.1
+    patience: int = 2
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    cache_features: bool = True
+    limit_train: int | None = None
+    limit_eval: int | None = None
+    checkpoint_every_steps: int = 200
+    seed: int = 42
+    buckets: list[int] = field(default_factory=lambda: list(DEFAULT_BUCKETS))
+    verbose: int | None = None  # Keras verbosity; default: progress bar on a terminal, one line per epoch otherwise
+
+
+def resolve_encoder_dir(encoder: str) -> Path:
+    if encoder == "minilm":
+        from tfxformers.models.datasets import minilm_dir
+
+        return minilm_dir()
+    path = Path(encoder).expanduser()
+    if not path.is_dir():
+        raise UserError(f"encoder {encoder!r} is neither 'minilm' nor a checkpoint directory")
+    return path
+
+
+def _verbosity(config: ClassifierTrainConfig) -> int:
+    if config.verbose is not None:
+        return config.verbose
+    return 1 if sys.stdout.isatty() else 2
+
+
+def classification_metrics(labels: np.ndarray, logits: np.ndarray, label_names: list[str]) -> dict:
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+    predictions = logits.argmax(axis=-1)
+    classes = list(range(len(label_names)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predictions, labels=classes, zero_division=0)
+    return {
+        "examples": int(len(labels)),
+        "accuracy": float(accuracy_score(labels, predictions)),
+        "macro_f1": float(f1_score(labels, predictions, labels=classes, average="macro", zero_division=0)),
+        "per_class": {
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for name, p, r, f, s in zip(label_names, precision, recall, f1, support)
+        },
+        "confusion_matrix": confusion_matrix(labels, predictions, labels=classes).tolist(),
+        "label_names": list(label_names),
+    }
+
+
+def plot_training_curves(history_csv: Path, out: Path) -> Path | None:
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not history_csv.is_file():
+        return None
+    rows = list(csv.DictReader(history_csv.open()))
+    if not rows:
+        return None
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for prefix, style in (("", "o-"), ("val_", "s--")):
+            key = prefix + metric
+            if key in rows[0]:
+                ax.plot(epochs, [float(r[key]) for r in rows], style, label=("validation " if prefix else "train ") + metric)
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def plot_confusion_matrix(metrics: dict, out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.array(metrics["confusion_matrix"])
+    names = metrics["label_names"]
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 3, 1.0 * len(names) + 2.5))
+    image = ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
+                    color="white" if matrix[i, j] > matrix.max() / 2 else "black")
+    ax.set_title(f"test accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}")
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def _callbacks(tf, output: Path, config: ClassifierTrainConfig, monitor_prefix: str = ""):
+    return [
+        tf.keras.callbacks.BackupAndRestore(str(output / "checkpoints" / "backup"),
+                                            save_freq=config.checkpoint_every_steps or "epoch"),
+        tf.keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
+        tf.keras.callbacks.TensorBoard(log_dir=str(output / "logs" / (monitor_prefix or "fit"))),
+        tf.keras.callbacks.CSVLogger(str(output / "history.csv"), append=True),
+    ]
+
+
+def train_classifier(config: ClassifierTrainConfig) -> dict:
+    """Train per ``config``; returns the test metrics (also written to ``OUTPUT/metrics.json``)."""
+    if config.mode not in MODES:
+        raise UserError(f"unknown mode {config.mode!r}; choose one of {', '.join(MODES)}")
+    if config.epochs < 1 or config.batch_size < 1:
+        raise UserError("--epochs and --batch-size must be at least 1")
+    if not 8 <= config.max_length <= 512:
+        raise UserError("--max-length must be between 8 and 512")
+    from tfxformers.models.datasets import load_classification
+
+    data = load_classification(config.data, config.text_column, config.label_column)
+    data = data.limited(config.limit_train, config.limit_eval, config.limit_eval)
+    encoder_dir = resolve_encoder_dir(config.encoder)
+
+    import tensorflow as tf
+
+    from tfxformers.models import artifacts, bert, transfer
+    from tfxformers.models.tokenization import encode_texts, make_dataset, predict_logits
+
+    output = Path(config.output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "training_config.json").write_text(json.dumps(asdict(config), indent=2))
+    resuming = (output / "checkpoints" / "backup").exists()
+    if resuming:
+        print(f"resuming from the checkpoint in {output / 'checkpoints' / 'backup'}", flush=True)
+    elif (output / "history.csv").exists():
+        (output / "history.csv").unlink()
+    tf.keras.utils.set_random_seed(config.seed)
+
+    encoder = bert.load_bert_encoder(encoder_dir)
+    tokenizer = bert.load_bert_tokenizer(encoder_dir)
+    num_labels = len(data.label_names)
+    train_enc = encode_texts(tokenizer, data.train.texts, config.max_length)
+    val_enc = encode_texts(tokenizer, data.validation.texts, config.max_length)
+    print(f"{data.name}: {len(data.train)} train / {len(data.validation)} validation / {len(data.test)} test, "
+          f"labels {data.label_names}; {train_enc.truncated} training texts cut at {config.max_length} tokens",
+          flush=True)
+    steps_per_epoch = -(-len(data.train) // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    lr = config.learning_rate or (5e-5 if config.mode == "finetune" else 1e-3)
+    verbose = _verbosity(config)
+    hub_dir = None
+    started = time.perf_counter()
+
+    if config.mode == "frozen" and config.cache_features:
+        cache = output / "feature_cache"
+        fingerprint = transfer.encoder_fingerprint(encoder)
+        kwargs = dict(pooling=config.pooling, max_length=config.max_length, cache_dir=cache, fingerprint=fingerprint)
+        train_x = transfer.encode_features(encoder, tokenizer, data.train.texts, **kwargs)
+        val_x = transfer.encode_features(encoder, tokenizer, data.validation.texts, **kwargs)
+        head = transfer.build_head(train_x.shape[-1], num_labels, dropout=config.dropout, learning_rate=lr,
+                                   num_train_steps=total_steps,
+                                   initializer_range=encoder.config.initializer_range)
+        head.fit(train_x, data.train.labels, validation_data=(val_x, data.validation.labels),
+                 epochs=config.epochs, batch_size=config.batch_size, verbose=verbose,
+                 callbacks=_callbacks(tf, output, config, "head"))
+        model = bert.build_bert_classifier(encoder, num_labels, mode="frozen", pooling=config.pooling,
+                                           dropout=config.dropout, compile=False)
+        transfer.attach_head(model, head)
+    else:
+        if config.mode == "hub":
+            hub_dir = "hub_encoder"
+            if not (output / hub_dir / "saved_model.pb").exists():
+                transfer.export_encoder_for_hub(encoder, output / hub_dir)
+            model = transfer.build_hub_classifier(output / hub_dir, num_labels, dropout=config.dropout,
+                                                  learning_rate=lr, num_train_steps=total_steps)
+        else:
+            model = bert.build_bert_classifier(encoder, num_labels, mode=config.mode, pooling=config.pooling,
+                                               dropout=config.dropout, learning_rate=lr,
+                                               num_train_steps=total_steps, warmup_ratio=config.warmup_ratio,
+                                               weight_decay=config.weight_decay)
+        train_ds = make_dataset(train_enc, data.train.labels, batch_size=config.batch_size,
+                                buckets=config.buckets, shuffle=True, seed=config.seed)
+        val_ds = make_dataset(val_enc, data.validation.labels, batch_size=config.batch_size * 2,
+                              buckets=config.buckets)
+        model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, verbose=verbose,
+                  callbacks=_callbacks(tf, output, config))
+    train_seconds = time.perf_counter() - started
+
+    logits = predict_logits(model, tokenizer, data.test.texts, max_length=config.max_length, buckets=config.buckets)
+    metrics = classification_metrics(data.test.labels, logits, data.label_names)
+    metrics.update(split="test", data=data.name, mode=config.mode, train_seconds=round(train_seconds, 1))
+    artifacts.save_classifier(
+        output, model, tokenizer, data.label_names, mode=config.mode,
+        encoder_config=bert.encoder_config_dict(encoder), pooling=config.pooling, dropout=config.dropout,
+        max_length=config.max_length, buckets=config.buckets, input_names=bert.bert_input_names(False),
+        hub_dir=hub_dir, extra={"data": data.name, "encoder": str(encoder_dir)},
+    )
+    write_report(output, metrics)
+    return metrics
+
+
+def write_report(output: Path, metrics: dict) -> None:
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    plots = output / "plots"
+    plots.mkdir(exist_ok=True)
+    plot_training_curves(output / "history.csv", plots / "training_curves.png")
+    plot_confusion_matrix(metrics, plots / "confusion_matrix.png")
+
+
+def evaluate_model(model_dir: str | os.PathLike, data: str | None = None, split: str = "test",
+                   text_column: str = "text", label_column: str = "label", limit: int | None = None) -> dict:
+    """Metrics of a trained classifier on a split of its own data set, or of another one with the same labels."""
+    from tfxformers.models import artifacts
+    from tfxformers.models.datasets import load_classification
+    from tfxformers.models.tokenization import predict_logits
+
+    info = artifacts.read_info(model_dir)
+    if info["kind"] != "classifier":
+        raise UserError(f"{model_dir} holds a {info['kind']} model; evaluate works on classifiers")
+    source = data or info.get("data")
+    if not source:
+        raise UserError("this model does not record its data set; pass --data")
+    dataset = load_classification(source, text_column, label_column)
+    if dataset.label_names != info["label_names"]:
+        missing = sorted(set(dataset.label_names) - set(info["label_names"]))
+        if missing:
+            raise UserError(f"{source} has labels the model does not know: {missing}")
+        index = {name: i for i, name in enumerate(info["label_names"])}
+        remap = np.array([index[n] for n in dataset.label_names])
+        for part in (dataset.train, dataset.validation, dataset.test):
+            part.labels = remap[part.labels]
+    part = dataset.split(split).subset(limit)
+    trained = artifacts.load_trained(model_dir)
+    logits = predict_logits(trained.keras_model, trained.tokenizer, part.texts, max_length=trained.max_length)
+    metrics = classification_metrics(part.labels, logits, trained.label_names)
+    metrics.update(split=split, data=str(source))
+    return metrics
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def predict_texts(model_dir: str | os.PathLike, texts: list[str]) -> list[dict]:
+    from tfxformers.models import artifacts
+    from tfxformers.models.tokenization import predict_logits
+
+    if not texts or any(not t.strip() for t in texts):
+        raise UserError("give at least one non-empty text to classify")
+    trained = artifacts.load_trained(model_dir)
+    if trained.kind != "classifier":
+        raise UserError(f"{model_dir} holds a {trained.kind} model; use `tfxformers generate` for GPT-2")
+    probs = softmax(predict_logits(trained.keras_model, trained.tokenizer, texts, max_length=trained.max_length))
+    results = []
+    for text, p in zip(texts, probs):
+        best = int(p.argmax())
+        results.append({"text": text, "label": trained.label_names[best], "probability": float(p[best]),
+                        "probabilities": {n: float(v) for n, v in zip(trained.label_names, p)}})
+    return results

@@ -1,0 +1,133 @@
+"""Tokenize texts once and feed Keras batches padded to length buckets, not to a fixed 256 or 512.
+
+``make_dataset`` returns a ``tf.data.Dataset`` of ``({input_ids, attention_mask[, token_type_ids]},
+label)`` batches. Examples of similar length are batched together (sorted within a window of shuffled
+examples), and each batch is padded to the smallest bucket of ``models.buckets`` that holds its longest
+example, so most of the compute goes to real tokens while graphs see only a handful of shapes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from tfxformers.models.buckets import DEFAULT_BUCKETS, buckets_up_to, bucket_length
+
+SORT_WINDOW_BATCHES = 50
+
+
+@dataclass
+class Encoded:
+    """Token ids per text (no padding), and how many texts were cut at ``max_length``."""
+
+    ids: list[list[int]]
+    truncated: int
+    max_length: int
+    pad_id: int
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
+
+
+def encode_texts(tokenizer, texts: Sequence[str], max_length: int = 128) -> Encoded:
+    full = tokenizer(list(texts), add_special_tokens=True, truncation=False, padding=False,
+                     return_attention_mask=False, return_token_type_ids=False, verbose=False)["input_ids"]
+    truncated = sum(len(ids) > max_length for ids in full)
+    sep = tokenizer.sep_token_id
+    ids = []
+    for seq in full:
+        if len(seq) > max_length:
+            # Keep the closing [SEP]: the exported graph and the proxy rely on it to find the end.
+            seq = seq[: max_length - 1] + ([sep] if sep is not None else [seq[-1]])
+        ids.append(seq)
+    return Encoded(ids, truncated, max_length, tokenizer.pad_token_id or 0)
+
+
+def pad_to(ids: Sequence[Sequence[int]], width: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    out = np.full((len(ids), width), pad_id, dtype=np.int32)
+    mask = np.zeros((len(ids), width), dtype=np.int32)
+    for row, seq in enumerate(ids):
+        n = min(len(seq), width)
+        out[row, :n] = seq[:n]
+        mask[row, :n] = 1
+    return out, mask
+
+
+def plan_batches(lengths: np.ndarray, batch_size: int, shuffle: bool, rng: np.random.Generator | None) -> list[np.ndarray]:
+    """Index batches: shuffled (if asked), then sorted by length inside windows, then batch order shuffled."""
+    order = rng.permutation(len(lengths)) if shuffle else np.arange(len(lengths))
+    window = batch_size * SORT_WINDOW_BATCHES
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = order[start : start + window]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    if shuffle:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+def make_dataset(encoded: Encoded, labels: np.ndarray | None = None, *, batch_size: int = 32,
+                 buckets: Sequence[int] = DEFAULT_BUCKETS, shuffle: bool = False, seed: int = 0,
+                 use_token_type_ids: bool = False):
+    """A tf.data pipeline of bucket-padded batches; reshuffled every epoch when ``shuffle``."""
+    import tensorflow as tf
+
+    buckets = buckets_up_to(encoded.max_length, buckets)
+    lengths = encoded.lengths
+    epoch_counter = {"epoch": 0}
+
+    def generate():
+        rng = np.random.default_rng(seed + epoch_counter["epoch"])
+        epoch_counter["epoch"] += 1
+        for index in plan_batches(lengths, batch_size, shuffle, rng):
+            width = bucket_length(int(lengths[index].max()), buckets)
+            ids, mask = pad_to([encoded.ids[i] for i in index], width, encoded.pad_id)
+            features = {"input_ids": ids, "attention_mask": mask}
+            if use_token_type_ids:
+                features["token_type_ids"] = np.zeros_like(ids)
+            if labels is None:
+                yield features
+            else:
+                yield features, labels[index].astype(np.int64)
+
+    spec = {"input_ids": tf.TensorSpec((None, None), tf.int32), "attention_mask": tf.TensorSpec((None, None), tf.int32)}
+    if use_token_type_ids:
+        spec["token_type_ids"] = tf.TensorSpec((None, None), tf.int32)
+    signature = spec if labels is None else (spec, tf.TensorSpec((None,), tf.int64))
+    steps = len(plan_batches(lengths, batch_size, False, None))
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
+
+
+def tokenize_batch(tokenizer, texts: Sequence[str], max_length: int = 128,
+                   buckets: Sequence[int] = DEFAULT_BUCKETS, use_token_type_ids: bool = False) -> dict:
+    """One batch of texts as bucket-padded int32 numpy inputs (for predict / evaluate)."""
+    encoded = encode_texts(tokenizer, texts, max_length)
+    width = bucket_length(int(encoded.lengths.max()) if len(texts) else 1, buckets_up_to(max_length, buckets))
+    ids, mask = pad_to(encoded.ids, width, encoded.pad_id)
+    features = {"input_ids": ids, "attention_mask": mask}
+    if use_token_type_ids:
+        features["token_type_ids"] = np.zeros_like(ids)
+    return features
+
+
+def predict_logits(model, tokenizer, texts: Sequence[str], *, max_length: int = 128, batch_size: int = 64,
+                   buckets: Sequence[int] = DEFAULT_BUCKETS, use_token_type_ids: bool = False) -> np.ndarray:
+    """Logits for many texts, in the input order, batched by length for speed."""
+    encoded = encode_texts(tokenizer, texts, max_length)
+    out = None
+    lengths = encoded.lengths
+    for index in plan_batches(lengths, batch_size, False, None):
+        width = bucket_length(int(lengths[index].max()), buckets_up_to(max_length, buckets))
+        ids, mask = pad_to([encoded.ids[i] for i in index], width, encoded.pad_id)
+        features = {"input_ids": ids, "attention_mask": mask}
+        if use_token_type_ids:
+            features["token_type_ids"] = np.zeros_like(ids)
+        logits = np.asarray(model(features, training=False))
+        if out is None:
+            out = np.zeros((len(texts), logits.shape[-1]), dtype=np.float32)
+        out[index] = logits
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
