@@ -87,3 +87,31 @@ def make_tiny_bert_checkpoint(
         state[name] = np.ascontiguousarray(value)
     safetensors.numpy.save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})
     return path
+
+
+def requires_real(*names: str):
+    """pytest mark: skip unless the real sources are fetched, except under CI (``make test`` fetches them
+    first, so there a missing source is a failure, not a skip)."""
+    import pytest
+
+    from tfxformers.models import datasets
+
+    missing = [n for n in names if not datasets.is_fetched(n)]
+    return pytest.mark.skipif(bool(missing) and not os.environ.get("CI"),
+                              reason=f"needs `tfxformers data fetch {' '.join(missing)}`")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tfxformers_command() -> list[str]:
+    """The CLI as a subprocess command, with the interpreter running the tests."""
+    import sys
+
+    return [sys.executable, "-m", "tfxformers"]

@@ -1,0 +1,33 @@
+"""Shared fixtures: a tiny random BERT checkpoint in Hugging Face layout, and small data files."""
+from __future__ import annotations
+
+import pytest
+
+import tfxformers  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory):
+    from tfxformers.testing import make_tiny_bert_checkpoint
+
+    return make_tiny_bert_checkpoint(tmp_path_factory.mktemp("tiny_bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_reviews_csv(tmp_path_factory):
+    """A small, learnable two-class CSV in the tiny vocabulary's words."""
+    import csv
+    import random
+
+    rng = random.Random(0)
+    good = "good great brilliant wonderful charming moving smart fresh fun funny loved best".split()
+    bad = "bad worst boring dull awful terrible mess weak rotten flat tedious slow".split()
+    filler = "the movie film story plot acting script music was very too so".split()
+    path = tmp_path_factory.mktemp("data") / "reviews.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["review", "sentiment"])
+        for i in range(240):
+            words, label = (good, "pos") if i % 2 else (bad, "neg")
+            text = " ".join(rng.choice(filler) if rng.random() < 0.5 else rng.choice(words) for _ in range(rng.randint(4, 14)))
+            writer.writerow([text, label])
+    return path
