@@ -28,7 +28,7 @@ MODES = ("finetune", "frozen")
 def _tf():
     import tensorflow as tf
 
-    if not tf.keras.__name__.startswith("tf_keras") and not getattr(tf.keras, "__version__", "3").startswith("2"):
+    if tf.keras.layers.Layer.__module__.startswith("keras.src"):  # Keras 3
         raise UserError(
             "TensorFlow was imported with Keras 3 before tfxformers could select Keras 2: import tfxformers "
             "before tensorflow, or set TF_USE_LEGACY_KERAS=1 in the environment"

@@ -242,10 +242,18 @@ def train_classifier(config: ClassifierTrainConfig) -> dict:
         output, model, tokenizer, data.label_names, mode=config.mode,
         encoder_config=bert.encoder_config_dict(encoder), pooling=config.pooling, dropout=config.dropout,
         max_length=config.max_length, buckets=config.buckets, input_names=bert.bert_input_names(False),
-        hub_dir=hub_dir, extra={"data": data.name, "encoder": str(encoder_dir)},
+        hub_dir=hub_dir, extra={"data": _source_reference(config.data), "text_column": config.text_column,
+                                "label_column": config.label_column, "encoder": str(encoder_dir)},
     )
     write_report(output, metrics)
     return metrics
+
+
+def _source_reference(source: str) -> str:
+    """How to find the training data again later: a built-in name, or an absolute path."""
+    from tfxformers.models.datasets import CLASSIFICATION_SOURCES
+
+    return source if source in CLASSIFICATION_SOURCES else str(Path(source).expanduser().resolve())
 
 
 def write_report(output: Path, metrics: dict) -> None:
@@ -269,6 +277,9 @@ def evaluate_model(model_dir: str | os.PathLike, data: str | None = None, split:
     source = data or info.get("data")
     if not source:
         raise UserError("this model does not record its data set; pass --data")
+    if data is None:
+        text_column = info.get("text_column", text_column)
+        label_column = info.get("label_column", label_column)
     dataset = load_classification(source, text_column, label_column)
     if dataset.label_names != info["label_names"]:
         missing = sorted(set(dataset.label_names) - set(info["label_names"]))
