@@ -175,6 +175,8 @@ def build_bert_classifier(
         encoder(encoder.dummy_inputs, training=False)
     main_layer = encoder.bert if hasattr(encoder, "bert") else encoder
     main_layer.trainable = mode != "frozen"
+    if pooling != "pooled" and getattr(main_layer, "pooler", None) is not None:
+        main_layer.pooler.trainable = False  # unused: no gradient reaches it
     # Building the functional graph would otherwise AutoGraph-convert all of BERT's Python (10+ s).
     if not getattr(main_layer, "_tfxformers_no_autograph", False):
         main_layer.call = tf.autograph.experimental.do_not_convert(main_layer.call)
