@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -234,6 +235,8 @@ def train_classifier(config: ClassifierTrainConfig) -> dict:
         model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, verbose=verbose,
                   callbacks=_callbacks(tf, output, config))
     train_seconds = time.perf_counter() - started
+    # Training finished: the next run with this output directory must start afresh, not resume.
+    shutil.rmtree(output / "checkpoints" / "backup", ignore_errors=True)
 
     logits = predict_logits(model, tokenizer, data.test.texts, max_length=config.max_length, buckets=config.buckets)
     metrics = classification_metrics(data.test.labels, logits, data.label_names)
