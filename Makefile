@@ -13,7 +13,7 @@ STAMP := $(VENV)/.tfxformers-installed
 TFX := $(VENV)/bin/tfxformers
 PYTEST_ARGS ?=
 
-.PHONY: setup data test demo bench load lock clean-venv
+.PHONY: setup data test demo bench lock clean-venv
 
 # Python 3.10 is the newest Python TFX 1.16 supports; pyenv's shim only runs it when selected.
 $(PY):
@@ -40,9 +40,6 @@ demo: data
 
 bench: data
 	@set -e; for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f; done
-
-load: data
-	$(PY) bench/load_test.py
 
 # Re-resolve the lock after editing requirements/requirements.in (about 40 s).
 lock: $(PY)
