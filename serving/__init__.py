@@ -1,1 +1,4 @@
-"""placeholder"""
+"""Serving: SavedModel exports with explicit signatures for TensorFlow Serving (``export.py``).
+
+Importing this package does not import TensorFlow.
+"""

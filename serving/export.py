@@ -1,0 +1,169 @@
+"""Export trained classifiers as versioned SavedModels that TensorFlow Serving loads as they are.
+
+``export_model(model_dir, name, model_base)`` writes ``model_base/name/<version>/``:
+
+* a SavedModel (tag ``serve``) with explicit signatures, every input int32 with a dynamic batch and a
+  dynamic sequence length, named as the tokenizer names them:
+  ``serving_default``: ``input_ids``, ``attention_mask`` -> ``probabilities [batch, labels]``,
+  ``label_id [batch]``; ``tfxformers_metadata``: ``probe [batch]`` -> ``metadata_json [batch]``,
+  ``tokenizer_json [batch]`` (how a client that only talks to TF Serving gets the version's tokenizer
+  and label names; one copy per probe element so that server-side batching can split the answer);
+* ``assets.extra/``: ``tfxformers.json`` (kind, labels, input names, buckets, special ids),
+  ``tokenizer/`` (the tokenizer files) and ``tf_serving_warmup_requests`` (PredictionLog records of
+  real tokenized examples, one per length bucket, replayed by TF Serving when the version loads).
+
+Batching-safe attention mask: TF Serving's batcher pads variable-length inputs with the tensor's first
+element ([CLS] and mask 1 for BERT), so the graph keeps only positions up to each row's first [SEP]
+(``mask_up_to_first_sep``) on top of the mask it is given.
+
+A version appears atomically: it is written under a hidden temporary directory beside the versions and
+renamed into place, so a server polling the directory never sees half a model.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import tfxformers  # noqa: F401
+from tfxformers.errors import UserError
+
+WARMUP_FILE = "tf_serving_warmup_requests"
+WARMUP_TEXTS = (
+    "a charming, funny and moving film",
+    "the plot is a tedious mess and the acting is flat, which makes the whole thing feel far longer than it is",
+    "an ambitious story about family, memory and loss that never quite comes together, despite strong "
+    "performances from its cast and a beautiful score; still, there are moments of real grace here and "
+    "there that make it worth seeing for anyone who loved the director's earlier work",
+)
+
+
+def version_dirs(model_dir: Path) -> list[int]:
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def next_version(model_base: str | os.PathLike, name: str) -> int:
+    versions = version_dirs(Path(model_base) / name)
+    return (versions[-1] + 1) if versions else 1
+
+
+def mask_up_to_first_sep(tf, input_ids, attention_mask, sep_id: int):
+    """The given mask, limited to positions up to and including each row's first [SEP]."""
+    is_sep = tf.cast(tf.equal(input_ids, sep_id), tf.int32)
+    has_sep = tf.reduce_any(is_sep > 0, axis=1)
+    first_sep = tf.argmax(is_sep, axis=1, output_type=tf.int32)
+    length = tf.shape(input_ids)[1]
+    last = tf.where(has_sep, first_sep, tf.fill(tf.shape(first_sep), length - 1))
+    positions = tf.range(length)[tf.newaxis, :]
+    return attention_mask * tf.cast(positions <= last[:, tf.newaxis], attention_mask.dtype)
+
+
+class _ClassifierModule:
+    """Builds the tf.Module whose functions become the classifier signatures."""
+
+    def __init__(self, tf, keras_model, sep_id: int, metadata_json: str, tokenizer_json: str):
+        spec_ids = tf.TensorSpec((None, None), tf.int32, name="input_ids")
+        spec_mask = tf.TensorSpec((None, None), tf.int32, name="attention_mask")
+        spec_probe = tf.TensorSpec((None,), tf.int32, name="probe")
+        module = tf.Module(name="tfxformers_classifier")
+        # Track only the variables: letting tf.saved_model serialise the Keras model itself would make it
+        # trace every layer's Keras call functions, which fails for Hugging Face layers.
+        module.model_variables = list(keras_model.variables)
+        module.metadata_json = tf.constant(metadata_json)
+        module.tokenizer_json = tf.constant(tokenizer_json)
+
+        @tf.function(input_signature=[spec_ids, spec_mask], autograph=False)
+        def serve(input_ids, attention_mask):
+            mask = mask_up_to_first_sep(tf, input_ids, attention_mask, sep_id)
+            logits = keras_model({"input_ids": input_ids, "attention_mask": mask}, training=False)
+            return {"probabilities": tf.nn.softmax(logits, axis=-1),
+                    "label_id": tf.argmax(logits, axis=-1, output_type=tf.int32)}
+
+        @tf.function(input_signature=[spec_probe], autograph=False)
+        def metadata(probe):
+            n = tf.shape(probe)[:1]
+            return {"metadata_json": tf.fill(n, module.metadata_json),
+                    "tokenizer_json": tf.fill(n, module.tokenizer_json)}
+
+        module.serve = serve
+        module.metadata = metadata
+        self.module = module
+        self.signatures = {"serving_default": serve, "tfxformers_metadata": metadata}
+
+
+def _warmup_records(tf, tokenizer, info: dict, name: str, path: Path) -> int:
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    from tfxformers.models.tokenization import tokenize_batch
+
+    count = 0
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for text in WARMUP_TEXTS:
+            features = tokenize_batch(tokenizer, [text], max_length=info["max_length"], buckets=info["buckets"])
+            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name, signature_name="serving_default"))
+            for key in ("input_ids", "attention_mask"):
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(features[key]))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+            count += 1
+    return count
+
+
+def export_trained(trained, name: str, model_base: str | os.PathLike, version: int | None = None) -> Path:
+    """Export an in-memory ``TrainedModel`` (see ``models.artifacts``) as the next (or given) version."""
+    import tensorflow as tf
+
+    if trained.kind != "classifier":
+        raise UserError(f"exporting {trained.kind} models is not supported yet; classifiers are")
+    if not name or not name.replace("_", "").replace("-", "").isalnum():
+        raise UserError(f"model name {name!r} must be letters, digits, '-' or '_'")
+    base = Path(model_base)
+    model_dir = base / name
+    version = next_version(base, name) if version is None else int(version)
+    if version < 1:
+        raise UserError("--version must be a positive integer")
+    final = model_dir / str(version)
+    if final.exists():
+        raise UserError(f"{final} already exists; versions are immutable, choose another --version")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = trained.tokenizer
+    sep_id = tokenizer.sep_token_id
+    if sep_id is None:
+        raise UserError("the tokenizer has no [SEP] token; the batching-safe mask needs one")
+    info = {
+        "kind": "classifier", "name": name, "version": version, "format_version": 1,
+        "label_names": trained.label_names, "input_names": ["input_ids", "attention_mask"],
+        "max_length": trained.max_length, "buckets": list(trained.info.get("buckets", [16, 32, 64, 128])),
+        "pad_id": int(tokenizer.pad_token_id or 0), "cls_id": tokenizer.cls_token_id, "sep_id": sep_id,
+        "signatures": {"serving_default": {"inputs": ["input_ids", "attention_mask"],
+                                           "outputs": ["probabilities", "label_id"]},
+                       "tfxformers_metadata": {"inputs": ["probe"], "outputs": ["metadata_json", "tokenizer_json"]}},
+        "mask": "attention_mask limited to positions up to the first [SEP] in the graph",
+    }
+    with tempfile.TemporaryDirectory(dir=model_dir, prefix=f".export-{version}-") as tmp:
+        staging = Path(tmp) / "model"
+        tokenizer_dir = staging / "assets.extra" / "tokenizer"
+        tokenizer.save_pretrained(str(Path(tmp) / "tokenizer"))
+        tokenizer_json = (Path(tmp) / "tokenizer" / "tokenizer.json").read_text(encoding="utf-8")
+        built = _ClassifierModule(tf, trained.keras_model, sep_id, json.dumps(info), tokenizer_json)
+        tf.saved_model.save(built.module, str(staging), signatures=built.signatures)
+        shutil.copytree(Path(tmp) / "tokenizer", tokenizer_dir)
+        (staging / "assets.extra" / "tfxformers.json").write_text(json.dumps(info, indent=2))
+        _warmup_records(tf, tokenizer, info, name, staging / "assets.extra" / WARMUP_FILE)
+        os.rename(staging, final)
+    return final
+
+
+def export_model(model_dir: str | os.PathLike, name: str, model_base: str | os.PathLike,
+                 version: int | None = None) -> Path:
+    """Export a trained-model directory (``tfxformers train ...`` output) into ``model_base/name/``."""
+    from tfxformers.models.artifacts import load_trained, read_info
+
+    info = read_info(model_dir)
+    if info.get("kind") != "classifier":
+        raise UserError(f"exporting {info.get('kind')} models is not supported yet; classifiers are")
+    return export_trained(load_trained(model_dir), name, model_base, version)

@@ -1,0 +1,156 @@
+"""Classifier exports: versions, signatures equal to the Keras model, TF Serving padding, TF1 loader."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tfxformers.cli import main
+
+TEXTS = ["a brilliant and moving film", "boring , dull and far too long", "the plot"]
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tiny_bert_dir, tiny_reviews_csv, tmp_path_factory):
+    from tfxformers.models.classifier_train import ClassifierTrainConfig, train_classifier
+
+    out = tmp_path_factory.mktemp("trained") / "clf"
+    train_classifier(ClassifierTrainConfig(
+        data=str(tiny_reviews_csv), text_column="review", label_column="sentiment", encoder=str(tiny_bert_dir),
+        mode="finetune", output=str(out), epochs=1, batch_size=16, max_length=32, verbose=0))
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(trained_dir, tmp_path_factory):
+    base = tmp_path_factory.mktemp("serving_models")
+    assert main(["export", "--model", str(trained_dir), "--name", "sentiment", "--model-base", str(base)]) == 0
+    return base / "sentiment" / "1"
+
+
+def _keras_probabilities(trained_dir, features):
+    from tfxformers.models.artifacts import load_trained
+    from tfxformers.models.classifier_train import softmax
+
+    trained = load_trained(trained_dir)
+    return softmax(np.asarray(trained.keras_model(features, training=False))), trained
+
+
+def test_signature_matches_the_keras_model(trained_dir, exported):
+    import tensorflow as tf
+
+    from tfxformers.models.tokenization import tokenize_batch
+
+    from tfxformers.models.artifacts import load_trained
+
+    features = tokenize_batch(load_trained(trained_dir).tokenizer, TEXTS, 32)
+    expected, _ = _keras_probabilities(trained_dir, features)
+    serve = tf.saved_model.load(str(exported)).signatures["serving_default"]
+    out = serve(input_ids=tf.constant(features["input_ids"]), attention_mask=tf.constant(features["attention_mask"]))
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-5)
+    np.testing.assert_array_equal(out["label_id"].numpy(), expected.argmax(-1))
+
+
+def test_tf_serving_style_padding_does_not_change_answers(trained_dir, exported):
+    """TF Serving's batcher pads with each tensor's first element: [CLS] ids and mask 1."""
+    import tensorflow as tf
+
+    from tfxformers.models.artifacts import load_trained
+    from tfxformers.models.tokenization import tokenize_batch
+
+    tokenizer = load_trained(trained_dir).tokenizer
+    features = tokenize_batch(tokenizer, TEXTS, 32)
+    serve = tf.saved_model.load(str(exported)).signatures["serving_default"]
+    plain = serve(input_ids=tf.constant(features["input_ids"]), attention_mask=tf.constant(features["attention_mask"]))
+    extra = 16
+    ids = np.pad(features["input_ids"], ((0, 0), (0, extra)), constant_values=features["input_ids"][0, 0])
+    mask = np.pad(features["attention_mask"], ((0, 0), (0, extra)), constant_values=features["attention_mask"][0, 0])
+    width = features["input_ids"].shape[1]
+    ids[:, :width][features["input_ids"] == tokenizer.pad_token_id] = features["input_ids"][0, 0]  # own padding too
+    mask[:, :width][features["attention_mask"] == 0] = 1
+    padded = serve(input_ids=tf.constant(ids), attention_mask=tf.constant(mask))
+    np.testing.assert_allclose(padded["probabilities"].numpy(), plain["probabilities"].numpy(), atol=1e-5)
+    # Without the in-graph rule the same padding changes the answer: the test can fail.
+    from tfxformers.models.classifier_train import softmax
+
+    model = load_trained(trained_dir).keras_model
+    naive = softmax(np.asarray(model({"input_ids": ids, "attention_mask": mask}, training=False)))
+    assert np.abs(naive - plain["probabilities"].numpy()).max() > 1e-4
+
+
+def test_versions_are_numbered_and_immutable(trained_dir, exported, capsys):
+    base = exported.parent.parent
+    assert main(["export", "--model", str(trained_dir), "--name", "sentiment", "--model-base", str(base)]) == 0
+    assert sorted(p.name for p in (base / "sentiment").iterdir()) == ["1", "2"]  # no temp dirs left
+    assert main(["export", "--model", str(trained_dir), "--name", "sentiment", "--model-base", str(base),
+                 "--version", "2"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["export", "--model", str(base / "nothing"), "--name", "x", "--model-base", str(base)]) == 2
+
+
+def test_saved_model_cli_lists_the_signatures(exported):
+    cli = Path(sys.executable).with_name("saved_model_cli")
+    shown = subprocess.run([str(cli), "show", "--dir", str(exported), "--all"], capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr[-1000:]
+    for text in ("signature_def['serving_default']", "signature_def['tfxformers_metadata']",
+                 "inputs['input_ids']", "outputs['probabilities']", "shape: (-1, -1)"):
+        assert text in shown.stdout
+
+
+def test_tf1_session_loader_with_the_serve_tag(trained_dir, exported):
+    """What TF Serving's C++ loader does: load the MetaGraph tagged 'serve' and run the signature."""
+    import tensorflow as tf
+
+    from tfxformers.models.artifacts import load_trained
+    from tfxformers.models.tokenization import tokenize_batch
+
+    features = tokenize_batch(load_trained(trained_dir).tokenizer, TEXTS, 32)
+    graph = tf.Graph()
+    with tf.compat.v1.Session(graph=graph) as session:
+        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(exported))
+        signature = meta.signature_def["serving_default"]
+        out = session.run(signature.outputs["probabilities"].name, feed_dict={
+            signature.inputs["input_ids"].name: features["input_ids"],
+            signature.inputs["attention_mask"].name: features["attention_mask"]})
+    expected = tf.saved_model.load(str(exported)).signatures["serving_default"](
+        input_ids=tf.constant(features["input_ids"]), attention_mask=tf.constant(features["attention_mask"]))
+    np.testing.assert_allclose(out, expected["probabilities"].numpy(), atol=1e-6)
+
+
+def test_metadata_signature_and_assets_carry_tokenizer_and_labels(trained_dir, exported):
+    import tensorflow as tf
+    from tokenizers import Tokenizer
+
+    from tfxformers.models.artifacts import load_trained
+
+    trained = load_trained(trained_dir)
+    out = tf.saved_model.load(str(exported)).signatures["tfxformers_metadata"](probe=tf.constant([0, 0]))
+    assert out["metadata_json"].shape == (2,)
+    metadata = json.loads(out["metadata_json"].numpy()[0].decode())
+    assert metadata["label_names"] == ["neg", "pos"] and metadata["version"] == 1
+    assert metadata == json.loads((exported / "assets.extra" / "tfxformers.json").read_text())
+    tokenizer = Tokenizer.from_str(out["tokenizer_json"].numpy()[0].decode())
+    assert tokenizer.encode(TEXTS[0]).ids == trained.tokenizer(TEXTS[0])["input_ids"]
+    assert (exported / "assets.extra" / "tokenizer" / "tokenizer.json").is_file()
+
+
+def test_warmup_records_are_valid_requests(exported):
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    serve = tf.saved_model.load(str(exported)).signatures["serving_default"]
+    records = list(tf.data.TFRecordDataset(str(exported / "assets.extra" / "tf_serving_warmup_requests")))
+    assert 1 <= len(records) <= 1000
+    widths = set()
+    for record in records:
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        request = log.predict_log.request
+        assert request.model_spec.name == "sentiment" and request.model_spec.signature_name == "serving_default"
+        inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        widths.add(inputs["input_ids"].shape[1])
+        serve(**{k: tf.constant(v) for k, v in inputs.items()})
+    assert len(widths) >= 2  # several length buckets are warmed up
