@@ -12,6 +12,10 @@ import json
 import time
 from pathlib import Path
 
+# Dockerfile.serving copies this directory into TF Serving's image.
+DEMO_MODEL_BASE = "serving_models"
+DEMO_MODEL_NAME = "sentiment"
+
 
 def register(commands, train_commands) -> None:
     demo = commands.add_parser("demo", help="run the main job end to end (what `make demo` runs)")
@@ -31,12 +35,18 @@ def run_demo(args: argparse.Namespace) -> int:
 
     output = Path(args.output)
     started = time.perf_counter()
-    if args.retrain or not (output / "metrics.json").is_file():
+    trained_now = args.retrain or not (output / "metrics.json").is_file()
+    if trained_now:
         _banner("training a sentiment classifier: frozen MiniLM encoder + dense head on Rotten Tomatoes")
         train_classifier(ClassifierTrainConfig(data="rotten_tomatoes", output=str(output), encoder="minilm",
                                                mode="frozen", epochs=args.epochs, verbose=2))
     else:
         _banner(f"reusing the trained model in {output} (--retrain to train again)")
+    from tfxformers.serving.export import export_model, version_dirs
+
+    if trained_now or not version_dirs(Path(DEMO_MODEL_BASE) / DEMO_MODEL_NAME):  # a new model, a new version
+        exported = export_model(output, DEMO_MODEL_NAME, DEMO_MODEL_BASE)
+        _banner(f"exported for TensorFlow Serving as {exported} (Dockerfile.serving serves {DEMO_MODEL_BASE}/)")
     metrics = json.loads((output / "metrics.json").read_text())
     _banner(f"test split: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} "
             f"on {metrics['examples']} reviews; plots in {output / 'plots'}")
@@ -54,5 +64,7 @@ def run_demo(args: argparse.Namespace) -> int:
   .venv/bin/tfxformers train classifier --data rotten_tomatoes --mode finetune --output runs/rt-finetune
   .venv/bin/tfxformers evaluate --model {output}
   .venv/bin/tfxformers predict --model {output} "a charming, funny film" "a tedious, overlong mess"
-  .venv/bin/tensorboard --logdir {output / 'logs'}""")
+  .venv/bin/tensorboard --logdir {output / 'logs'}
+  .venv/bin/tfxformers export --model {output} --name {DEMO_MODEL_NAME} --model-base {DEMO_MODEL_BASE}
+  .venv/bin/saved_model_cli show --dir {DEMO_MODEL_BASE}/{DEMO_MODEL_NAME}/1 --all""")
     return 0

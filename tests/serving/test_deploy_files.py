@@ -1,0 +1,92 @@
+"""Deployment files parse as the messages TensorFlow Serving reads, and the Dockerfile copies real paths.
+
+``models.config`` is parsed with the ``tensorflow-serving-api`` proto. That package does not ship the
+BatchingParameters and MonitoringConfig messages, so the test declares them with the field names,
+numbers and types of TF Serving's ``session_bundle_config.proto`` and ``monitoring_config.proto``; a
+misspelt or mistyped field then fails to parse exactly as it would in the server.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
+
+ROOT = Path(__file__).resolve().parents[2]
+F = descriptor_pb2.FieldDescriptorProto
+
+
+def _serving_config_messages():
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
+    proto = descriptor_pb2.FileDescriptorProto(name="tfxformers_tf_serving_configs.proto",
+                                               package="tensorflow.serving", syntax="proto3",
+                                               dependency=["google/protobuf/wrappers.proto"])
+    batching = proto.message_type.add(name="BatchingParameters")
+    for name, number, kind, type_name, label in [
+        ("max_batch_size", 1, F.TYPE_MESSAGE, ".google.protobuf.Int64Value", F.LABEL_OPTIONAL),
+        ("batch_timeout_micros", 2, F.TYPE_MESSAGE, ".google.protobuf.Int64Value", F.LABEL_OPTIONAL),
+        ("thread_pool_name", 3, F.TYPE_MESSAGE, ".google.protobuf.StringValue", F.LABEL_OPTIONAL),
+        ("num_batch_threads", 4, F.TYPE_MESSAGE, ".google.protobuf.Int64Value", F.LABEL_OPTIONAL),
+        ("max_enqueued_batches", 5, F.TYPE_MESSAGE, ".google.protobuf.Int64Value", F.LABEL_OPTIONAL),
+        ("allowed_batch_sizes", 6, F.TYPE_INT64, None, F.LABEL_REPEATED),
+        ("pad_variable_length_inputs", 7, F.TYPE_BOOL, None, F.LABEL_OPTIONAL),
+    ]:
+        field = batching.field.add(name=name, number=number, type=kind, label=label)
+        if type_name:
+            field.type_name = type_name
+    prometheus = proto.message_type.add(name="PrometheusConfig")
+    prometheus.field.add(name="enable", number=1, type=F.TYPE_BOOL, label=F.LABEL_OPTIONAL)
+    prometheus.field.add(name="path", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    monitoring = proto.message_type.add(name="MonitoringConfig")
+    monitoring.field.add(name="prometheus_config", number=1, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
+                         type_name=".tensorflow.serving.PrometheusConfig")
+    pool.Add(proto)
+    factory = message_factory.MessageFactory(pool)
+    get = lambda n: factory.GetPrototype(pool.FindMessageTypeByName(f"tensorflow.serving.{n}"))  # noqa: E731
+    return get("BatchingParameters"), get("MonitoringConfig")
+
+
+def test_models_config_parses_as_model_server_config():
+    from tensorflow_serving.config import model_server_config_pb2
+
+    config = text_format.Parse((ROOT / "deploy" / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
+    names = [c.name for c in config.model_config_list.config]
+    assert names == ["sentiment"]
+    assert config.model_config_list.config[0].base_path == "/models/sentiment"
+    assert config.model_config_list.config[0].model_version_policy.HasField("latest")
+
+
+def test_batching_and_monitoring_files_parse():
+    batching_cls, monitoring_cls = _serving_config_messages()
+    batching = text_format.Parse((ROOT / "deploy" / "batching_parameters.txt").read_text(), batching_cls())
+    assert batching.max_batch_size.value == 32 and batching.pad_variable_length_inputs
+    assert max(batching.allowed_batch_sizes) == batching.max_batch_size.value  # TF Serving requires this
+    monitoring = text_format.Parse((ROOT / "deploy" / "monitoring.config").read_text(), monitoring_cls())
+    assert monitoring.prometheus_config.enable
+    assert monitoring.prometheus_config.path == "/monitoring/prometheus/metrics"
+    with pytest.raises(text_format.ParseError):  # the check is real: a typo does not parse
+        text_format.Parse("max_batch_sise { value: 3 }", batching_cls())
+
+
+def test_dockerfile_copies_paths_that_exist_or_that_make_demo_writes():
+    from tfxformers.demo import DEMO_MODEL_BASE
+
+    dockerfile = (ROOT / "Dockerfile.serving").read_text()
+    assert re.search(r"^FROM tensorflow/serving:\$\{TF_SERVING_VERSION\}\$\{VARIANT\}", dockerfile, re.M)
+    assert "ARG TF_SERVING_VERSION=2.16" in dockerfile and "ARG VARIANT=-gpu" in dockerfile
+    assert re.search(r"^USER (?!root)\w+", dockerfile, re.M)
+    assert "EXPOSE 8500 8501" in dockerfile
+    sources = []
+    for line in re.findall(r"^COPY (.+)$", dockerfile, re.M):
+        sources += line.split()[:-1]
+    assert sources
+    for source in sources:
+        if source.rstrip("/") == DEMO_MODEL_BASE:
+            continue  # written by `make demo` (tfxformers demo exports there)
+        assert (ROOT / source).exists(), source
+    for flag in ("--model_config_file=/config/models.config", "--enable_batching=true",
+                 "--batching_parameters_file=/config/batching_parameters.txt",
+                 "--monitoring_config_file=/config/monitoring.config"):
+        assert flag in dockerfile
