@@ -1,0 +1,305 @@
+"""GPT-2 language models trained from scratch on a user's corpus, as plain functions and Keras models.
+
+Notebook use::
+
+    from tfxformers.models import datasets, gpt2, gpt2_tokenizer
+    corpus = datasets.load_corpus("emma")                       # chapters; whole chapters held out
+    tokenizer = gpt2_tokenizer.train_bpe_tokenizer(corpus.train, "runs/tok", vocab_size=8000)
+    config = gpt2.make_config(tokenizer, preset="mini", block_size=128)
+    train_blocks = gpt2.pack_blocks(gpt2.tokenize_documents(tokenizer, corpus.train), 128)
+    model = gpt2.build_lm(config, num_train_steps=1000)
+    model.fit(gpt2.lm_dataset(train_blocks, batch_size=16, shuffle=True), epochs=1)
+
+Blocks: the corpus is tokenized once, documents are joined with ``</s>``, and the token stream is cut
+into consecutive, non-overlapping windows of ``block_size + 1`` tokens that share one token at each
+border, so inputs are ``window[:-1]`` and labels ``window[1:]`` and every token is predicted exactly
+once per epoch. The loss is computed on the logits alone (``use_cache=False``): nothing is computed or
+scored for ``past_key_values``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+import tfxformers  # noqa: F401
+from tfxformers.errors import UserError
+
+PRESETS = {
+    # name: (layers, heads, embedding size)
+    "tiny": (2, 2, 32),
+    "mini": (4, 4, 128),
+    "small-6": (6, 8, 256),
+    "small": (12, 12, 768),  # GPT-2 small
+}
+
+
+def make_config(tokenizer, preset: str = "mini", block_size: int = 128):
+    from transformers import GPT2Config
+
+    if preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if block_size < 8:
+        raise UserError("--block-size must be at least 8")
+    layers, heads, embd = PRESETS[preset]
+    return GPT2Config(vocab_size=len(tokenizer), n_positions=max(block_size, 64), n_embd=embd, n_layer=layers,
+                      n_head=heads, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                      pad_token_id=tokenizer.pad_token_id, use_cache=False)
+
+
+def tokenize_documents(tokenizer, documents: Sequence[str]) -> np.ndarray:
+    """All documents as one int32 token stream, each followed by ``</s>``."""
+    eos = tokenizer.eos_token_id
+    encoded = tokenizer(list(documents), add_special_tokens=False, verbose=False)["input_ids"]
+    stream = []
+    for ids in encoded:
+        stream.extend(ids)
+        stream.append(eos)
+    return np.asarray(stream, dtype=np.int32)
+
+
+def pack_blocks(stream: np.ndarray, block_size: int) -> np.ndarray:
+    """Windows ``[n, block_size + 1]`` over the stream with stride ``block_size`` (no overlap of targets)."""
+    n = (len(stream) - 1) // block_size
+    if n < 1:
+        raise UserError(f"the text is {len(stream)} tokens long, smaller than one block of {block_size} tokens; "
+                        "use more text or a smaller --block-size")
+    index = np.arange(n)[:, None] * block_size + np.arange(block_size + 1)[None, :]
+    return stream[index]
+
+
+def lm_dataset(blocks: np.ndarray, batch_size: int = 16, shuffle: bool = False, seed: int = 0):
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices(({"input_ids": blocks[:, :-1]}, blocks[:, 1:]))
+    if shuffle:
+        dataset = dataset.shuffle(len(blocks), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(2)
+
+
+def _schedule_class():
+    import tensorflow as tf
+
+    class WarmupCosine(tf.keras.optimizers.schedules.LearningRateSchedule):
+        """Linear warm-up to ``peak`` then cosine decay to ``peak * floor`` at ``total_steps``."""
+
+        def __init__(self, peak: float, total_steps: int, warmup_steps: int, floor: float = 0.1):
+            self.peak, self.total, self.warmup, self.floor = peak, max(total_steps, 1), max(warmup_steps, 1), floor
+
+        def __call__(self, step):
+            step = tf.cast(step, tf.float32)
+            warm = self.peak * step / self.warmup
+            progress = tf.clip_by_value((step - self.warmup) / max(self.total - self.warmup, 1), 0.0, 1.0)
+            cosine = self.peak * (self.floor + (1 - self.floor) * 0.5 * (1 + tf.cos(math.pi * progress)))
+            return tf.where(step < self.warmup, warm, cosine)
+
+        def get_config(self):
+            return {"peak": self.peak, "total_steps": self.total, "warmup_steps": self.warmup, "floor": self.floor}
+
+    return WarmupCosine
+
+
+def build_lm(config, *, learning_rate: float = 1e-3, num_train_steps: int = 1000, warmup_ratio: float = 0.05,
+             weight_decay: float = 0.01, compile: bool = True, hf_model=None):
+    """A compiled Keras model ``input_ids -> logits`` around ``TFGPT2LMHeadModel`` (``.hf_model``).
+
+    Defaults are for training from scratch: a peak learning rate of 1e-3 (small models tolerate and need
+    far more than the 3e-5 used for fine-tuning), 5% warm-up, cosine decay to 10%.
+    """
+    import tensorflow as tf
+    from transformers import TFGPT2LMHeadModel
+
+    from tfxformers.models.bert import skip_autograph
+
+    lm = hf_model or TFGPT2LMHeadModel(config)
+    if hf_model is None:
+        lm(lm.dummy_inputs, training=False)
+    lm.transformer.call = tf.autograph.experimental.do_not_convert(lm.transformer.call)
+    input_ids = tf.keras.Input(shape=(None,), dtype=tf.int32, name="input_ids")
+    logits = lm.transformer(input_ids=input_ids, use_cache=False).last_hidden_state
+    # The LM head is the transposed token embedding (weights tied, as in GPT-2).
+    logits = tf.keras.layers.Lambda(
+        lambda h: tf.matmul(h, lm.transformer.wte.weights[0], transpose_b=True), name="lm_head")(logits)
+    model = skip_autograph(tf.keras.Model(input_ids, logits, name="gpt2_lm"))
+    model.hf_model = lm
+    if compile:
+        schedule = _schedule_class()(learning_rate, num_train_steps, int(num_train_steps * warmup_ratio))
+        model.compile(optimizer=tf.keras.optimizers.AdamW(schedule, weight_decay=weight_decay, clipnorm=1.0),
+                      loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def ngram_baselines(train_stream: np.ndarray, eval_stream: np.ndarray, vocab_size: int) -> dict:
+    """Perplexity of add-one unigram and interpolated (0.7 bigram + 0.3 unigram) bigram models."""
+    counts = np.bincount(train_stream, minlength=vocab_size).astype(np.float64) + 1.0
+    unigram = counts / counts.sum()
+    targets = eval_stream[1:]
+    unigram_ppl = float(np.exp(-np.mean(np.log(unigram[targets]))))
+    pair_keys = train_stream[:-1].astype(np.int64) * vocab_size + train_stream[1:]
+    keys, pair_counts = np.unique(pair_keys, return_counts=True)
+    context_counts = np.bincount(train_stream[:-1], minlength=vocab_size).astype(np.float64)
+    eval_keys = eval_stream[:-1].astype(np.int64) * vocab_size + eval_stream[1:]
+    pos = np.searchsorted(keys, eval_keys)
+    pos = np.minimum(pos, len(keys) - 1)
+    found = keys[pos] == eval_keys
+    pair = np.where(found, pair_counts[pos], 0).astype(np.float64)
+    context = context_counts[eval_stream[:-1]]
+    bigram = np.where(context > 0, pair / np.maximum(context, 1), 0.0)
+    mixed = 0.7 * bigram + 0.3 * unigram[targets]
+    return {"unigram": unigram_ppl, "bigram": float(np.exp(-np.mean(np.log(mixed))))}
+
+
+def perplexity(model, blocks: np.ndarray, batch_size: int = 32) -> float:
+    loss = model.evaluate(lm_dataset(blocks, batch_size), verbose=0)
+    return float(math.exp(loss if np.isscalar(loss) else loss[0]))
+
+
+@dataclass
+class Gpt2TrainConfig:
+    corpus: str
+    output: str
+    preset: str = "mini"
+    vocab_size: int = 8000
+    block_size: int = 128
+    epochs: int = 3
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    lowercase: bool = False
+    limit_chars: int | None = None
+    seed: int = 42
+    verbose: int | None = None
+
+
+def _limit(documents: list[str], limit: int | None) -> list[str]:
+    if not limit:
+        return documents
+    out, total = [], 0
+    for doc in documents:
+        if total >= limit:
+            break
+        out.append(doc[: limit - total])
+        total += len(out[-1])
+    return out
+
+
+def train_gpt2(config: Gpt2TrainConfig) -> dict:
+    """Train a tokenizer and a GPT-2 from scratch on a corpus; writes the trained-model directory."""
+    import sys
+
+    from tfxformers.models.datasets import load_corpus
+    from tfxformers.models.gpt2_tokenizer import train_bpe_tokenizer
+
+    if config.preset not in PRESETS:
+        raise UserError(f"unknown preset {config.preset!r}; choose one of {', '.join(PRESETS)}")
+    corpus = load_corpus(config.corpus)
+    train_docs = _limit(corpus.train, config.limit_chars)
+    val_docs = _limit(corpus.validation, config.limit_chars // 8 if config.limit_chars else None)
+    test_docs = _limit(corpus.test, config.limit_chars // 8 if config.limit_chars else None)
+    if not val_docs or not test_docs:
+        raise UserError(f"{config.corpus}: too little text to hold out validation and test parts")
+    output = Path(config.output)
+    output.mkdir(parents=True, exist_ok=True)
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(config.seed)
+    tokenizer = train_bpe_tokenizer(train_docs, output / "tokenizer", vocab_size=config.vocab_size,
+                                    lowercase=config.lowercase, max_length=config.block_size)
+    if len(tokenizer) < config.vocab_size:
+        print(f"the corpus supports only {len(tokenizer)} tokens (asked for {config.vocab_size})", flush=True)
+    streams = {name: tokenize_documents(tokenizer, docs) for name, docs in
+               (("train", train_docs), ("validation", val_docs), ("test", test_docs))}
+    blocks = {name: pack_blocks(stream, config.block_size) for name, stream in streams.items()}
+    model_config = make_config(tokenizer, config.preset, config.block_size)
+    steps = math.ceil(len(blocks["train"]) / config.batch_size) * config.epochs
+    model = build_lm(model_config, learning_rate=config.learning_rate, num_train_steps=steps)
+    verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
+
+    class Perplexity(tf.keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if logs and "val_loss" in logs:
+                logs["val_perplexity"] = math.exp(logs["val_loss"])
+                print(f"epoch {epoch + 1}: validation perplexity {logs['val_perplexity']:.2f}", flush=True)
+
+    callbacks = [
+        tf.keras.callbacks.BackupAndRestore(str(output / "checkpoints" / "backup"), save_freq="epoch"),
+        Perplexity(),
+        tf.keras.callbacks.TensorBoard(log_dir=str(output / "logs")),
+        tf.keras.callbacks.CSVLogger(str(output / "history.csv"), append=True),
+    ]
+    start_val = perplexity(model, blocks["validation"])
+    model.fit(lm_dataset(blocks["train"], config.batch_size, shuffle=True, seed=config.seed),
+              validation_data=lm_dataset(blocks["validation"], config.batch_size),
+              epochs=config.epochs, verbose=verbose, callbacks=callbacks)
+    import shutil
+
+    shutil.rmtree(output / "checkpoints" / "backup", ignore_errors=True)
+    baselines = ngram_baselines(streams["train"], streams["validation"], len(tokenizer))
+    metrics = {"initial_validation_perplexity": start_val,
+               "validation_perplexity": perplexity(model, blocks["validation"]),
+               "test_perplexity": perplexity(model, blocks["test"]),
+               "validation_unigram_perplexity": baselines["unigram"],
+               "validation_bigram_perplexity": baselines["bigram"],
+               "train_tokens": int(len(streams["train"])), "vocab_size": len(tokenizer)}
+    model.hf_model.save_pretrained(str(output / "model"))
+    info = {"kind": "gpt2", "format_version": 1, "preset": config.preset, "block_size": config.block_size,
+            "max_length": config.block_size, "corpus": config.corpus, "vocab_size": len(tokenizer),
+            "bos_id": tokenizer.bos_token_id, "eos_id": tokenizer.eos_token_id, "pad_id": tokenizer.pad_token_id,
+            "input_names": ["input_ids"]}
+    (output / "tfxformers.json").write_text(json.dumps(info, indent=2))
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (output / "training_config.json").write_text(json.dumps(config.__dict__, indent=2))
+    return metrics
+
+
+def load_trained_gpt2(path: Path, info: dict):
+    from transformers import TFGPT2LMHeadModel
+
+    from tfxformers.models.artifacts import TrainedModel
+    from tfxformers.models.gpt2_tokenizer import load_tokenizer
+
+    model = TFGPT2LMHeadModel.from_pretrained(str(path / "model"))
+    return TrainedModel(path, info, model, load_tokenizer(path / "tokenizer"), [])
+
+
+STRATEGIES = ("greedy", "beam", "sample")
+
+
+def generate_text(model_dir: str | os.PathLike, prompt: str, *, max_new_tokens: int = 60, strategy: str = "greedy",
+                  num_beams: int = 4, temperature: float = 1.0, top_k: int = 50, top_p: float = 1.0,
+                  no_repeat_ngram_size: int = 0, seed: int | None = None, stop_at_eos: bool = True) -> dict:
+    import tensorflow as tf
+
+    from tfxformers.models.artifacts import load_trained
+
+    if strategy not in STRATEGIES:
+        raise UserError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if max_new_tokens < 1:
+        raise UserError("--max-new-tokens must be at least 1")
+    if not prompt:
+        raise UserError("give a non-empty --prompt")
+    trained = load_trained(model_dir)
+    if trained.kind != "gpt2":
+        raise UserError(f"{model_dir} holds a {trained.kind} model; generate works on GPT-2 models")
+    tokenizer, model = trained.tokenizer, trained.keras_model
+    ids = tokenizer(prompt, return_tensors="tf")["input_ids"]
+    if seed is not None:
+        tf.keras.utils.set_random_seed(seed)
+    kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                  eos_token_id=tokenizer.eos_token_id if stop_at_eos else None,
+                  no_repeat_ngram_size=no_repeat_ngram_size or None, use_cache=True,
+                  attention_mask=tf.ones_like(ids))
+    if strategy == "greedy":
+        out = model.generate(ids, do_sample=False, **kwargs)
+    elif strategy == "beam":
+        out = model.generate(ids, do_sample=False, num_beams=num_beams, **kwargs)
+    else:
+        out = model.generate(ids, do_sample=True, temperature=temperature, top_k=top_k, top_p=top_p,
+                             seed=None if seed is None else [seed, 0], **kwargs)
+    new_ids = out.numpy()[0, ids.shape[1]:].tolist()
+    return {"prompt": prompt, "continuation": tokenizer.decode(new_ids, skip_special_tokens=True),
+            "new_tokens": len(new_ids), "stopped_at_eos": bool(new_ids) and new_ids[-1] == tokenizer.eos_token_id}
