@@ -113,3 +113,31 @@ def test_bad_inputs_exit_2(tmp_path, capsys):
     assert "smaller than one block" in capsys.readouterr().err
     assert main(base + ["--corpus", str(tmp_path / "short.txt"), "--preset", "huge"]) == 2
     assert "unknown preset" in capsys.readouterr().err
+
+
+def test_compiled_generation_matches_hf_greedy_and_stops_at_eos(small_tokenizer):
+    import tensorflow as tf
+
+    from tfxformers.models.gpt2 import build_lm, make_config
+    from tfxformers.models.gpt2_generate import make_generate_fn
+
+    tf.keras.utils.set_random_seed(1)
+    hf = build_lm(make_config(small_tokenizer, "tiny", 64), compile=False).hf_model
+    ids = tf.constant([small_tokenizer("Emma Woodhouse, handsome")["input_ids"]], dtype=tf.int32)
+    reference = hf.generate(ids, max_new_tokens=10, do_sample=False, pad_token_id=small_tokenizer.pad_token_id,
+                            eos_token_id=None).numpy()[0, ids.shape[1]:]
+    generate = make_generate_fn(hf, eos_id=-1, pad_id=small_tokenizer.pad_token_id)
+    out = generate(ids, 10, 0, 1.0, 0, 1.0, 0)
+    np.testing.assert_array_equal(out["output_ids"].numpy()[0], reference)
+    assert out["num_generated"].numpy().tolist() == [10]
+    # Stop at </s>: declare the second greedy token the end-of-sequence token.
+    stop = make_generate_fn(hf, eos_id=int(reference[1]), pad_id=small_tokenizer.pad_token_id)(ids, 10, 0, 1.0, 0, 1.0, 0)
+    assert stop["num_generated"].numpy().tolist() == [2 if reference[0] != reference[1] else 1]
+    assert stop["output_ids"].shape == (1, 10)
+    assert (stop["output_ids"].numpy()[0, stop["num_generated"].numpy()[0]:] == small_tokenizer.pad_token_id).all()
+    # Sampling is seeded: the same seed repeats, another seed differs somewhere over a few tries.
+    first = generate(ids, 12, 1, 1.5, 0, 1.0, 5)["output_ids"].numpy()
+    np.testing.assert_array_equal(first, generate(ids, 12, 1, 1.5, 0, 1.0, 5)["output_ids"].numpy())
+    assert any((generate(ids, 12, 1, 1.5, 0, 1.0, s)["output_ids"].numpy() != first).any() for s in range(6, 10))
+    # top_k = 1 is greedy whatever the seed.
+    np.testing.assert_array_equal(generate(ids, 10, 1, 1.0, 1, 1.0, 3)["output_ids"].numpy()[0], reference)
