@@ -95,7 +95,38 @@ class _ClassifierModule:
         self.signatures = {"serving_default": serve, "tfxformers_metadata": metadata}
 
 
+class _Gpt2Module:
+    """Builds the tf.Module whose functions become the GPT-2 signatures."""
+
+    def __init__(self, tf, hf_model, eos_id: int, pad_id: int, metadata_json: str, tokenizer_json: str):
+        from tfxformers.models.gpt2_generate import make_generate_fn
+
+        module = tf.Module(name="tfxformers_gpt2")
+        module.model_variables = list(hf_model.variables)
+        module.metadata_json = tf.constant(metadata_json)
+        module.tokenizer_json = tf.constant(tokenizer_json)
+
+        @tf.function(input_signature=[tf.TensorSpec((None, None), tf.int32, name="input_ids"),
+                                      tf.TensorSpec((None, None), tf.int32, name="attention_mask")], autograph=False)
+        def serve(input_ids, attention_mask):
+            out = hf_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, training=False)
+            return {"logits": out.logits}
+
+        @tf.function(input_signature=[tf.TensorSpec((None,), tf.int32, name="probe")], autograph=False)
+        def metadata(probe):
+            n = tf.shape(probe)[:1]
+            return {"metadata_json": tf.fill(n, module.metadata_json),
+                    "tokenizer_json": tf.fill(n, module.tokenizer_json)}
+
+        module.serve = serve
+        module.generate = make_generate_fn(hf_model, eos_id, pad_id)
+        module.metadata = metadata
+        self.module = module
+        self.signatures = {"serving_default": serve, "generate": module.generate, "tfxformers_metadata": metadata}
+
+
 def _warmup_records(tf, tokenizer, info: dict, name: str, path: Path) -> int:
+    import numpy as np
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     from tfxformers.models.tokenization import tokenize_batch
@@ -103,7 +134,12 @@ def _warmup_records(tf, tokenizer, info: dict, name: str, path: Path) -> int:
     count = 0
     with tf.io.TFRecordWriter(str(path)) as writer:
         for text in WARMUP_TEXTS:
-            features = tokenize_batch(tokenizer, [text], max_length=info["max_length"], buckets=info["buckets"])
+            if info["kind"] == "gpt2":
+                ids = tokenizer(text, truncation=True, max_length=info["max_length"])["input_ids"]
+                features = {"input_ids": np.asarray([ids], dtype=np.int32),
+                            "attention_mask": np.ones((1, len(ids)), dtype=np.int32)}
+            else:
+                features = tokenize_batch(tokenizer, [text], max_length=info["max_length"], buckets=info["buckets"])
             request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name, signature_name="serving_default"))
             for key in ("input_ids", "attention_mask"):
                 request.inputs[key].CopyFrom(tf.make_tensor_proto(features[key]))
@@ -117,8 +153,8 @@ def export_trained(trained, name: str, model_base: str | os.PathLike, version: i
     """Export an in-memory ``TrainedModel`` (see ``models.artifacts``) as the next (or given) version."""
     import tensorflow as tf
 
-    if trained.kind != "classifier":
-        raise UserError(f"exporting {trained.kind} models is not supported yet; classifiers are")
+    if trained.kind not in ("classifier", "gpt2"):
+        raise UserError(f"exporting {trained.kind} models is not supported")
     if not name or not name.replace("_", "").replace("-", "").isalnum():
         raise UserError(f"model name {name!r} must be letters, digits, '-' or '_'")
     base = Path(model_base)
@@ -131,6 +167,20 @@ def export_trained(trained, name: str, model_base: str | os.PathLike, version: i
         raise UserError(f"{final} already exists; versions are immutable, choose another --version")
     model_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = trained.tokenizer
+    if trained.kind == "gpt2":
+        info = {
+            "kind": "gpt2", "name": name, "version": version, "format_version": 1, "label_names": [],
+            "input_names": ["input_ids", "attention_mask"], "max_length": trained.max_length,
+            "buckets": [b for b in (16, 32, 64, 128, 256, 512, 1024) if b < trained.max_length] + [trained.max_length],
+            "pad_id": tokenizer.pad_token_id, "eos_id": tokenizer.eos_token_id, "bos_id": tokenizer.bos_token_id,
+            "signatures": {"serving_default": {"inputs": ["input_ids", "attention_mask"], "outputs": ["logits"]},
+                           "generate": {"inputs": ["input_ids", "max_new_tokens", "strategy", "temperature", "top_k",
+                                                   "top_p", "seed"], "outputs": ["output_ids", "num_generated"]},
+                           "tfxformers_metadata": {"inputs": ["probe"], "outputs": ["metadata_json", "tokenizer_json"]}},
+        }
+        return _write_version(tf, info, tokenizer, final, model_dir, version, name,
+                              lambda meta, tok_json: _Gpt2Module(tf, trained.keras_model, tokenizer.eos_token_id,
+                                                                 tokenizer.pad_token_id, meta, tok_json))
     sep_id = tokenizer.sep_token_id
     if sep_id is None:
         raise UserError("the tokenizer has no [SEP] token; the batching-safe mask needs one")
@@ -144,12 +194,18 @@ def export_trained(trained, name: str, model_base: str | os.PathLike, version: i
                        "tfxformers_metadata": {"inputs": ["probe"], "outputs": ["metadata_json", "tokenizer_json"]}},
         "mask": "attention_mask limited to positions up to the first [SEP] in the graph",
     }
+    return _write_version(tf, info, tokenizer, final, model_dir, version, name,
+                          lambda meta, tok_json: _ClassifierModule(tf, trained.keras_model, sep_id, meta, tok_json))
+
+
+def _write_version(tf, info, tokenizer, final: Path, model_dir: Path, version: int, name: str, build) -> Path:
+    """Write the SavedModel and its assets.extra under a temporary name, then rename it into place."""
     with tempfile.TemporaryDirectory(dir=model_dir, prefix=f".export-{version}-") as tmp:
         staging = Path(tmp) / "model"
         tokenizer_dir = staging / "assets.extra" / "tokenizer"
         tokenizer.save_pretrained(str(Path(tmp) / "tokenizer"))
         tokenizer_json = (Path(tmp) / "tokenizer" / "tokenizer.json").read_text(encoding="utf-8")
-        built = _ClassifierModule(tf, trained.keras_model, sep_id, json.dumps(info), tokenizer_json)
+        built = build(json.dumps(info), tokenizer_json)
         tf.saved_model.save(built.module, str(staging), signatures=built.signatures)
         shutil.copytree(Path(tmp) / "tokenizer", tokenizer_dir)
         (staging / "assets.extra" / "tfxformers.json").write_text(json.dumps(info, indent=2))
@@ -163,7 +219,5 @@ def export_model(model_dir: str | os.PathLike, name: str, model_base: str | os.P
     """Export a trained-model directory (``tfxformers train ...`` output) into ``model_base/name/``."""
     from tfxformers.models.artifacts import load_trained, read_info
 
-    info = read_info(model_dir)
-    if info.get("kind") != "classifier":
-        raise UserError(f"exporting {info.get('kind')} models is not supported yet; classifiers are")
+    read_info(model_dir)
     return export_trained(load_trained(model_dir), name, model_base, version)

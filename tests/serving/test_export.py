@@ -154,3 +154,35 @@ def test_warmup_records_are_valid_requests(exported):
         widths.add(inputs["input_ids"].shape[1])
         serve(**{k: tf.constant(v) for k, v in inputs.items()})
     assert len(widths) >= 2  # several length buckets are warmed up
+
+
+def test_gpt2_export_serves_logits_and_generates_in_graph(tmp_path):
+    """GPT-2: serving_default gives the model's logits; the generate signature decodes with no Python loop."""
+    import tensorflow as tf
+
+    from tfxformers.models.artifacts import load_trained
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(f"Emma walked to Highbury on day {i} and met Mr Knightley there." for i in range(300)))
+    model_dir = tmp_path / "gpt2"
+    assert main(["train", "gpt2", "--corpus", str(corpus), "--output", str(model_dir), "--preset", "tiny",
+                 "--vocab-size", "300", "--block-size", "32", "--epochs", "1"]) == 0
+    assert main(["export", "--model", str(model_dir), "--name", "emma", "--model-base", str(tmp_path / "sm")]) == 0
+    version = tmp_path / "sm" / "emma" / "1"
+    loaded = tf.saved_model.load(str(version))
+    assert set(loaded.signatures) == {"serving_default", "generate", "tfxformers_metadata"}
+    trained = load_trained(model_dir)
+    ids = tf.constant([trained.tokenizer("Emma walked to")["input_ids"]], dtype=tf.int32)
+    logits = loaded.signatures["serving_default"](input_ids=ids, attention_mask=tf.ones_like(ids))["logits"]
+    np.testing.assert_allclose(logits.numpy(), trained.keras_model(ids).logits.numpy(), atol=1e-4)
+    out = loaded.signatures["generate"](input_ids=ids, max_new_tokens=tf.constant(8), strategy=tf.constant(0),
+                                        temperature=tf.constant(1.0), top_k=tf.constant(0), top_p=tf.constant(1.0),
+                                        seed=tf.constant(0))
+    reference = trained.keras_model.generate(ids, max_new_tokens=8, do_sample=False,
+                                             pad_token_id=trained.tokenizer.pad_token_id,
+                                             eos_token_id=trained.tokenizer.eos_token_id).numpy()[0, ids.shape[1]:]
+    n = int(out["num_generated"].numpy()[0])
+    np.testing.assert_array_equal(out["output_ids"].numpy()[0, :n], reference[:n])
+    assert out["output_ids"].shape == (1, 8)
+    meta = json.loads(loaded.signatures["tfxformers_metadata"](probe=tf.constant([0]))["metadata_json"].numpy()[0])
+    assert meta["kind"] == "gpt2" and meta["eos_id"] == trained.tokenizer.eos_token_id
