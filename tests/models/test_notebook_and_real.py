@@ -55,3 +55,17 @@ def test_real_minilm_is_a_sentence_encoder_and_frozen_transfer_beats_chance():
     # 400 examples is little for a linear head (logistic regression on the same vectors: 0.67); the point
     # is that real weights carry sentiment signal. The full-data figures are in docs/benchmarks.md.
     assert metrics["accuracy"] > majority + 0.04, metrics["accuracy"]
+
+
+@pytest.mark.real
+@requires_real("austen")
+def test_gpt2_pretraining_notebook_runs(monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("TFXFORMERS_NOTEBOOK_TINY", "1")
+    notebook = nbformat.read(ROOT / "examples" / "gpt2_pretraining.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    outputs = "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs)
+    assert "unigram" in outputs and "Emma was" in outputs
+    assert any("image/png" in o.get("data", {}) for cell in notebook.cells for o in cell.get("outputs", []))
