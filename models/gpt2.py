@@ -204,6 +204,12 @@ def train_gpt2(config: Gpt2TrainConfig) -> dict:
         raise UserError(f"{config.corpus}: too little text to hold out validation and test parts")
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
+    if (output / "checkpoints" / "backup").exists():
+        # The tokenizer is retrained identically (BPE training is deterministic); the model, optimizer
+        # and epoch counter come back from the backup.
+        print(f"resuming from the checkpoint in {output / 'checkpoints' / 'backup'}", flush=True)
+    elif (output / "history.csv").exists():
+        (output / "history.csv").unlink()
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(config.seed)

@@ -141,3 +141,43 @@ def test_compiled_generation_matches_hf_greedy_and_stops_at_eos(small_tokenizer)
     assert any((generate(ids, 12, 1, 1.5, 0, 1.0, s)["output_ids"].numpy() != first).any() for s in range(6, 10))
     # top_k = 1 is greedy whatever the seed.
     np.testing.assert_array_equal(generate(ids, 10, 1, 1.0, 1, 1.0, 3)["output_ids"].numpy()[0], reference)
+
+
+def test_a_killed_gpt2_run_resumes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tfxformers.testing import tfxformers_command
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(f"Emma walked to Highbury on day {i} and met Mr Knightley." for i in range(400)))
+    out = tmp_path / "run"
+    command = tfxformers_command() + ["train", "gpt2", "--corpus", str(corpus), "--output", str(out), "--preset", "tiny",
+                                      "--vocab-size", "300", "--block-size", "16", "--epochs", "25", "--batch-size", "4"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    history = out / "history.csv"
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            if history.is_file() and len(history.read_text().strip().splitlines()) >= 2:
+                break
+            assert process.poll() is None, process.stdout.read()[-2000:]
+            time.sleep(0.05)
+        else:
+            pytest.fail("training never finished an epoch")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    before = [int(line.split(",")[0]) for line in history.read_text().strip().splitlines()[1:]]
+    assert max(before) < 24, "the run finished before it could be killed"
+    resumed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=400)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert "resuming from the checkpoint" in resumed.stdout
+    epochs = [int(line.split(",")[0]) for line in history.read_text().strip().splitlines()[1:]]
+    after = epochs[len(before):]
+    assert epochs[: len(before)] == before and after[0] in (max(before) + 1, max(before) + 2), epochs
+    assert after[-1] == 24
+    assert (out / "metrics.json").is_file() and not (out / "checkpoints" / "backup").exists()
