@@ -95,6 +95,76 @@ class _ClassifierModule:
         self.signatures = {"serving_default": serve, "tfxformers_metadata": metadata}
 
 
+class _EncoderModule:
+    """Builds the tf.Module whose functions become the sentence-encoder signatures."""
+
+    def __init__(self, tf, encoder, sep_id: int, metadata_json: str, tokenizer_json: str):
+        from tfxformers.models.bert import _masked_mean
+
+        main_layer = encoder.bert if hasattr(encoder, "bert") else encoder
+        module = tf.Module(name="tfxformers_encoder")
+        module.model_variables = list(main_layer.variables)
+        module.metadata_json = tf.constant(metadata_json)
+        module.tokenizer_json = tf.constant(tokenizer_json)
+
+        @tf.function(input_signature=[tf.TensorSpec((None, None), tf.int32, name="input_ids"),
+                                      tf.TensorSpec((None, None), tf.int32, name="attention_mask")], autograph=False)
+        def embed(input_ids, attention_mask):
+            mask = mask_up_to_first_sep(tf, input_ids, attention_mask, sep_id)
+            hidden = main_layer(input_ids=input_ids, attention_mask=mask, training=False).last_hidden_state
+            return {"embedding": _masked_mean(tf, hidden, mask)}
+
+        @tf.function(input_signature=[tf.TensorSpec((None,), tf.int32, name="probe")], autograph=False)
+        def metadata(probe):
+            n = tf.shape(probe)[:1]
+            return {"metadata_json": tf.fill(n, module.metadata_json),
+                    "tokenizer_json": tf.fill(n, module.tokenizer_json)}
+
+        module.embed = embed
+        module.metadata = metadata
+        self.module = module
+        # TF Serving's default signature name is serving_default; embed is the same function by name.
+        self.signatures = {"embed": embed, "serving_default": embed, "tfxformers_metadata": metadata}
+
+
+def export_encoder(checkpoint_dir: str | os.PathLike, name: str, model_base: str | os.PathLike,
+                   version: int | None = None, max_length: int = 256) -> Path:
+    """Export a BERT checkpoint (e.g. MiniLM) as a sentence encoder: ``embed`` -> masked-mean ``embedding``."""
+    import tensorflow as tf
+
+    from tfxformers.models import bert
+
+    encoder = bert.load_bert_encoder(checkpoint_dir)
+    tokenizer = bert.load_bert_tokenizer(checkpoint_dir)
+    final, model_dir, version = _new_version_path(model_base, name, version)
+    info = {
+        "kind": "encoder", "name": name, "version": version, "format_version": 1, "label_names": [],
+        "input_names": ["input_ids", "attention_mask"], "max_length": max_length,
+        "buckets": [b for b in (16, 32, 64, 128) if b < max_length] + [max_length],
+        "pad_id": int(tokenizer.pad_token_id or 0), "cls_id": tokenizer.cls_token_id, "sep_id": tokenizer.sep_token_id,
+        "hidden_size": encoder.config.hidden_size,
+        "signatures": {"embed": {"inputs": ["input_ids", "attention_mask"], "outputs": ["embedding"]},
+                       "tfxformers_metadata": {"inputs": ["probe"], "outputs": ["metadata_json", "tokenizer_json"]}},
+    }
+    return _write_version(tf, info, tokenizer, final, model_dir, version, name,
+                          lambda meta, tok_json: _EncoderModule(tf, encoder, tokenizer.sep_token_id, meta, tok_json))
+
+
+def _new_version_path(model_base, name: str, version: int | None):
+    if not name or not name.replace("_", "").replace("-", "").isalnum():
+        raise UserError(f"model name {name!r} must be letters, digits, '-' or '_'")
+    base = Path(model_base)
+    model_dir = base / name
+    version = next_version(base, name) if version is None else int(version)
+    if version < 1:
+        raise UserError("--version must be a positive integer")
+    final = model_dir / str(version)
+    if final.exists():
+        raise UserError(f"{final} already exists; versions are immutable, choose another --version")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    return final, model_dir, version
+
+
 class _Gpt2Module:
     """Builds the tf.Module whose functions become the GPT-2 signatures."""
 
@@ -155,17 +225,7 @@ def export_trained(trained, name: str, model_base: str | os.PathLike, version: i
 
     if trained.kind not in ("classifier", "gpt2"):
         raise UserError(f"exporting {trained.kind} models is not supported")
-    if not name or not name.replace("_", "").replace("-", "").isalnum():
-        raise UserError(f"model name {name!r} must be letters, digits, '-' or '_'")
-    base = Path(model_base)
-    model_dir = base / name
-    version = next_version(base, name) if version is None else int(version)
-    if version < 1:
-        raise UserError("--version must be a positive integer")
-    final = model_dir / str(version)
-    if final.exists():
-        raise UserError(f"{final} already exists; versions are immutable, choose another --version")
-    model_dir.mkdir(parents=True, exist_ok=True)
+    final, model_dir, version = _new_version_path(model_base, name, version)
     tokenizer = trained.tokenizer
     if trained.kind == "gpt2":
         info = {
@@ -216,8 +276,15 @@ def _write_version(tf, info, tokenizer, final: Path, model_dir: Path, version: i
 
 def export_model(model_dir: str | os.PathLike, name: str, model_base: str | os.PathLike,
                  version: int | None = None) -> Path:
-    """Export a trained-model directory (``tfxformers train ...`` output) into ``model_base/name/``."""
-    from tfxformers.models.artifacts import load_trained, read_info
+    """Export a trained-model directory (``tfxformers train ...`` output), or a BERT checkpoint directory
+    (or ``minilm``) as a sentence encoder, into ``model_base/name/``."""
+    from tfxformers.models.artifacts import INFO_FILE, load_trained, read_info
 
+    if str(model_dir) == "minilm":
+        from tfxformers.models.datasets import minilm_dir
+
+        return export_encoder(minilm_dir(), name, model_base, version)
+    if (Path(model_dir) / "config.json").is_file() and not (Path(model_dir) / INFO_FILE).is_file():
+        return export_encoder(model_dir, name, model_base, version)
     read_info(model_dir)
     return export_trained(load_trained(model_dir), name, model_base, version)

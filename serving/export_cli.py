@@ -6,7 +6,8 @@ import argparse
 
 def register(commands, train_commands) -> None:
     export = commands.add_parser("export", help="export a trained model as a versioned SavedModel for TF Serving")
-    export.add_argument("--model", required=True, help="a directory written by `tfxformers train ...`")
+    export.add_argument("--model", required=True, help="a directory written by `tfxformers train ...`, or a BERT "
+                        "checkpoint directory (or minilm) to export as a sentence encoder")
     export.add_argument("--name", required=True, help="the served model's name")
     export.add_argument("--model-base", default="serving_models", help="TF Serving's model base directory")
     export.add_argument("--version", type=int, default=None, help="default: the next integer")

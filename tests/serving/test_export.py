@@ -186,3 +186,23 @@ def test_gpt2_export_serves_logits_and_generates_in_graph(tmp_path):
     assert out["output_ids"].shape == (1, 8)
     meta = json.loads(loaded.signatures["tfxformers_metadata"](probe=tf.constant([0]))["metadata_json"].numpy()[0])
     assert meta["kind"] == "gpt2" and meta["eos_id"] == trained.tokenizer.eos_token_id
+
+
+def test_encoder_export_embeds_like_the_encoder(tiny_bert_dir, tmp_path):
+    import tensorflow as tf
+
+    from tfxformers.models import bert, transfer
+
+    assert main(["export", "--model", str(tiny_bert_dir), "--name", "encoder", "--model-base", str(tmp_path)]) == 0
+    loaded = tf.saved_model.load(str(tmp_path / "encoder" / "1"))
+    assert {"embed", "tfxformers_metadata"} <= set(loaded.signatures)
+    encoder, tokenizer = bert.load_bert_encoder(tiny_bert_dir), bert.load_bert_tokenizer(tiny_bert_dir)
+    expected = transfer.encode_features(encoder, tokenizer, TEXTS, max_length=32, progress=False)
+    from tfxformers.models.tokenization import encode_texts, pad_to
+
+    encoded = encode_texts(tokenizer, TEXTS, 32)
+    ids, mask = pad_to(encoded.ids, 32, 0)
+    out = loaded.signatures["embed"](input_ids=tf.constant(ids), attention_mask=tf.constant(mask))["embedding"]
+    np.testing.assert_allclose(out.numpy(), expected, atol=1e-5)
+    meta = json.loads((tmp_path / "encoder" / "1" / "assets.extra" / "tfxformers.json").read_text())
+    assert meta["kind"] == "encoder" and meta["hidden_size"] == out.shape[1]
