@@ -62,19 +62,29 @@ def mask_up_to_first_sep(tf, input_ids, attention_mask, sep_id: int):
     return attention_mask * tf.cast(positions <= last[:, tf.newaxis], attention_mask.dtype)
 
 
+def _metadata_function(tf, module):
+    """The ``tfxformers_metadata`` signature: the version's metadata and tokenizer, one copy per probe
+    element so that server-side batching can split the answer like any other output."""
+
+    @tf.function(input_signature=[tf.TensorSpec((None,), tf.int32, name="probe")], autograph=False)
+    def metadata(probe):
+        n = tf.shape(probe)[:1]
+        return {"metadata_json": tf.fill(n, module.metadata_json), "tokenizer_json": tf.fill(n, module.tokenizer_json)}
+
+    return metadata
+
+
 class _ClassifierModule:
     """Builds the tf.Module whose functions become the classifier signatures."""
 
     def __init__(self, tf, keras_model, sep_id: int, metadata_json: str, tokenizer_json: str):
         spec_ids = tf.TensorSpec((None, None), tf.int32, name="input_ids")
         spec_mask = tf.TensorSpec((None, None), tf.int32, name="attention_mask")
-        spec_probe = tf.TensorSpec((None,), tf.int32, name="probe")
         module = tf.Module(name="tfxformers_classifier")
         # Track only the variables: letting tf.saved_model serialise the Keras model itself would make it
         # trace every layer's Keras call functions, which fails for Hugging Face layers.
         module.model_variables = list(keras_model.variables)
-        module.metadata_json = tf.constant(metadata_json)
-        module.tokenizer_json = tf.constant(tokenizer_json)
+        module.metadata_json, module.tokenizer_json = tf.constant(metadata_json), tf.constant(tokenizer_json)
 
         @tf.function(input_signature=[spec_ids, spec_mask], autograph=False)
         def serve(input_ids, attention_mask):
@@ -83,11 +93,7 @@ class _ClassifierModule:
             return {"probabilities": tf.nn.softmax(logits, axis=-1),
                     "label_id": tf.argmax(logits, axis=-1, output_type=tf.int32)}
 
-        @tf.function(input_signature=[spec_probe], autograph=False)
-        def metadata(probe):
-            n = tf.shape(probe)[:1]
-            return {"metadata_json": tf.fill(n, module.metadata_json),
-                    "tokenizer_json": tf.fill(n, module.tokenizer_json)}
+        metadata = _metadata_function(tf, module)
 
         module.serve = serve
         module.metadata = metadata
@@ -104,8 +110,7 @@ class _EncoderModule:
         main_layer = encoder.bert if hasattr(encoder, "bert") else encoder
         module = tf.Module(name="tfxformers_encoder")
         module.model_variables = list(main_layer.variables)
-        module.metadata_json = tf.constant(metadata_json)
-        module.tokenizer_json = tf.constant(tokenizer_json)
+        module.metadata_json, module.tokenizer_json = tf.constant(metadata_json), tf.constant(tokenizer_json)
 
         @tf.function(input_signature=[tf.TensorSpec((None, None), tf.int32, name="input_ids"),
                                       tf.TensorSpec((None, None), tf.int32, name="attention_mask")], autograph=False)
@@ -114,11 +119,7 @@ class _EncoderModule:
             hidden = main_layer(input_ids=input_ids, attention_mask=mask, training=False).last_hidden_state
             return {"embedding": _masked_mean(tf, hidden, mask)}
 
-        @tf.function(input_signature=[tf.TensorSpec((None,), tf.int32, name="probe")], autograph=False)
-        def metadata(probe):
-            n = tf.shape(probe)[:1]
-            return {"metadata_json": tf.fill(n, module.metadata_json),
-                    "tokenizer_json": tf.fill(n, module.tokenizer_json)}
+        metadata = _metadata_function(tf, module)
 
         module.embed = embed
         module.metadata = metadata
@@ -173,8 +174,7 @@ class _Gpt2Module:
 
         module = tf.Module(name="tfxformers_gpt2")
         module.model_variables = list(hf_model.variables)
-        module.metadata_json = tf.constant(metadata_json)
-        module.tokenizer_json = tf.constant(tokenizer_json)
+        module.metadata_json, module.tokenizer_json = tf.constant(metadata_json), tf.constant(tokenizer_json)
 
         @tf.function(input_signature=[tf.TensorSpec((None, None), tf.int32, name="input_ids"),
                                       tf.TensorSpec((None, None), tf.int32, name="attention_mask")], autograph=False)
@@ -182,11 +182,7 @@ class _Gpt2Module:
             out = hf_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, training=False)
             return {"logits": out.logits}
 
-        @tf.function(input_signature=[tf.TensorSpec((None,), tf.int32, name="probe")], autograph=False)
-        def metadata(probe):
-            n = tf.shape(probe)[:1]
-            return {"metadata_json": tf.fill(n, module.metadata_json),
-                    "tokenizer_json": tf.fill(n, module.tokenizer_json)}
+        metadata = _metadata_function(tf, module)
 
         module.serve = serve
         module.generate = make_generate_fn(hf_model, eos_id, pad_id)

@@ -115,3 +115,28 @@ def tfxformers_command() -> list[str]:
     import sys
 
     return [sys.executable, "-m", "tfxformers"]
+
+
+def train_until_epochs_then_kill(command: list[str], history_csv, epochs: int = 1, timeout: float = 240) -> list[int]:
+    """Start a training command, SIGKILL it once ``history_csv`` records ``epochs`` epochs, and return the
+    epoch numbers recorded before the kill (for resume tests)."""
+    import signal
+    import subprocess
+    import time
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            if history_csv.is_file() and len(history_csv.read_text().strip().splitlines()) >= epochs + 1:
+                break
+            if process.poll() is not None:
+                raise AssertionError("training exited early: " + process.stdout.read()[-2000:])
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"training never finished {epochs} epoch(s) in {timeout} s")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    return [int(line.split(",")[0]) for line in history_csv.read_text().strip().splitlines()[1:]]

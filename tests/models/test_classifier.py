@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import time
 
 import numpy as np
 import pytest
 
 from tfxformers.cli import main
-from tfxformers.testing import tfxformers_command
+from tfxformers.testing import tfxformers_command, train_until_epochs_then_kill
 
 
 @pytest.fixture(scope="module")
@@ -145,21 +143,8 @@ def test_a_killed_run_resumes_instead_of_restarting(tiny_bert_dir, tiny_reviews_
         "--patience", "100", "--checkpoint-every-steps", "0",
     ]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
     history = out / "history.csv"
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline:
-            if history.is_file() and len(history.read_text().strip().splitlines()) >= 2:  # header + 1 epoch
-                break
-            assert process.poll() is None, process.stdout.read()
-            time.sleep(0.05)
-        else:
-            pytest.fail("training never finished an epoch")
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    before = [int(line.split(",")[0]) for line in history.read_text().strip().splitlines()[1:]]
+    before = train_until_epochs_then_kill(command, history)
     assert max(before) < 29, "the run finished before it could be killed"
     assert (out / "checkpoints" / "backup").exists()
     resumed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=400)

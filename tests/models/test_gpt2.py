@@ -145,11 +145,9 @@ def test_compiled_generation_matches_hf_greedy_and_stops_at_eos(small_tokenizer)
 
 def test_a_killed_gpt2_run_resumes(tmp_path):
     import os
-    import signal
     import subprocess
-    import time
 
-    from tfxformers.testing import tfxformers_command
+    from tfxformers.testing import tfxformers_command, train_until_epochs_then_kill
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n\n".join(f"Emma walked to Highbury on day {i} and met Mr Knightley." for i in range(400)))
@@ -157,21 +155,8 @@ def test_a_killed_gpt2_run_resumes(tmp_path):
     command = tfxformers_command() + ["train", "gpt2", "--corpus", str(corpus), "--output", str(out), "--preset", "tiny",
                                       "--vocab-size", "300", "--block-size", "16", "--epochs", "25", "--batch-size", "4"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
     history = out / "history.csv"
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline:
-            if history.is_file() and len(history.read_text().strip().splitlines()) >= 2:
-                break
-            assert process.poll() is None, process.stdout.read()[-2000:]
-            time.sleep(0.05)
-        else:
-            pytest.fail("training never finished an epoch")
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    before = [int(line.split(",")[0]) for line in history.read_text().strip().splitlines()[1:]]
+    before = train_until_epochs_then_kill(command, history)
     assert max(before) < 24, "the run finished before it could be killed"
     resumed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=400)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
