@@ -77,7 +77,7 @@ def _metadata_function(tf, module):
 class _ClassifierModule:
     """Builds the tf.Module whose functions become the classifier signatures."""
 
-    def __init__(self, tf, keras_model, sep_id: int, metadata_json: str, tokenizer_json: str):
+    def __init__(self, tf, keras_model, sep_id: int, metadata_json: str, tokenizer_json: str, extra=None):
         spec_ids = tf.TensorSpec((None, None), tf.int32, name="input_ids")
         spec_mask = tf.TensorSpec((None, None), tf.int32, name="attention_mask")
         module = tf.Module(name="tfxformers_classifier")
@@ -99,6 +99,10 @@ class _ClassifierModule:
         module.metadata = metadata
         self.module = module
         self.signatures = {"serving_default": serve, "tfxformers_metadata": metadata}
+        # Extra signatures (e.g. the TFX pipeline's tf.Example one) are tracked on the module so they are saved.
+        for sig_name, function in (extra or {}).items():
+            setattr(module, f"extra_{sig_name}", function)
+            self.signatures[sig_name] = function
 
 
 class _EncoderModule:
@@ -215,13 +219,33 @@ def _warmup_records(tf, tokenizer, info: dict, name: str, path: Path) -> int:
     return count
 
 
-def export_trained(trained, name: str, model_base: str | os.PathLike, version: int | None = None) -> Path:
+def export_trained(trained, name: str, model_base: str | os.PathLike, version: int | None = None,
+                   extra_signatures=None) -> Path:
     """Export an in-memory ``TrainedModel`` (see ``models.artifacts``) as the next (or given) version."""
+    if trained.kind not in ("classifier", "gpt2"):
+        raise UserError(f"exporting {trained.kind} models is not supported")
+    final, _, version = _new_version_path(model_base, name, version)
+    return write_trained(trained, final, name=name, version=version, extra_signatures=extra_signatures)
+
+
+def write_trained(trained, directory: str | os.PathLike, *, name: str, version: int | None = None,
+                  extra_signatures=None) -> Path:
+    """Write an in-memory ``TrainedModel`` as a SavedModel at exactly ``directory`` (which must not exist yet),
+    atomically, with every signature, assets.extra and warm-up records of a versioned export.
+
+    The TFX Trainer uses this to fill its ``serving_model_dir``; the Pusher picks the integer version later,
+    so ``version`` may be None. ``extra_signatures`` (classifiers only) is a callable taking the Keras model
+    and returning ``{signature_name: tf.function with an input_signature}`` to save beside the standard ones.
+    """
     import tensorflow as tf
 
     if trained.kind not in ("classifier", "gpt2"):
         raise UserError(f"exporting {trained.kind} models is not supported")
-    final, model_dir, version = _new_version_path(model_base, name, version)
+    final = Path(directory)
+    if final.exists():
+        raise UserError(f"{final} already exists; versions are immutable, choose another --version")
+    model_dir = final.parent
+    model_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = trained.tokenizer
     if trained.kind == "gpt2":
         info = {
@@ -250,8 +274,14 @@ def export_trained(trained, name: str, model_base: str | os.PathLike, version: i
                        "tfxformers_metadata": {"inputs": ["probe"], "outputs": ["metadata_json", "tokenizer_json"]}},
         "mask": "attention_mask limited to positions up to the first [SEP] in the graph",
     }
+    extras = extra_signatures(trained.keras_model) if extra_signatures else {}
+    for sig_name, function in extras.items():
+        outputs = function.get_concrete_function().structured_outputs
+        info["signatures"][sig_name] = {"inputs": [spec.name for spec in function.input_signature],
+                                        "outputs": sorted(outputs)}
     return _write_version(tf, info, tokenizer, final, model_dir, version, name,
-                          lambda meta, tok_json: _ClassifierModule(tf, trained.keras_model, sep_id, meta, tok_json))
+                          lambda meta, tok_json: _ClassifierModule(tf, trained.keras_model, sep_id, meta, tok_json,
+                                                                   extras))
 
 
 def _write_version(tf, info, tokenizer, final: Path, model_dir: Path, version: int, name: str, build) -> Path:
