@@ -1,0 +1,53 @@
+"""Every failure the proxy answers, as one exception family with an HTTP status and a short ``kind``.
+
+Handlers in ``app.py`` turn them into ``{"error": message, "kind": kind}`` with that status; anything
+else becomes a 500 with a generic message (the traceback goes to the log, never to the client).
+"""
+from __future__ import annotations
+
+
+class ProxyError(Exception):
+    status_code = 500
+    kind = "internal"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(ProxyError):
+    status_code, kind = 400, "bad_request"
+
+
+class TooLarge(ProxyError):
+    status_code, kind = 413, "too_large"
+
+
+class ModelNotFound(ProxyError):
+    status_code, kind = 404, "model_not_found"
+
+
+class WrongModelKind(ProxyError):
+    status_code, kind = 400, "wrong_model_kind"
+
+
+class BackendUnavailable(ProxyError):
+    status_code, kind = 503, "backend_unavailable"
+
+
+class ModelNotReady(ProxyError):
+    status_code, kind = 503, "model_not_ready"
+
+
+class BackendTimeout(ProxyError):
+    status_code, kind = 504, "backend_timeout"
+
+
+class BackendFailed(ProxyError):
+    """The model server answered, but with an error the proxy cannot blame on the client."""
+
+    status_code, kind = 502, "backend_error"
+
+
+class VersionGone(ModelNotFound):
+    """The pinned version was unloaded between the status check and the call (the proxy retries once)."""

@@ -1,0 +1,1 @@
+"""One module per endpoint group: ``classify``, ``embed``, ``generate`` (model endpoints) and ``health``."""

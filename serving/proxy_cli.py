@@ -1,0 +1,86 @@
+"""``tfxformers proxy``: run the tokenizer proxy (``serving/proxy/``) on uvicorn.
+
+    tfxformers proxy --backend grpc://127.0.0.1:8500 --port 8000
+    tfxformers proxy --backend http://127.0.0.1:8501           # TF Serving's REST API instead
+    python -m tfxformers.serving.proxy --backend ...           # the same, without the other commands
+
+Every flag has a ``TFXFORMERS_*`` environment variable (``--max-texts`` is ``TFXFORMERS_MAX_TEXTS``);
+a flag given on the command line wins. Nothing here imports TensorFlow.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+# flag -> (settings field, type, help)
+_FLAGS = {
+    "--backend": ("backend", str, "grpc://HOST:PORT (TF Serving gRPC, port 8500) or http://HOST:PORT (REST, 8501)"),
+    "--host": ("host", str, "address to listen on (default 127.0.0.1; 0.0.0.0 in a container)"),
+    "--port": ("port", int, "port to listen on (default 8000)"),
+    "--timeout": ("timeout_seconds", float, "seconds a request may spend on backend calls (default 5)"),
+    "--generate-timeout": ("generate_timeout_seconds", float, "the same for :generate (default 60)"),
+    "--max-texts": ("max_texts", int, "texts per request (default 64)"),
+    "--max-chars": ("max_chars", int, "characters per request (default 200000)"),
+    "--max-windows": ("max_windows", int, "windows a long text may be split into (default 16)"),
+    "--window-overlap": ("window_overlap", int, "tokens neighbouring windows share (default 32)"),
+    "--max-batch-size": ("max_batch_size", int, "rows per backend call (default 32)"),
+    "--max-new-tokens": ("max_new_tokens", int, "largest max_new_tokens a request may ask (default 256)"),
+    "--status-refresh": ("status_refresh_seconds", float, "seconds between served-version checks (default 2)"),
+    "--models": ("models", str, "comma-separated models /readyz checks and that are loaded at start"),
+    "--log-level": ("log_level", str, "uvicorn log level (default info)"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for flag, (_, kind, help_text) in _FLAGS.items():
+        parser.add_argument(flag, type=kind, default=None, help=help_text)
+
+
+def build_settings(args: argparse.Namespace):
+    from pydantic import ValidationError
+
+    from tfxformers.errors import UserError
+    from tfxformers.serving.proxy.settings import ProxySettings
+
+    given = {field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _, _) in _FLAGS.items()}
+    try:
+        return ProxySettings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise UserError(f"bad proxy settings: {problems}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = build_settings(args)
+    import uvicorn
+
+    from tfxformers.serving.proxy.app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
+                access_log=False, timeout_graceful_shutdown=5)
+    return 0
+
+
+def register(commands, train_commands) -> None:
+    parser = commands.add_parser("proxy", help="tokenizer proxy: raw text in, TF Serving behind it, JSON out",
+                                 description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The proxy alone, for its container (no other tfxformers command is installed there)."""
+    from tfxformers.errors import UserError
+
+    parser = argparse.ArgumentParser(prog="tfxformers-proxy", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
