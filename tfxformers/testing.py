@@ -140,3 +140,83 @@ def train_until_epochs_then_kill(command: list[str], history_csv, epochs: int = 
         process.send_signal(signal.SIGKILL)
         process.wait()
     return [int(line.split(",")[0]) for line in history_csv.read_text().strip().splitlines()[1:]]
+
+
+def start_model_server(model_base=None, *, model_config_file=None, wait_for=None, timeout: float = 180,
+                       **flags):
+    """Run ``tfxformers serve`` as a real subprocess on free 127.0.0.1 ports and wait until it serves.
+
+    ``flags`` become command-line flags (``enable_batching=True`` -> ``--enable-batching``,
+    ``file_system_poll_wait_seconds=0.2`` -> ``--file-system-poll-wait-seconds 0.2``). ``wait_for`` is
+    the model name that must be AVAILABLE before returning (default: every model directory under
+    ``model_base``, or the ready log line with a config file). Returns ``(process, grpc_port, rest_port)``;
+    the server's log is in ``process.log_path``. Stop it with ``stop_model_server(process)``.
+    """
+    import json
+    import subprocess
+    import tempfile
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    grpc_port, rest_port = free_port(), free_port()
+    while rest_port == grpc_port:
+        rest_port = free_port()
+    command = tfxformers_command() + ["serve", "--host", "127.0.0.1", "--grpc-port", str(grpc_port),
+                                      "--rest-port", str(rest_port)]
+    if model_base is not None:
+        command += ["--model-base", str(model_base)]
+    if model_config_file is not None:
+        command += ["--model-config-file", str(model_config_file)]
+    for key, value in flags.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            command.append(flag)
+        elif value not in (None, False):
+            command += [flag, str(value)]
+    if wait_for is None and model_base is not None:
+        names = [p.name for p in Path(model_base).iterdir() if p.is_dir() and not p.name.startswith(".")]
+    else:
+        names = [wait_for] if wait_for else []
+    log_file = tempfile.NamedTemporaryFile(prefix="tfxformers-serve-", suffix=".log", delete=False)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    log_file.close()
+    process.log_path = log_file.name
+    process.grpc_port, process.rest_port = grpc_port, rest_port
+    deadline = time.time() + timeout
+
+    def available(name):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{rest_port}/v1/models/{name}", timeout=5) as answer:
+                states = json.loads(answer.read())["model_version_status"]
+        except Exception:
+            return False
+        return any(s["state"] == "AVAILABLE" for s in states)
+
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"tfxformers serve exited with {process.returncode}:\n"
+                               + Path(process.log_path).read_text()[-3000:])
+        if names and all(available(n) for n in names):
+            return process, grpc_port, rest_port
+        if not names and "serving " in Path(process.log_path).read_text():
+            return process, grpc_port, rest_port
+        time.sleep(0.2)
+    stop_model_server(process)
+    raise RuntimeError(f"tfxformers serve did not serve {names or 'anything'} within {timeout} s:\n"
+                       + Path(process.log_path).read_text()[-3000:])
+
+
+def stop_model_server(process, timeout: float = 30) -> int:
+    """SIGTERM a server started by ``start_model_server`` and wait for it (SIGKILL after ``timeout``)."""
+    import subprocess
+
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode

@@ -1,0 +1,138 @@
+"""gRPC front end of the embedded model server, on TF Serving's own service definitions.
+
+Implements ``tensorflow.serving.PredictionService/Predict`` and ``GetModelMetadata`` and
+``tensorflow.serving.ModelService/GetModelStatus`` with the servicer base classes of the installed
+``tensorflow-serving-api``; Classify, Regress, MultiInference and HandleReloadConfigRequest keep the
+base classes' ``UNIMPLEMENTED`` answers. Errors carry the status codes TF Serving uses.
+"""
+from __future__ import annotations
+
+import time
+from concurrent import futures
+
+import grpc
+from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
+                                     predict_pb2, prediction_service_pb2_grpc)
+
+from tfxformers.serving.model_server import ServingError, ndarray_to_proto, proto_to_ndarray
+
+
+def model_spec_choice(spec):
+    """(version, label) from a ModelSpec's oneof."""
+    which = spec.WhichOneof("version_choice")
+    if which == "version":
+        return spec.version.value, None
+    if which == "version_label":
+        return None, spec.version_label
+    return None, None
+
+
+def _abort(context, exc: ServingError):
+    context.abort(getattr(grpc.StatusCode, exc.code, grpc.StatusCode.UNKNOWN), exc.message)
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, manager, metrics):
+        self.manager, self.metrics = manager, metrics
+
+    def Predict(self, request, context):
+        started = time.perf_counter()
+        name = request.model_spec.name
+        try:
+            version, label = model_spec_choice(request.model_spec)
+            servable = self.manager.resolve(name, version, label)
+            signature_name, sig = servable.signature(request.model_spec.signature_name)
+            inputs = {k: proto_to_ndarray(v) for k, v in request.inputs.items()}
+            signature_name, outputs = servable.predict(signature_name, inputs, tuple(request.output_filter))
+            response = predict_pb2.PredictResponse()
+            response.model_spec.name = name
+            response.model_spec.version.value = servable.version
+            response.model_spec.signature_name = signature_name
+            for key, value in outputs.items():
+                response.outputs[key].CopyFrom(ndarray_to_proto(value, sig.outputs[key].dtype))
+        except ServingError as exc:
+            self.metrics.request(name, exc.code, "Predict", "GRPC", None)
+            _abort(context, exc)
+        self.metrics.request(name, "OK", "Predict", "GRPC", time.perf_counter() - started)
+        return response
+
+    def GetModelMetadata(self, request, context):
+        from tensorflow_serving.apis import get_model_metadata_pb2 as meta_pb2
+
+        name = request.model_spec.name
+        try:
+            response = model_metadata(self.manager, request)
+        except ServingError as exc:
+            self.metrics.request(name, exc.code, "GetModelMetadata", "GRPC", None)
+            _abort(context, exc)
+        self.metrics.request(name, "OK", "GetModelMetadata", "GRPC", None)
+        assert isinstance(response, meta_pb2.GetModelMetadataResponse)
+        return response
+
+
+def model_metadata(manager, request):
+    """GetModelMetadataResponse for a request (get_model_metadata_impl.cc)."""
+    if not request.HasField("model_spec"):
+        raise ServingError("INVALID_ARGUMENT", "Missing ModelSpec")
+    if not request.metadata_field:
+        raise ServingError("INVALID_ARGUMENT", "GetModelMetadataRequest must specify at least one metadata_field")
+    for field in request.metadata_field:
+        if field != "signature_def":
+            raise ServingError("INVALID_ARGUMENT", f"Metadata field {field} is not supported")
+    version, label = model_spec_choice(request.model_spec)
+    servable = manager.resolve(request.model_spec.name, version, label)
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    for key, sig in servable.signature_defs.items():
+        signature_map.signature_def[key].CopyFrom(sig)
+    response = get_model_metadata_pb2.GetModelMetadataResponse()
+    response.model_spec.name = servable.name
+    response.model_spec.version.value = servable.version
+    response.metadata["signature_def"].Pack(signature_map)
+    return response
+
+
+def model_status(manager, request):
+    """GetModelStatusResponse for a request (get_model_status_impl.cc: a label is not resolved there)."""
+    if not request.HasField("model_spec"):
+        raise ServingError("INVALID_ARGUMENT", "Missing ModelSpec")
+    spec = request.model_spec
+    version = spec.version.value if spec.WhichOneof("version_choice") == "version" else None
+    response = get_model_status_pb2.GetModelStatusResponse()
+    for number, state in manager.status(spec.name, version):
+        entry = response.model_version_status.add()
+        entry.version = number
+        entry.state = get_model_status_pb2.ModelVersionStatus.State.Value(state.state)
+        entry.status.error_code = _error_code_value(state.error_code)
+        entry.status.error_message = state.error_message
+    return response
+
+
+def _error_code_value(name: str) -> int:
+    return getattr(grpc.StatusCode, name, grpc.StatusCode.UNKNOWN).value[0]
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(self, manager, metrics):
+        self.manager, self.metrics = manager, metrics
+
+    def GetModelStatus(self, request, context):
+        try:
+            return model_status(self.manager, request)
+        except ServingError as exc:
+            _abort(context, exc)
+
+
+def start_grpc_server(manager, metrics, host: str, port: int, max_workers: int = 32):
+    """Start the gRPC server; returns (server, bound port)."""
+    # TF Serving accepts messages of any size (it sets the limits to INT_MAX).
+    options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1),
+               ("grpc.so_reuseport", 0)]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+                         options=options)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(manager, metrics), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager, metrics), server)
+    bound = server.add_insecure_port(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}")
+    if bound == 0:
+        raise OSError(f"gRPC cannot bind {host}:{port}")
+    server.start()
+    return server, bound

@@ -1,0 +1,509 @@
+"""REST front end of the embedded model server: TF Serving's ``/v1/models/...`` API on a threading HTTP server.
+
+Paths, JSON shapes, error texts and HTTP statuses follow tensorflow/serving
+``model_servers/http_rest_api_handler.cc``, ``http_rest_api_util.cc``, ``http_server.cc`` and
+``util/json_tensor.cc``:
+
+* ``GET /v1/models/NAME[/versions/V|/labels/L]``: GetModelStatusResponse as JSON (all fields printed);
+* ``GET .../metadata``: ``{"model_spec": ..., "metadata": {"signature_def": SignatureDefMap}}``;
+* ``POST /v1/models/NAME[/versions/V|/labels/L]:predict`` with ``{"signature_name"?, "instances": [...]}``
+  (row format, answered as ``{"predictions": [...]}``: one value per row for a single-output signature,
+  one object per row otherwise) or ``{"inputs": ...}`` (columnar, answered as ``{"outputs": ...}``);
+  string inputs may be ``{"b64": "..."}``; string outputs whose name ends in ``_bytes`` come back as
+  ``{"b64": ...}``; floats are printed as TF Serving prints them (shortest of ``%g`` / ``%.9g`` that
+  round-trips, ``.0`` added to whole numbers);
+* errors: ``{"error": "<message>"}`` with the HTTP status of the gRPC code (404 NOT_FOUND, 400
+  INVALID_ARGUMENT / FAILED_PRECONDITION, 503 UNAVAILABLE, 501 UNIMPLEMENTED, 500 otherwise);
+* ``GET <prometheus path>`` (``--monitoring-config-file``): Prometheus text exposition.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import math
+import re
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tfxformers.serving.model_server import ServingError, dtype_name, dtype_tables
+
+log = logging.getLogger("tfxformers.serve")
+
+PREDICT_RE = re.compile(r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
+                        re.IGNORECASE)
+STATUS_RE = re.compile(r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
+                       re.IGNORECASE)
+
+
+# --------------------------------------------------------------------------------------------------
+# JSON -> numpy (json_tensor.cc FillPredictRequestFromJson)
+# --------------------------------------------------------------------------------------------------
+
+def _debug(value) -> str:
+    text = json.dumps(value, separators=(",", ":"))
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "Null"
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, dict):
+        return "Object"
+    if isinstance(value, list):
+        return "Array"
+    if isinstance(value, str):
+        return "String"
+    return "Number"
+
+
+def _is_b64(value) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
+
+
+def _shape_of(value) -> list[int]:
+    shape = []
+    while isinstance(value, list):
+        shape.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return shape
+
+
+def _leaf(value, dtype: int, np_type):
+    """One JSON leaf checked and converted for ``dtype`` (AddValueToTensor)."""
+    def type_error():
+        return ServingError("INVALID_ARGUMENT", f"JSON Value: {_debug(value)} Type: {_json_type(value)} is not of "
+                                                f"expected type: {dtype_name(dtype)}")
+
+    if np_type is object:
+        if isinstance(value, dict):
+            if not _is_b64(value):
+                raise ServingError("INVALID_ARGUMENT",
+                                   f"JSON Value: {_debug(value)} not formatted correctly for base64 data")
+            try:
+                return base64.b64decode(value["b64"], validate=True)
+            except (binascii.Error, ValueError):
+                raise ServingError("INVALID_ARGUMENT", "Unable to base64 decode") from None
+        if not isinstance(value, str):
+            raise type_error()
+        return value.encode("utf-8")
+    if isinstance(value, bool):
+        if np_type is bool or getattr(np_type, "__name__", "") == "bool_":
+            return value
+        raise type_error()
+    if getattr(np_type, "__name__", "") == "bool_":
+        raise type_error()
+    if not isinstance(value, (int, float)):
+        raise type_error()
+    if np_type.__name__.startswith(("int", "uint")):
+        if not isinstance(value, int):
+            raise type_error()
+        info_bits = {"int8": 31, "int16": 31, "int32": 31, "uint8": 31, "int64": 63}.get(np_type.__name__)
+        if info_bits is not None and not -(1 << info_bits) <= value < (1 << info_bits):
+            raise type_error()
+        if np_type.__name__.startswith("uint") and value < 0:
+            raise type_error()
+    return value
+
+
+def json_to_ndarray(value, dtype: int):
+    """A (nested-list) JSON value as a dense tensor of ``dtype`` (FillTensorProto's rules)."""
+    import numpy as np
+
+    np_type = dtype_tables().get(dtype, (None,))[0]
+    if np_type is None:
+        raise ServingError("UNIMPLEMENTED", f"Conversion of JSON Value: {_debug(value)} to type: {dtype_name(dtype)}")
+    shape = _shape_of(value)
+    rank = len(shape)
+    flat = []
+
+    def fill(v, level):
+        if not isinstance(v, list):
+            if level != rank:
+                raise ServingError("INVALID_ARGUMENT", f"JSON Value: {_debug(v)} found at incorrect level: "
+                                                       f"{level + 1} in the JSON DOM. Expected at level: {rank}")
+            flat.append(_leaf(v, dtype, np_type))
+            return
+        if level >= rank:
+            raise ServingError("INVALID_ARGUMENT", f"Encountered list at unexpected level: {level} expected < {rank}")
+        if len(v) != shape[level]:
+            raise ServingError("INVALID_ARGUMENT", f"Encountered list at unexpected size: {len(v)} at level: {level} "
+                                                   f"expected size: {shape[level]}")
+        for item in v:
+            fill(item, level + 1)
+
+    fill(value, 0)
+    if np_type is object:
+        array = np.empty(len(flat), dtype=object)
+        array[:] = flat
+        return array.reshape(shape)
+    return np.asarray(flat, dtype=np_type).reshape(shape)
+
+
+def parse_predict_body(body: bytes, input_infos_for) -> tuple[str, dict, str]:
+    """(signature name, numpy inputs, "row" | "columnar") from a :predict body.
+
+    ``input_infos_for(signature_name)`` returns the signature's ``inputs`` map (name -> TensorInfo)."""
+    import numpy as np
+
+    if not body:
+        raise ServingError("INVALID_ARGUMENT", "JSON Parse error: The document is empty")
+    try:
+        doc = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ServingError("INVALID_ARGUMENT", f"JSON Parse error: {getattr(exc, 'msg', exc)} at offset: "
+                                               f"{getattr(exc, 'pos', 0)}") from None
+    if not isinstance(doc, dict):
+        raise ServingError("INVALID_ARGUMENT", f"JSON Value: {_debug(doc)} Is not object")
+    signature_name = doc.get("signature_name", "")
+    if not isinstance(signature_name, str):
+        raise ServingError("INVALID_ARGUMENT", f"JSON Value: {_debug(doc)} not formatted correctly. "
+                                               "'signature_name' key must be a string value.")
+    infos = input_infos_for(signature_name)
+    if not infos:
+        raise ServingError("INVALID_ARGUMENT",
+                           f"Failed to get input map for signature: {signature_name or 'DEFAULT'}")
+    names = sorted(infos)
+    if "instances" in doc:
+        if "inputs" in doc:
+            raise ServingError("INVALID_ARGUMENT", f"JSON Value: {_debug(doc)} Not formatted correctly expecting "
+                                                   "only one of 'inputs' or 'instances' keys to exist ")
+        instances = doc["instances"]
+        if not isinstance(instances, list):
+            raise ServingError("INVALID_ARGUMENT", f"JSON Value: {_debug(doc)} Expecting 'instances' to be an "
+                                                   "list/array")
+        if not instances:
+            raise ServingError("INVALID_ARGUMENT", f"JSON Value: {_debug(doc)} No values in 'instances' array")
+        return signature_name, _instances(instances, infos, names), "row"
+    if "inputs" in doc:
+        value = doc["inputs"]
+        inputs = {}
+        if not isinstance(value, dict) or _is_b64(value):
+            if len(infos) > 1:
+                raise ServingError("INVALID_ARGUMENT", "inputs is a plain value/list, but expecting an object as "
+                                                       "multiple input tensors required as per tensorinfo_map")
+            inputs[names[0]] = json_to_ndarray(value, infos[names[0]].dtype)
+        else:
+            for name in names:
+                if name not in value:
+                    raise ServingError("INVALID_ARGUMENT", f"Missing named input: {name} in 'inputs' object.")
+                inputs[name] = json_to_ndarray(value[name], infos[name].dtype)
+            extra = sorted(set(value) - set(names))
+            if extra:  # TF Serving ignores them here and fails later on the input count
+                for name in extra:
+                    inputs[name] = np.asarray(0)
+        return signature_name, inputs, "columnar"
+    raise ServingError("INVALID_ARGUMENT", "Missing 'inputs' or 'instances' key")
+
+
+def _instances(instances: list, infos, names: list[str]) -> dict:
+    import numpy as np
+
+    first = instances[0]
+    as_objects = isinstance(first, dict) and not _is_b64(first)
+    if not isinstance(first, dict) and len(infos) > 1:
+        raise ServingError("INVALID_ARGUMENT", "instances is a plain list, but expecting list of objects as multiple "
+                                               "input tensors required as per tensorinfo_map")
+    rows: dict[str, list] = {}
+    shapes: dict[str, tuple] = {}
+
+    def add(name, value, index, keyed):
+        if name not in infos:
+            error = f"JSON object: does not have named input: {name}"
+        else:
+            try:
+                array = json_to_ndarray(value, infos[name].dtype)
+                if name in shapes and shapes[name] != array.shape:
+                    if np.prod(shapes[name]) != array.size:
+                        raise ServingError("INVALID_ARGUMENT", f"Expecting tensor size: {int(np.prod(shapes[name]))} "
+                                                               f"but got: {array.size}")
+                    raise ServingError("INVALID_ARGUMENT", f"Expecting shape {list(shapes[name])} but got: "
+                                                           f"{list(array.shape)}")
+                shapes.setdefault(name, array.shape)
+                rows.setdefault(name, []).append(array)
+                return
+            except ServingError as exc:
+                error = exc.message
+        where = f"element: {index} key: {name} of 'instances' list" if keyed else f"element: {index} of 'instances' list"
+        raise ServingError("INVALID_ARGUMENT", f"Failed to process {where}. Error: {error}")
+
+    for index, item in enumerate(instances):
+        if as_objects:
+            if not isinstance(item, dict) or _is_b64(item):
+                raise ServingError("INVALID_ARGUMENT", f"Expecting object but got list at item {index} of input list")
+            for name, value in item.items():
+                add(name, value, index, True)
+            if set(item) != set(names):
+                raise ServingError("INVALID_ARGUMENT", f"Failed to process element: {index} of 'instances' list. "
+                                                       f"JSON object: {_debug(item)} keys must be equal to: "
+                                                       f"{','.join(names)}")
+        else:
+            if isinstance(item, dict) and not _is_b64(item):
+                raise ServingError("INVALID_ARGUMENT", f"Expecting value/list but got object at item {index} of "
+                                                       "input list")
+            add(names[0], item, index, False)
+    return {name: np.stack(arrays) for name, arrays in rows.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# numpy -> JSON (json_tensor.cc MakeJsonFromTensors)
+# --------------------------------------------------------------------------------------------------
+
+def format_float(value, single: bool) -> str:
+    """TF Serving's WriteDecimal: ``%g`` unless it does not round-trip, then max_digits10; ``.0`` for whole numbers."""
+    import numpy as np
+
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "-Infinity" if value < 0 else "Infinity"
+    text = "%g" % value
+    if (np.float32(text) != np.float32(value)) if single else (float(text) != value):
+        text = "%.*g" % (9 if single else 17, value)
+    if "." not in text and "e" not in text:
+        text += ".0"
+    return text
+
+
+def _value_json(array, dtype: int, as_bytes: bool) -> str:
+    """JSON text of a numpy value (nested lists for arrays)."""
+    from tensorflow.core.framework import types_pb2
+
+    if getattr(array, "ndim", 0) > 0:
+        return "[" + ",".join(_value_json(item, dtype, as_bytes) for item in array) + "]"
+    value = array.item() if hasattr(array, "item") else array  # numpy scalar, or bytes from object arrays
+    if dtype in (types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE):
+        return format_float(value, dtype == types_pb2.DT_FLOAT)
+    if dtype == types_pb2.DT_STRING:
+        raw = value if isinstance(value, bytes) else str(value).encode()
+        if as_bytes:
+            return json.dumps({"b64": base64.b64encode(raw).decode("ascii")}, separators=(",", ":"))
+        return json.dumps(raw.decode("utf-8", errors="replace"), ensure_ascii=False)
+    if dtype == types_pb2.DT_BOOL:
+        return "true" if value else "false"
+    return str(int(value))
+
+
+def outputs_to_json(outputs: dict, output_dtypes: dict, fmt: str) -> str:
+    import numpy as np
+    from tensorflow.core.framework import types_pb2
+
+    if not outputs:
+        raise ServingError("INVALID_ARGUMENT", "Cannot convert empty tensor map to JSON")
+    names = sorted(outputs)
+    arrays = {n: np.asarray(outputs[n]) for n in names}
+    as_bytes = {n: output_dtypes[n] == types_pb2.DT_STRING and n.endswith("_bytes") for n in names}
+    if fmt == "columnar":
+        if len(names) == 1:
+            body = _value_json(arrays[names[0]], output_dtypes[names[0]], as_bytes[names[0]])
+        else:
+            body = "{" + ",".join(f"{json.dumps(n)}: {_value_json(arrays[n], output_dtypes[n], as_bytes[n])}"
+                                  for n in names) + "}"
+        return '{\n    "outputs": ' + body + "\n}"
+    batch = None
+    for n in names:
+        if arrays[n].ndim == 0:
+            raise ServingError("INVALID_ARGUMENT", f"Tensor name: {n} has no shape information ")
+        if batch is not None and arrays[n].shape[0] != batch:
+            raise ServingError("INVALID_ARGUMENT", f"Tensor name: {n} has inconsistent batch size: "
+                                                   f"{arrays[n].shape[0]} expecting: {batch}")
+        batch = arrays[n].shape[0]
+    rows = []
+    for i in range(batch):
+        if len(names) == 1:
+            n = names[0]
+            rows.append(_value_json(arrays[n][i], output_dtypes[n], as_bytes[n]))
+        else:
+            rows.append("{" + ", ".join(f"{json.dumps(n)}: {_value_json(arrays[n][i], output_dtypes[n], as_bytes[n])}"
+                                        for n in names) + "}")
+    return '{\n    "predictions": [' + ",\n        ".join(rows) + "\n    ]\n}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Status and metadata as JSON (http_rest_api_util.cc ToJsonString)
+# --------------------------------------------------------------------------------------------------
+
+def status_json(response) -> str:
+    from google.protobuf import json_format
+
+    return json_format.MessageToJson(response, including_default_value_fields=True)
+
+
+def metadata_json(response) -> str:
+    from google.protobuf import json_format
+    from tensorflow_serving.apis import get_model_metadata_pb2
+
+    spec = json_format.MessageToJson(response.model_spec, including_default_value_fields=True,
+                                     preserving_proto_field_name=True)
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(signature_map)
+    signatures = json_format.MessageToJson(signature_map, including_default_value_fields=True,
+                                           preserving_proto_field_name=True)
+    return '{\n"model_spec":' + spec + ',\n"metadata": {"signature_def": ' + signatures + "}\n}\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# The HTTP server
+# --------------------------------------------------------------------------------------------------
+
+class RestApi:
+    """Dispatches one HTTP request to the manager; returns (status, content type, body)."""
+
+    def __init__(self, manager, metrics, prometheus_path: str | None):
+        self.manager, self.metrics, self.prometheus_path = manager, metrics, prometheus_path
+
+    def handle(self, method: str, raw_path: str, body: bytes) -> tuple[int, str, bytes]:
+        path = urllib.parse.urlsplit(raw_path).path
+        if self.prometheus_path is not None and path == self.prometheus_path and method == "GET":
+            return 200, "text/plain; version=0.0.4; charset=utf-8", self.metrics.exposition()
+        if not re.fullmatch(r"/v1/.*", path, re.IGNORECASE):
+            return 404, "text/html", b"<HTML><HEAD>\n<TITLE>Not Found</TITLE>\n</HEAD><BODY>\n<H1>Not Found</H1>\n</BODY></HTML>\n"
+        started = time.perf_counter()
+        model_name, api = "", method.lower()
+        try:
+            if method == "POST" and (m := PREDICT_RE.fullmatch(path)):
+                model_name, api = self._name(m.group(1)), m.group(4).lower()
+                version, label = self._version(m.group(2)), self._label(m.group(3))
+                if api != "predict":
+                    raise ServingError("UNIMPLEMENTED", f"{api} is not supported by this server; use :predict")
+                out = self._predict(model_name, version, label, body)
+            elif method == "GET" and (m := STATUS_RE.fullmatch(path)):
+                model_name = self._name(m.group(1) or "")
+                version, label = self._version(m.group(2)), self._label(m.group(3))
+                if m.group(4):
+                    api = "GetModelMetadata"
+                    out = self._metadata(model_name, version, label)
+                else:
+                    api = "GetModelStatus"
+                    out = self._status(model_name, version, label)
+            else:
+                raise ServingError("INVALID_ARGUMENT", f"Malformed request: {method} {path}")
+        except ServingError as exc:
+            self.metrics.request(model_name, exc.code, api, "REST", None)
+            return exc.http_status, "application/json", json.dumps({"error": exc.message}).encode()
+        self.metrics.request(model_name, "OK", api, "REST", time.perf_counter() - started)
+        return 200, "application/json", out.encode()
+
+    @staticmethod
+    def _name(text: str) -> str:
+        return urllib.parse.unquote(text)
+
+    @staticmethod
+    def _version(text):
+        if not text:
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            raise ServingError("INVALID_ARGUMENT", f"Failed to convert version: {text} to numeric.") from None
+
+    @staticmethod
+    def _label(text):
+        return urllib.parse.unquote(text) if text else None
+
+    def _predict(self, name, version, label, body) -> str:
+        resolved = []
+
+        def infos(signature_name):  # TF Serving resolves the model after parsing the JSON body
+            resolved.append(self.manager.resolve(name, version, label))
+            return resolved[0].signature(signature_name, rest=True)[1].inputs
+
+        signature_name, inputs, fmt = parse_predict_body(body, infos)
+        servable = resolved[0]
+        signature_name, outputs = servable.predict(signature_name, inputs)
+        sig = servable.signature_defs[signature_name]
+        return outputs_to_json(outputs, {k: sig.outputs[k].dtype for k in outputs}, fmt)
+
+    def _status(self, name, version, label) -> str:
+        from tensorflow_serving.apis import get_model_status_pb2
+
+        from tfxformers.serving.grpc_api import model_status
+
+        if not name:
+            raise ServingError("INVALID_ARGUMENT", "Missing model name in request.")
+        if version is not None and label is not None:
+            raise ServingError("INVALID_ARGUMENT", f"Both model version ({version}) and model version label "
+                                                   f"({label}) cannot be supplied.")
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = name
+        if version is not None:
+            request.model_spec.version.value = version
+        elif label is not None:
+            request.model_spec.version_label = label
+        return status_json(model_status(self.manager, request))
+
+    def _metadata(self, name, version, label) -> str:
+        from tensorflow_serving.apis import get_model_metadata_pb2
+
+        from tfxformers.serving.grpc_api import model_metadata
+
+        if not name:
+            raise ServingError("INVALID_ARGUMENT", "Missing model name in request.")
+        if version is not None and label is not None:
+            raise ServingError("INVALID_ARGUMENT", f"Both model version ({version}) and model version label "
+                                                   f"({label}) cannot be supplied.")
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        request.model_spec.name = name
+        if version is not None:
+            request.model_spec.version.value = version
+        elif label is not None:
+            request.model_spec.version_label = label
+        return metadata_json(model_metadata(self.manager, request))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as TF Serving's evhttp server
+    api: RestApi = None
+
+    def _serve(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        try:
+            status, content_type, out = self.api.handle(method, self.path, body)
+        except Exception as exc:  # a bug must answer 500, not drop the connection
+            log.exception("REST request failed")
+            status, content_type, out = 500, "application/json", json.dumps({"error": str(exc)}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def do_GET(self):
+        self._serve("GET")
+
+    def do_POST(self):
+        self._serve("POST")
+
+    def do_PUT(self):
+        self._serve("PUT")
+
+    def do_DELETE(self):
+        self._serve("DELETE")
+
+    def log_message(self, format, *args):  # access logs only at debug level
+        log.debug("REST %s", format % args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+def start_rest_server(manager, metrics, host: str, port: int, prometheus_path: str | None):
+    """Start the REST server in a thread; returns (server, bound port)."""
+    handler = type("Handler", (_Handler,), {"api": RestApi(manager, metrics, prometheus_path)})
+    server = _Server((host, port), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                              name="tfxformers-serve-rest", daemon=True)
+    thread.start()
+    return server, server.server_address[1]
