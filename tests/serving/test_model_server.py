@@ -517,3 +517,59 @@ def test_cli_subprocess_serves_and_stops_on_sigterm(model_base, features, tmp_pa
     assert code == 0, log[-2000:]
     assert f"serving 1 models on gRPC 127.0.0.1:{grpc_port}, REST 127.0.0.1:{rest_port}" in log
     assert "Traceback" not in log
+
+
+# ---------------------------------------------------------------------------------------------- batching
+
+def test_batching_concurrent_different_lengths_give_unbatched_answers(model_base, tokenizer, expected, tmp_path):
+    """Requests of different lengths are merged and padded with each tensor's first element ([CLS], mask 1),
+    as TF Serving does; the export's [SEP]-bounded mask keeps every answer equal to the unbatched one."""
+    from tfxformers.serving.model_server import ModelServer
+
+    params = tmp_path / "batching.txt"
+    params.write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 200000 }\n"
+                      "num_batch_threads { value: 1 }\nmax_enqueued_batches { value: 10 }\n"
+                      "allowed_batch_sizes: 4\nallowed_batch_sizes: 8\npad_variable_length_inputs: true\n")
+    rows = [tokenizer(text)["input_ids"] for text in TEXTS]
+    assert len({len(r) for r in rows}) == len(rows)  # every request has its own length
+    srv = ModelServer(model_base=model_base, grpc_port=0, rest_port=0, host="127.0.0.1", enable_batching=True,
+                      batching_parameters_file=params, monitoring_config_file=ROOT / "deploy" / "monitoring.config",
+                      file_system_poll_wait_seconds=0)
+    srv.start()
+    try:
+        prediction, _ = grpc_stubs(srv.grpc_port)
+        answers, errors = {}, []
+        barrier = threading.Barrier(len(rows) * 2)
+
+        def call(i, repeat):
+            ids = np.asarray([rows[i]], dtype=np.int32)
+            barrier.wait()
+            try:
+                if repeat == 0:
+                    out = outputs_of(prediction.Predict(predict_request(
+                        {"input_ids": ids, "attention_mask": np.ones_like(ids)}), timeout=30))["probabilities"][0]
+                else:
+                    code, answer = http(srv.rest_port, "POST", "/v1/models/sentiment:predict",
+                                        {"instances": [{"input_ids": rows[i], "attention_mask": [1] * len(rows[i])}]})
+                    assert code == 200, answer
+                    out = np.asarray(answer["predictions"][0]["probabilities"])
+                answers[(i, repeat)] = out
+            except Exception as exc:  # noqa: BLE001
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=call, args=(i, r)) for i in range(len(rows)) for r in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        for (i, _), probabilities in answers.items():
+            np.testing.assert_allclose(probabilities, expected["probabilities"][i], atol=1e-5)
+        metrics = http(srv.rest_port, "GET", "/monitoring/prometheus/metrics")[1].splitlines()
+        value = {l.split()[0]: float(l.split()[1]) for l in metrics if l.startswith(":tensorflow:serving:batching")}
+        batches = value[":tensorflow:serving:batching_session:processed_batch_size_count"]
+        assert batches < len(threads), "requests were merged into batches"
+        assert value[':tensorflow:serving:batching_session:processed_batch_size_bucket{le="2.0"}'] < batches, \
+            "batches were padded to an allowed size (4 or 8)"
+    finally:
+        srv.stop()
