@@ -1,0 +1,127 @@
+"""The TFX pipeline from split CSVs to a blessed, pushed classifier: ``create_pipeline(...)``.
+
+One pure function returns a ``tfx.dsl.Pipeline``; nothing runs and no path is built at import time.
+``tfxformers pipeline run`` builds the paths and runs it with ``LocalDagRunner``; ``tfxformers pipeline
+compile --runner vertex`` compiles the same function's result for Kubeflow Pipelines v2 / Vertex AI;
+the tests call it with temporary directories. Components, in order::
+
+    CsvExampleGen (train / eval / test from the data layer's fixed splits)
+    StatisticsGen -> ImportSchemaGen (curated schema in pipeline/schema/) -> ExampleValidator
+    ValidationGate (fails the run on any anomaly, before training)
+    Trainer (run_fn = tfxformers.pipeline.trainer_module.run_fn; custom_config says mode, encoder, ...)
+    latest blessed model resolver -> Evaluator (accuracy, per-class precision / recall / AUC on eval;
+        absolute and no-regression thresholds) -> Pusher (blessed only; next integer version)
+"""
+from __future__ import annotations
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
+
+from tfxformers.pipeline.components import IntegerVersionPusherExecutor, ValidationGate
+from tfxformers.pipeline.signatures import EXAMPLES_SIGNATURE, LABEL_KEY, SPLITS
+
+RUN_FN = "tfxformers.pipeline.trainer_module.run_fn"
+ACCURACY = "sparse_categorical_accuracy"
+COMPONENT_IDS = ("CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
+                 "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher")
+
+
+def eval_config(label_names: list[str], min_accuracy: float, max_accuracy_drop: float) -> tfma.EvalConfig:
+    """Accuracy with an absolute and a no-regression threshold; per-class metrics one-vs-rest (for two
+    classes, class 1's AUC is the binary AUC)."""
+    accuracy_threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_accuracy}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            # A tiny negative tolerance: re-evaluating the same model must not count as a regression.
+            absolute={"value": -max_accuracy_drop - 1e-9}),
+    )
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name=EXAMPLES_SIGNATURE, label_key=LABEL_KEY,
+                                    prediction_key="probabilities")],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[
+            tfma.MetricsSpec(metrics=[
+                tfma.MetricConfig(class_name="ExampleCount"),
+                tfma.MetricConfig(class_name="SparseCategoricalAccuracy", threshold=accuracy_threshold),
+                tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+            ]),
+            tfma.MetricsSpec(
+                binarize=tfma.BinarizationOptions(class_ids={"values": list(range(len(label_names)))}),
+                metrics=[tfma.MetricConfig(class_name=name) for name in ("AUC", "Precision", "Recall")],
+            ),
+        ],
+    )
+
+
+def create_pipeline(
+    *,
+    pipeline_name: str,
+    pipeline_root: str,
+    data_root: str,
+    schema_path: str,
+    push_directory: str,
+    label_names: list[str],
+    trainer_config: dict,
+    metadata_path: str | None = None,
+    min_accuracy: float = 0.7,
+    max_accuracy_drop: float = 0.0,
+    beam_pipeline_args: list[str] | None = None,
+    enable_cache: bool = True,
+) -> tfx.dsl.Pipeline:
+    """The pipeline (see the module docstring).
+
+    ``data_root`` holds ``train/``, ``validation/``, ``test/`` CSVs (``pipeline.data.write_split_csvs``);
+    ``push_directory`` is the serving model base of one model, ``serving_models/NAME``;
+    ``trainer_config`` goes to ``run_fn`` as ``custom_config`` (mode, encoder, epochs, model_name, ...);
+    ``metadata_path`` is the SQLite ML Metadata file for local runs (None: the orchestrator's own).
+    """
+    splits = [tfx.proto.Input.Split(name=name, pattern=f"{directory}/*") for name, directory in SPLITS.items()]
+    example_gen = tfx.components.CsvExampleGen(input_base=data_root, input_config=tfx.proto.Input(splits=splits))
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    validation_gate = ValidationGate(anomalies=example_validator.outputs["anomalies"])
+
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config=dict(trainer_config, label_names=list(label_names)),
+    )
+    trainer.add_upstream_node(validation_gate)
+
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        example_splits=["eval"],
+        eval_config=eval_config(label_names, min_accuracy, max_accuracy_drop),
+    )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=push_directory)),
+        custom_executor_spec=executor_spec.ExecutorClassSpec(IntegerVersionPusherExecutor),
+    )
+    components = [example_gen, statistics_gen, schema_gen, example_validator, validation_gate, trainer,
+                  model_resolver, evaluator, pusher]
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=components,
+        enable_cache=enable_cache,
+        metadata_connection_config=(tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
+                                    if metadata_path else None),
+        beam_pipeline_args=list(beam_pipeline_args or []),
+    )

@@ -1,0 +1,95 @@
+"""``tfxformers pipeline run`` and ``tfxformers pipeline compile``: the TFX pipeline from the command line.
+
+    tfxformers pipeline run --task sentiment --data rotten_tomatoes --mode frozen
+    tfxformers pipeline run ... --beam-args="--direct_num_workers=1"        # passed to Beam as they are
+    tfxformers pipeline compile --runner vertex --output pipeline.json --image IMAGE \\
+        --pipeline-root gs://BUCKET/root --data-root gs://BUCKET/data --model-base gs://BUCKET/serving_models
+
+TFX is imported only inside the handlers, so ``tfxformers --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+
+
+def register(commands, train_commands) -> None:
+    pipeline = commands.add_parser("pipeline", help="the TFX pipeline: data -> validated -> trained -> evaluated -> pushed")
+    sub = pipeline.add_subparsers(dest="pipeline_command", metavar="ACTION")
+    pipeline.set_defaults(func=lambda args: (pipeline.print_help(), 2)[1])
+
+    run = sub.add_parser("run", help="run the pipeline here (LocalDagRunner, SQLite ML Metadata, Beam DirectRunner)")
+    _common_options(run)
+    run.add_argument("--model-base", default="serving_models",
+                     help="serving model base; a blessed model is pushed to MODEL_BASE/NAME/<next version>")
+    run.add_argument("--pipeline-root", default=None, help="artifacts, ML Metadata and logs (default: pipelines/NAME)")
+    run.add_argument("--no-cache", action="store_true", help="run every component even if a cached result exists")
+    run.set_defaults(func=_run)
+
+    comp = sub.add_parser("compile", help="compile the pipeline for another orchestrator (Kubeflow Pipelines v2 / Vertex AI)")
+    _common_options(comp)
+    comp.add_argument("--runner", choices=["vertex", "kubeflow-v2"], default="vertex")
+    comp.add_argument("--output", default="pipeline.json", help="the pipeline spec to write")
+    comp.add_argument("--image", default="tfxformers-pipeline:latest", help="the image built from Dockerfile.pipeline")
+    comp.add_argument("--pipeline-root", default="gs://YOUR_BUCKET/tfxformers/pipeline_root")
+    comp.add_argument("--data-root", default=None,
+                      help="the split CSVs as the containers see them (default: pipelines/NAME/data, for a local try)")
+    comp.add_argument("--model-base", default="gs://YOUR_BUCKET/tfxformers/serving_models")
+    comp.add_argument("--source-root", default="/opt/tfxformers", help="where Dockerfile.pipeline puts the repository")
+    comp.set_defaults(func=_compile)
+
+
+def _common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", default="sentiment", help="sentiment (binary, curated schema) or classification")
+    parser.add_argument("--data", default="rotten_tomatoes", help="a built-in data set or a CSV / JSONL file")
+    parser.add_argument("--text-column", default="text")
+    parser.add_argument("--label-column", default="label")
+    parser.add_argument("--mode", default="frozen", help="finetune, frozen (cached encoder outputs; fastest) or hub")
+    parser.add_argument("--encoder", default="minilm", help="'minilm' or a local BERT checkpoint directory")
+    parser.add_argument("--name", default=None, help="the served model's name (default: the task)")
+    parser.add_argument("--epochs", type=int, default=None, help="default 15 for frozen, 3 otherwise")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--learning-rate", type=float, default=None)
+    parser.add_argument("--min-accuracy", type=float, default=0.7, help="the Evaluator's absolute threshold")
+    parser.add_argument("--max-accuracy-drop", type=float, default=0.0,
+                        help="how much accuracy may fall against the latest blessed model (no-regression threshold)")
+    parser.add_argument("--beam-args", default="", help='Beam pipeline options, passed through; write them after "=": --beam-args="--runner=FlinkRunner --flink_master=HOST:8081"')
+
+
+def _options(args):
+    from tfxformers.pipeline.runner import RunOptions
+
+    return RunOptions(
+        task=args.task, data=args.data, mode=args.mode, encoder=args.encoder, name=args.name,
+        model_base=args.model_base, pipeline_root=getattr(args, "pipeline_root", None),
+        text_column=args.text_column, label_column=args.label_column, epochs=args.epochs,
+        batch_size=args.batch_size, max_length=args.max_length, learning_rate=args.learning_rate,
+        min_accuracy=args.min_accuracy, max_accuracy_drop=args.max_accuracy_drop,
+        beam_args=shlex.split(args.beam_args or ""), enable_cache=not getattr(args, "no_cache", False),
+    )
+
+
+def _run(args) -> int:
+    from tfxformers.pipeline.runner import report, run_local
+
+    return report(run_local(_options(args)))
+
+
+def _compile(args) -> int:
+    from pathlib import Path
+
+    from tfxformers.pipeline.runner import compile_for_vertex
+
+    options = _options(args)
+    name = options.name or options.task
+    data_root = args.data_root
+    if data_root is None:
+        from tfxformers.pipeline.data import write_split_csvs
+
+        data_root = str(write_split_csvs(options.data, Path("pipelines") / name / "data",
+                                         options.text_column, options.label_column).directory.resolve())
+    path = compile_for_vertex(options, args.output, image=args.image, pipeline_root=args.pipeline_root,
+                              data_root=data_root, model_base=args.model_base, source_root=args.source_root)
+    print(f"wrote {path} (image {args.image}); submit it with Vertex AI Pipelines or any Kubeflow Pipelines v2 backend")
+    return 0

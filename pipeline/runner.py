@@ -1,0 +1,417 @@
+"""Run the pipeline on this machine and say what happened: ``run_local(...)``, ``compile_for_vertex(...)``.
+
+``run_local`` prepares the split CSVs, builds the pipeline with ``create_pipeline`` and runs it with
+``LocalDagRunner`` (ML Metadata in SQLite under the pipeline root, Beam's DirectRunner in
+multi-processing mode unless ``beam_args`` choose another runner). TFX's own INFO logging goes to
+``<pipeline root>/logs/run-<time>.log``; the terminal shows one line when each component starts and one
+when it finishes (with its time, or "cached"), then a summary read back from ML Metadata: which
+components ran or came from the cache, the test metrics, and the pushed version or why nothing was pushed.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tfxformers.errors import UserError
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
+TASKS = {
+    "sentiment": "sentiment.pbtxt",          # binary labels (0/1), e.g. rotten_tomatoes
+    "classification": "classification.pbtxt",  # any number of classes, e.g. bbc_news, tweets
+}
+DEFAULT_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
+STATE_NAMES = {0: "UNKNOWN", 1: "NEW", 2: "RUNNING", 3: "COMPLETE", 4: "FAILED", 5: "CACHED", 6: "CANCELED"}
+
+
+def schema_path(task: str, root: Path = SCHEMA_DIR) -> Path:
+    if task not in TASKS:
+        raise UserError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    return root / TASKS[task]
+
+
+def beam_args_with_defaults(extra: list[str] | None) -> list[str]:
+    """DirectRunner in multi-processing mode unless the user picked a runner; the user's flags win."""
+    extra = list(extra or [])
+    runner = next((a.split("=", 1)[1] for a in extra if a.startswith("--runner=")), "DirectRunner")
+    defaults = list(DEFAULT_BEAM_ARGS) if runner in ("DirectRunner", "direct") else []
+    return defaults + extra
+
+
+@dataclass
+class RunSummary:
+    pipeline_root: Path
+    metadata_path: Path
+    log_file: Path
+    seconds: float
+    states: dict[str, str] = field(default_factory=dict)   # node id -> COMPLETE / CACHED / FAILED
+    blessed: bool | None = None
+    pushed: bool | None = None
+    pushed_version: int | None = None
+    pushed_path: str | None = None
+    trained_dir: Path | None = None
+    model_uri: str | None = None   # the Trainer's Model artifact (Format-Serving/, Format-TFMA/)
+    test_metrics: dict | None = None
+    validation_failures: list[str] = field(default_factory=list)
+
+
+class _ProgressHandler(logging.Handler):
+    """Turns TFX's "Component X is running / finished" log records into short timed lines."""
+
+    def __init__(self, out):
+        super().__init__(logging.INFO)
+        self.out = out
+        self.started: dict[str, float] = {}
+        self.cached: set[str] = set()
+        self.current: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        stamp = time.strftime("%H:%M:%S")
+        if message.startswith("Component ") and message.endswith(" is running."):
+            self.current = message[len("Component "):-len(" is running.")]
+            self.started[self.current] = time.perf_counter()
+            print(f"[{stamp}] {self.current} ...", file=self.out, flush=True)
+        elif message.startswith("Component ") and message.endswith(" is finished."):
+            node = message[len("Component "):-len(" is finished.")]
+            took = time.perf_counter() - self.started.get(node, time.perf_counter())
+            how = "cached" if node in self.cached else f"done in {took:.1f} s"
+            print(f"[{stamp}] {node} {how}", file=self.out, flush=True)
+        elif message.startswith("A cached execution") and self.current:
+            self.cached.add(self.current)
+
+
+@contextlib.contextmanager
+def _quiet_tfx_logging(log_file: Path, out):
+    """Every log record to ``log_file``; only component progress to ``out``."""
+    from absl import logging as absl_logging
+
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    tf_logger = logging.getLogger("tensorflow")
+    saved = (root.handlers[:], root.level, absl_logging.get_verbosity(), tf_logger.handlers[:],
+             tf_logger.propagate, os.environ.get("PYTHONWARNINGS"))
+    # Beam's worker processes inherit this: their Python-version and deprecation warnings say nothing
+    # a user can act on.
+    os.environ["PYTHONWARNINGS"] = "ignore"
+    tf_logger.handlers = []
+    tf_logger.propagate = True
+    file_handler = logging.FileHandler(log_file, encoding="utf-8")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    progress = _ProgressHandler(out)
+    root.handlers = [file_handler, progress]
+    root.setLevel(logging.INFO)
+    absl_logging.set_verbosity(absl_logging.INFO)
+    logging.captureWarnings(True)
+    try:
+        yield progress
+    finally:
+        logging.captureWarnings(False)
+        root.setLevel(saved[1])
+        root.handlers = saved[0]
+        absl_logging.set_verbosity(saved[2])
+        tf_logger.handlers, tf_logger.propagate = saved[3], saved[4]
+        if saved[5] is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = saved[5]
+        file_handler.close()
+
+
+def _store(metadata_path: Path):
+    from ml_metadata.metadata_store import metadata_store
+    from tfx.orchestration import metadata
+
+    return metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(str(metadata_path)))
+
+
+def latest_run_executions(metadata_path: Path, pipeline_name: str) -> dict[str, object]:
+    """Node id -> the MLMD execution of that node in the latest pipeline run."""
+    store = _store(metadata_path)
+    runs = [c for c in store.get_contexts_by_type("pipeline_run")]
+    pipeline_context = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline_context is None or not runs:
+        return {}
+    pipeline_executions = {e.id for e in store.get_executions_by_context(pipeline_context.id)}
+    runs = [r for r in runs if any(e.id in pipeline_executions for e in store.get_executions_by_context(r.id))]
+    if not runs:
+        return {}
+    latest = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+    result = {}
+    for execution in store.get_executions_by_context(latest.id):
+        for context in store.get_contexts_by_execution(execution.id):
+            if store.get_context_types_by_id([context.type_id])[0].name == "node":
+                result[context.name.split(".", 1)[-1]] = execution
+    return result
+
+
+def output_artifacts(metadata_path: Path, execution) -> dict[str, list]:
+    """Output key -> artifacts of one execution (cached executions point at the original outputs)."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    store = _store(metadata_path)
+    outputs: dict[str, list] = {}
+    events = store.get_events_by_execution_ids([execution.id])
+    wanted = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+    for event in events:
+        if event.type not in wanted:
+            continue
+        key = next((s.key for s in event.path.steps if s.HasField("key")), "")
+        outputs.setdefault(key, []).extend(store.get_artifacts_by_id([event.artifact_id]))
+    return outputs
+
+
+def _custom(artifact, name: str):
+    value = artifact.custom_properties.get(name)
+    if value is None:
+        return None
+    kind = value.WhichOneof("value")
+    if kind == "struct_value":
+        from google.protobuf import json_format
+
+        return json_format.MessageToDict(value.struct_value)
+    return getattr(value, kind)
+
+
+def summarize(metadata_path: Path, pipeline_name: str, summary: RunSummary) -> RunSummary:
+    executions = latest_run_executions(metadata_path, pipeline_name)
+    summary.states = {node: STATE_NAMES.get(e.last_known_state, str(e.last_known_state))
+                      for node, e in executions.items()}
+    if "Trainer" in executions:
+        outputs = output_artifacts(metadata_path, executions["Trainer"])
+        if outputs.get("model"):
+            summary.model_uri = outputs["model"][0].uri
+        run = outputs.get("model_run")
+        if run:
+            trained = Path(run[0].uri) / "model"
+            summary.trained_dir = trained
+            metrics = trained / "metrics.json"
+            summary.test_metrics = json.loads(metrics.read_text()) if metrics.is_file() else None
+    if "Evaluator" in executions:
+        outputs = output_artifacts(metadata_path, executions["Evaluator"])
+        if outputs.get("blessing"):
+            summary.blessed = bool(_custom(outputs["blessing"][0], "blessed"))
+        if outputs.get("evaluation") and summary.blessed is False:
+            summary.validation_failures = validation_failures(outputs["evaluation"][0].uri)
+    if "Pusher" in executions:
+        pushed = output_artifacts(metadata_path, executions["Pusher"]).get("pushed_model")
+        if pushed:
+            summary.pushed = bool(_custom(pushed[0], "pushed"))
+            version = _custom(pushed[0], "pushed_version")
+            summary.pushed_version = int(version) if version and str(version).isdigit() else None
+            summary.pushed_path = _custom(pushed[0], "pushed_destination")
+    return summary
+
+
+def validation_failures(evaluation_uri: str) -> list[str]:
+    """Readable lines for the Evaluator's failed thresholds."""
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_validation_result(evaluation_uri)
+    lines = []
+    for per_slice in result.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            name = failure.metric_key.name
+            value = failure.metric_value
+            number = value.double_value.value if value.HasField("double_value") else value
+            lines.append(f"{name} = {number:.4f} fails {failure.message or 'its threshold'}"
+                         if isinstance(number, float) else f"{name}: {failure.message}")
+    return lines
+
+
+def _anomalies_message(metadata_path: Path, pipeline_name: str) -> str | None:
+    from tfxformers.pipeline.components import describe_anomalies
+
+    executions = latest_run_executions(metadata_path, pipeline_name)
+    validator = executions.get("ExampleValidator")
+    if validator is None:
+        return None
+    anomalies = output_artifacts(metadata_path, validator).get("anomalies")
+    problems = describe_anomalies(anomalies[0].uri) if anomalies else []
+    if not problems:
+        return None
+    return ("the data does not match the curated schema, so the pipeline stopped before training "
+            "(nothing was pushed):\n  " + "\n  ".join(problems))
+
+
+@dataclass
+class RunOptions:
+    task: str = "sentiment"
+    data: str = "rotten_tomatoes"
+    mode: str = "frozen"
+    encoder: str = "minilm"
+    name: str | None = None
+    model_base: str = "serving_models"
+    pipeline_root: str | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+    epochs: int | None = None
+    batch_size: int = 32
+    max_length: int = 128
+    learning_rate: float | None = None
+    min_accuracy: float = 0.7
+    max_accuracy_drop: float = 0.0
+    beam_args: list[str] = field(default_factory=list)
+    enable_cache: bool = True
+
+
+def default_epochs(mode: str) -> int:
+    # Frozen mode trains only a head on cached encoder outputs: epochs cost seconds.
+    return 15 if mode == "frozen" else 3
+
+
+def _check_options(options: RunOptions) -> None:
+    from tfxformers.models.classifier_train import MODES
+
+    if options.mode not in MODES:
+        raise UserError(f"unknown mode {options.mode!r}; choose one of {', '.join(MODES)}")
+    schema_path(options.task)
+    if not 0.0 <= options.min_accuracy <= 1.0:
+        raise UserError("--min-accuracy must be between 0 and 1")
+    if options.max_accuracy_drop < 0:
+        raise UserError("--max-accuracy-drop must be zero or positive")
+    name = options.name or options.task
+    if not name.replace("_", "").replace("-", "").isalnum():
+        raise UserError(f"model name {name!r} must be letters, digits, '-' or '_'")
+
+
+def build_local_pipeline(options: RunOptions):
+    """(pipeline, pipeline_name, paths) for a local run: data prepared, nothing run yet."""
+    from tfxformers.models.classifier_train import resolve_encoder_dir
+    from tfxformers.pipeline.data import write_split_csvs
+
+    _check_options(options)
+    name = options.name or options.task
+    pipeline_name = f"tfxformers-{name}"
+    root = Path(options.pipeline_root or Path("pipelines") / name).expanduser().resolve()
+    encoder = options.encoder
+    if encoder != "minilm":
+        encoder = str(Path(encoder).expanduser().resolve())
+    resolve_encoder_dir(encoder)  # fails now, not in the Trainer, if the weights are missing
+    prepared = write_split_csvs(options.data, root / "data", options.text_column, options.label_column)
+    metadata_path = root / "metadata.sqlite"
+    from tfxformers.pipeline.pipeline import create_pipeline
+
+    pipeline = create_pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=str(root / "artifacts"),
+        data_root=str(prepared.directory),
+        schema_path=str(schema_path(options.task)),
+        push_directory=str(Path(options.model_base).expanduser().resolve() / name),
+        label_names=prepared.label_names,
+        trainer_config=trainer_config(options, encoder, name),
+        metadata_path=str(metadata_path),
+        min_accuracy=options.min_accuracy,
+        max_accuracy_drop=options.max_accuracy_drop,
+        beam_pipeline_args=beam_args_with_defaults(options.beam_args),
+        enable_cache=options.enable_cache,
+    )
+    return pipeline, pipeline_name, root, metadata_path, prepared
+
+
+def trainer_config(options: RunOptions, encoder: str, name: str) -> dict:
+    return {"mode": options.mode, "encoder": encoder, "model_name": name,
+            "epochs": options.epochs or default_epochs(options.mode), "batch_size": options.batch_size,
+            "max_length": options.max_length, "learning_rate": options.learning_rate}
+
+
+def run_local(options: RunOptions, out=None) -> RunSummary:
+    """Run the pipeline with LocalDagRunner; raises UserError for bad data (before training)."""
+    out = out or sys.stdout
+    started = time.perf_counter()
+    pipeline, pipeline_name, root, metadata_path, prepared = build_local_pipeline(options)
+    print(f"pipeline {pipeline_name}: {prepared.name} ({prepared.counts['train']} train / "
+          f"{prepared.counts['validation']} eval / {prepared.counts['test']} test, labels {prepared.label_names}), "
+          f"mode {options.mode}; root {root}", file=out, flush=True)
+    from tfx import v1 as tfx
+
+    log_file = root / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    with _quiet_tfx_logging(log_file, out):
+        try:
+            tfx.orchestration.LocalDagRunner().run(pipeline)
+        except Exception as exc:
+            message = _anomalies_message(metadata_path, pipeline_name)
+            if message:
+                raise UserError(message) from None
+            if isinstance(exc, UserError):
+                raise
+            raise RuntimeError(f"the pipeline failed: {exc} (full log: {log_file})") from exc
+    summary = RunSummary(root, metadata_path, log_file, time.perf_counter() - started)
+    return summarize(metadata_path, pipeline_name, summary)
+
+
+def report(summary: RunSummary, out=None) -> int:
+    """Print what the run did; 0 when a blessed model is (or already was) pushed, 1 when nothing was."""
+    out = out or sys.stdout
+    ran = sorted(n for n, s in summary.states.items() if s == "COMPLETE")
+    cached = sorted(n for n, s in summary.states.items() if s == "CACHED")
+    print(f"pipeline finished in {summary.seconds:.1f} s: {len(ran)} components ran, {len(cached)} came from "
+          f"the cache{' (' + ', '.join(cached) + ')' if cached else ''}", file=out)
+    if summary.test_metrics:
+        m = summary.test_metrics
+        print(f"trained model: test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} on "
+              f"{m['examples']} examples ({summary.trained_dir})", file=out)
+    if summary.pushed:
+        again = " (from the cache: this model was pushed by an earlier run)" if summary.states.get("Pusher") == "CACHED" else ""
+        print(f"pushed version {summary.pushed_version} to {summary.pushed_path}{again}", file=out)
+        return 0
+    reasons = "; ".join(summary.validation_failures) or "the Evaluator did not bless it"
+    print(f"NOT pushed: the model did not pass the Evaluator's thresholds: {reasons}", file=out)
+    return 1
+
+
+def compile_for_vertex(options: RunOptions, output: str, *, image: str, pipeline_root: str, data_root: str,
+                       model_base: str, source_root: str = "/opt/tfxformers") -> Path:
+    """Compile the same pipeline for Kubeflow Pipelines v2 / Vertex AI into a JSON pipeline spec.
+
+    Paths are those the containers see: ``pipeline_root``, ``data_root`` (the split CSVs, written by
+    ``tfxformers pipeline run`` or ``pipeline.data.write_split_csvs``) and ``model_base`` are usually
+    ``gs://`` URIs; the curated schema is read from ``source_root`` inside the image (Dockerfile.pipeline).
+    """
+    import tempfile
+
+    from tfx import v1 as tfx
+
+    from tfxformers.pipeline.data import read_label_names
+    from tfxformers.pipeline.pipeline import create_pipeline
+
+    _check_options(options)
+    name = options.name or options.task
+    label_names = options_label_names(options, data_root, read_label_names)
+    in_image_schema = f"{source_root.rstrip('/')}/pipeline/schema/{TASKS[options.task]}"
+    pipeline = create_pipeline(
+        pipeline_name=f"tfxformers-{name}",
+        pipeline_root=pipeline_root,
+        data_root=data_root,
+        schema_path=in_image_schema,
+        push_directory=f"{model_base.rstrip('/')}/{name}",
+        label_names=label_names,
+        trainer_config=trainer_config(options, options.encoder, name),
+        metadata_path=None,
+        min_accuracy=options.min_accuracy,
+        max_accuracy_drop=options.max_accuracy_drop,
+        beam_pipeline_args=list(options.beam_args),
+        enable_cache=options.enable_cache,
+    )
+    output_path = Path(output).expanduser().resolve()
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
+        output_dir=str(output_path.parent), output_filename=output_path.name)
+    with tempfile.TemporaryDirectory():
+        runner.run(pipeline, write_out=True)
+    return output_path
+
+
+def options_label_names(options: RunOptions, data_root: str, read_label_names) -> list[str]:
+    """Label names for a compiled pipeline: from a local data root's labels.json, else from the data set."""
+    if os.path.isdir(data_root):
+        return read_label_names(data_root)
+    from tfxformers.models.datasets import load_classification
+
+    return load_classification(options.data, options.text_column, options.label_column).label_names
