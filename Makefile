@@ -13,7 +13,7 @@ STAMP := $(VENV)/.tfxformers-installed
 TFX := $(VENV)/bin/tfxformers
 PYTEST_ARGS ?=
 
-.PHONY: setup data test demo bench lock clean-venv
+.PHONY: setup data test demo bench load lock clean-venv
 
 # Python 3.10 is the newest Python TFX 1.16 supports; pyenv's shim only runs it when selected.
 $(PY):
@@ -40,6 +40,15 @@ demo: data
 
 bench: data
 	@set -e; for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f; done
+
+# Load test (bench/load_bench.py, Locust headless on 127.0.0.1, CSV stats in bench/results/load/): the proxy
+# in front of `tfxformers serve` vs the textbook in-process FastAPI app, on a frozen-MiniLM sentiment
+# classifier (trained first if runs/rt-frozen is missing, a few minutes). LOAD_ARGS=--quick for a smoke run.
+LOAD_ARGS ?=
+load: data
+	@if [ ! -f runs/rt-frozen/tfxformers.json ]; then \
+	  flock /tmp/tfxformers-heavy.lock $(TFX) train classifier --data rotten_tomatoes --mode frozen --output runs/rt-frozen; fi
+	flock /tmp/tfxformers-heavy.lock $(PY) bench/load_bench.py $(LOAD_ARGS)
 
 # Re-resolve the lock after editing requirements/requirements.in (about 40 s).
 lock: $(PY)
