@@ -21,10 +21,14 @@ import uuid
 
 from tfx import v1 as tfx
 from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
+
+
+ALREADY_PUSHED_KEY = "tfxformers_already_pushed"
 
 
 class DataValidationError(RuntimeError):
@@ -115,6 +119,7 @@ class IntegerVersionPusherExecutor(pusher_executor.Executor):
             io_utils.copy_dir(model_path, model_push.uri)
             self._MarkPushed(model_push, pushed_destination=os.path.join(base, str(already)),
                              pushed_version=str(already))
+            model_push.set_int_custom_property(ALREADY_PUSHED_KEY, 1)
             return
         staging = os.path.join(base, f".push-{uuid.uuid4().hex[:12]}")
         io_utils.copy_dir(model_path, staging)
@@ -136,3 +141,9 @@ class IntegerVersionPusherExecutor(pusher_executor.Executor):
                     raise
         io_utils.copy_dir(model_path, model_push.uri)
         self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=str(version))
+
+
+class IntegerVersionPusher(tfx.components.Pusher):
+    """TFX's Pusher with ``IntegerVersionPusherExecutor``; give it the id ``Pusher`` with ``.with_id``."""
+
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(IntegerVersionPusherExecutor)

@@ -10,15 +10,15 @@ the tests call it with temporary directories. Components, in order::
     ValidationGate (fails the run on any anomaly, before training)
     Trainer (run_fn = tfxformers.pipeline.trainer_module.run_fn; custom_config says mode, encoder, ...)
     latest blessed model resolver -> Evaluator (accuracy, per-class precision / recall / AUC on eval;
-        absolute and no-regression thresholds) -> Pusher (blessed only; next integer version)
+        absolute and no-regression thresholds) -> Pusher (blessed only; next integer version; the stock
+        Pusher component with ``components.IntegerVersionPusherExecutor``)
 """
 from __future__ import annotations
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
-from tfx.dsl.components.base import executor_spec
 
-from tfxformers.pipeline.components import IntegerVersionPusherExecutor, ValidationGate
+from tfxformers.pipeline.components import IntegerVersionPusher, ValidationGate
 from tfxformers.pipeline.signatures import EXAMPLES_SIGNATURE, LABEL_KEY, SPLITS
 
 RUN_FN = "tfxformers.pipeline.trainer_module.run_fn"
@@ -107,13 +107,12 @@ def create_pipeline(
         example_splits=["eval"],
         eval_config=eval_config(label_names, min_accuracy, max_accuracy_drop),
     )
-    pusher = tfx.components.Pusher(
+    pusher = IntegerVersionPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=push_directory)),
-        custom_executor_spec=executor_spec.ExecutorClassSpec(IntegerVersionPusherExecutor),
-    )
+    ).with_id("Pusher")
     components = [example_gen, statistics_gen, schema_gen, example_validator, validation_gate, trainer,
                   model_resolver, evaluator, pusher]
     return tfx.dsl.Pipeline(

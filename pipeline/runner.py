@@ -54,6 +54,7 @@ class RunSummary:
     pushed: bool | None = None
     pushed_version: int | None = None
     pushed_path: str | None = None
+    already_pushed: bool = False   # the Pusher found this model already pushed and added no version
     trained_dir: Path | None = None
     model_uri: str | None = None   # the Trainer's Model artifact (Format-Serving/, Format-TFMA/)
     test_metrics: dict | None = None
@@ -205,6 +206,7 @@ def summarize(metadata_path: Path, pipeline_name: str, summary: RunSummary) -> R
             version = _custom(pushed[0], "pushed_version")
             summary.pushed_version = int(version) if version and str(version).isdigit() else None
             summary.pushed_path = _custom(pushed[0], "pushed_destination")
+            summary.already_pushed = bool(_custom(pushed[0], "tfxformers_already_pushed"))
     return summary
 
 
@@ -348,8 +350,10 @@ def run_local(options: RunOptions, out=None) -> RunSummary:
 def report(summary: RunSummary, out=None) -> int:
     """Print what the run did; 0 when a blessed model is (or already was) pushed, 1 when nothing was."""
     out = out or sys.stdout
-    ran = sorted(n for n, s in summary.states.items() if s == "COMPLETE")
-    cached = sorted(n for n, s in summary.states.items() if s == "CACHED")
+    # The resolver is a metadata lookup that runs every time; it is not counted as a component.
+    states = {n: s for n, s in summary.states.items() if n != "latest_blessed_model_resolver"}
+    ran = sorted(n for n, s in states.items() if s == "COMPLETE")
+    cached = sorted(n for n, s in states.items() if s == "CACHED")
     print(f"pipeline finished in {summary.seconds:.1f} s: {len(ran)} components ran, {len(cached)} came from "
           f"the cache{' (' + ', '.join(cached) + ')' if cached else ''}", file=out)
     if summary.test_metrics:
@@ -357,7 +361,8 @@ def report(summary: RunSummary, out=None) -> int:
         print(f"trained model: test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} on "
               f"{m['examples']} examples ({summary.trained_dir})", file=out)
     if summary.pushed:
-        again = " (from the cache: this model was pushed by an earlier run)" if summary.states.get("Pusher") == "CACHED" else ""
+        again = (" (this model was pushed by an earlier run; no new version)"
+                 if summary.already_pushed or summary.states.get("Pusher") == "CACHED" else "")
         print(f"pushed version {summary.pushed_version} to {summary.pushed_path}{again}", file=out)
         return 0
     reasons = "; ".join(summary.validation_failures) or "the Evaluator did not bless it"

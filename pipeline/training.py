@@ -28,8 +28,9 @@ from tfxformers.pipeline.signatures import LABEL_KEY, TEXT_KEY, examples_signatu
 
 TRAINED_SUBDIR = "model"
 PUSH_SUBDIR = "Format-Push"
-# Class ids are written as zero-padded strings so that the data layer's sorted label names keep id order.
-_LABEL_FORMAT = "{:05d}"
+# Labels go to training as "<zero-padded id>-<name>": the data layer sorts label names, and this keeps
+# them in class-id order while the training log stays readable.
+_LABEL_FORMAT = "{:05d}-{}"
 
 
 def read_examples(file_patterns: list[str]) -> tuple[list[str], list[int]]:
@@ -51,13 +52,13 @@ def _test_patterns(train_patterns: list[str]) -> list[str]:
     return [p.replace("Split-train", "Split-test") for p in train_patterns if "Split-train" in p]
 
 
-def _write_training_csv(path: Path, splits: dict[str, tuple[list[str], list[int]]]) -> None:
+def _write_training_csv(path: Path, splits: dict[str, tuple[list[str], list[int]]], label_names: list[str]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["text", "label", "split"])
         for split, (texts, labels) in splits.items():
             for text, label in zip(texts, labels):
-                writer.writerow([text, _LABEL_FORMAT.format(label), split])
+                writer.writerow([text, _LABEL_FORMAT.format(label, label_names[label]), split])
 
 
 def _restore_label_names(model_dir: Path, label_names: list[str]) -> None:
@@ -70,7 +71,7 @@ def _restore_label_names(model_dir: Path, label_names: list[str]) -> None:
     metrics_path = model_dir / "metrics.json"
     if metrics_path.is_file():
         metrics = json.loads(metrics_path.read_text())
-        ids = [_LABEL_FORMAT.format(i) for i in range(len(label_names))]
+        ids = [_LABEL_FORMAT.format(i, name) for i, name in enumerate(label_names)]
         rename = dict(zip(ids, label_names))
         metrics["per_class"] = {rename.get(k, k): v for k, v in metrics.get("per_class", {}).items()}
         metrics["label_names"] = list(label_names)
@@ -98,7 +99,7 @@ def train_and_export(fn_args) -> dict:
     if len(set(splits["train"][1])) != len(label_names):
         raise UserError(f"the train split lacks some of the classes {label_names}")
     csv_path = run_dir / "training_data.csv"
-    _write_training_csv(csv_path, splits)
+    _write_training_csv(csv_path, splits, label_names)
 
     model_dir = run_dir / TRAINED_SUBDIR
     train_config = ClassifierTrainConfig(

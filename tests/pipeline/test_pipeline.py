@@ -115,15 +115,46 @@ def test_pushed_version_is_an_integer_and_answers_like_the_trained_keras_model(f
     np.testing.assert_allclose(by_example["probabilities"].numpy(), expected, atol=1e-5)
 
 
-def test_the_pushed_version_serves_through_tfxformers_serve(first_run, root):
-    """A fresh server process (no tensorflow_text imported) loads the pushed version and answers alike."""
+def _start_proxy(grpc_port: int, log_path: Path):
+    """``tfxformers proxy`` in front of the server's gRPC port; returns (process, url) once /healthz answers."""
+    import subprocess
+    import time
+
+    import httpx
+
+    from tfxformers.testing import free_port, tfxformers_command
+
+    port = free_port()
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(tfxformers_command() + ["proxy", "--backend", f"grpc://127.0.0.1:{grpc_port}",
+                                                           "--host", "127.0.0.1", "--port", str(port)],
+                                   stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline and process.poll() is None:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    process.wait()
+    raise RuntimeError("the proxy did not start:\n" + log_path.read_text()[-3000:])
+
+
+def test_the_pushed_version_serves_through_tfxformers_serve_and_the_proxy(first_run, root):
+    """Fresh server and proxy processes (neither imports tensorflow_text) answer like the trained Keras model."""
     import urllib.request
+
+    import httpx
 
     from tfxformers.testing import start_model_server, stop_model_server
 
     summary, _, _ = first_run
     expected, features = _keras_probabilities(summary.trained_dir, REVIEWS)
-    process, _, rest_port = start_model_server(root / "serving_models", wait_for="tiny")
+    process, grpc_port, rest_port = start_model_server(root / "serving_models", wait_for="tiny")
+    proxy = None
     try:
         body = json.dumps({"signature_name": "serving_default",
                            "inputs": {k: features[k].tolist() for k in ("input_ids", "attention_mask")}}).encode()
@@ -133,10 +164,20 @@ def test_the_pushed_version_serves_through_tfxformers_serve(first_run, root):
             outputs = json.loads(answer.read())["outputs"]
         with urllib.request.urlopen(f"http://127.0.0.1:{rest_port}/v1/models/tiny", timeout=60) as answer:
             status = json.loads(answer.read())["model_version_status"]
+        proxy, url = _start_proxy(grpc_port, root / "proxy.log")
+        classified = httpx.post(url + "/v1/models/tiny:classify", json={"texts": REVIEWS}, timeout=60)
     finally:
+        if proxy is not None:
+            proxy.terminate()
+            proxy.wait(timeout=30)
         stop_model_server(process)
     np.testing.assert_allclose(np.asarray(outputs["probabilities"]), expected, atol=1e-5)
     assert [str(s["version"]) for s in status if s["state"] == "AVAILABLE"] == ["1"]
+    assert classified.status_code == 200, classified.text
+    answer = classified.json()
+    assert answer["version"] == 1
+    got = [[result["probabilities"][label] for label in ("neg", "pos")] for result in answer["results"]]
+    np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
 def test_a_second_run_reuses_the_cache_and_pushes_nothing_new(second_and_third_runs, root):
@@ -145,7 +186,7 @@ def test_a_second_run_reuses_the_cache_and_pushes_nothing_new(second_and_third_r
     assert {c: second.states.get(c) for c in upstream} == {c: "CACHED" for c in upstream}
     # The resolver now finds the model the first run blessed, so the Evaluator compares against it once;
     # the Pusher recognises the model and adds no version. After that, everything is cached.
-    assert second.pushed and second.pushed_version == 1
+    assert second.pushed and second.pushed_version == 1 and second.already_pushed
     # (The resolver is not a component that produces anything: it records a fresh lookup every run.)
     states = {node: state for node, state in third.states.items() if node != "latest_blessed_model_resolver"}
     assert len(states) == 8 and set(states.values()) == {"CACHED"}, third.states
