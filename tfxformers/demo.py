@@ -1,14 +1,21 @@
 """``tfxformers demo``: the main job end to end on this machine, as ``make demo`` runs it.
 
-Today that is the text-classification path: Rotten Tomatoes (fetched by ``make demo``) -> the frozen
-MiniLM encoder with cached encoder outputs and a trained head -> test-split metrics and plots -> the
-trained model answering real reviews it never saw. It ends with the commands to run each piece by hand.
-A finished model directory is reused; ``--retrain`` trains again.
+Rotten Tomatoes (fetched by ``make demo``) -> the TFX pipeline (CsvExampleGen ... Trainer with the frozen
+MiniLM encoder, Evaluator, Pusher) -> a blessed SavedModel version in ``serving_models/sentiment/N`` ->
+``tfxformers serve`` (the embedded TF-Serving-compatible server) -> ``tfxformers proxy`` (raw text in,
+labels out) -> real held-out reviews sent to the proxy's REST API. Everything the demo starts it stops;
+it ends with the commands to run each piece by hand and to query it with curl.
+
+A second ``make demo`` with nothing changed is served from the pipeline's cache (no new version).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,9 +26,10 @@ DEMO_MODEL_NAME = "sentiment"
 
 def register(commands, train_commands) -> None:
     demo = commands.add_parser("demo", help="run the main job end to end (what `make demo` runs)")
-    demo.add_argument("--output", default="runs/demo-sentiment", help="where the demo's model goes")
-    demo.add_argument("--epochs", type=int, default=15, help="head epochs (cheap: encoder outputs are cached)")
-    demo.add_argument("--retrain", action="store_true", help="train again even if the model exists")
+    demo.add_argument("--model-base", default=DEMO_MODEL_BASE, help="where blessed versions are pushed")
+    demo.add_argument("--pipeline-root", default=f"pipelines/{DEMO_MODEL_NAME}",
+                      help="TFX artifacts, ML Metadata (SQLite) and logs")
+    demo.add_argument("--reviews", type=int, default=6, help="held-out reviews to send through the proxy")
     demo.set_defaults(func=run_demo)
 
 
@@ -29,42 +37,126 @@ def _banner(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
+def _wait_until(predicate, timeout: float, what: str, process=None, log_path=None) -> None:
+    from tfxformers.errors import UserError
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process is not None and process.poll() is not None:
+            tail = Path(log_path).read_text(errors="replace")[-2000:] if log_path else ""
+            raise UserError(f"{what} exited with code {process.returncode}:\n{tail}")
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise UserError(f"{what} was not ready within {timeout:.0f} s")
+
+
+def _start_proxy(grpc_port: int) -> tuple[subprocess.Popen, int, str]:
+    import httpx
+
+    from tfxformers.testing import free_port, tfxformers_command
+
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="tfxformers-proxy-", suffix=".log", delete=False)
+    process = subprocess.Popen(
+        tfxformers_command() + ["proxy", "--backend", f"grpc://127.0.0.1:{grpc_port}", "--port", str(port),
+                                "--models", DEMO_MODEL_NAME, "--log-level", "warning"],
+        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    log.close()
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/readyz", params={"model": DEMO_MODEL_NAME},
+                             timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        _wait_until(ready, 60, "tfxformers proxy", process, log.name)
+    except BaseException:
+        _stop(process)
+        raise
+    return process, port, log.name
+
+
+def _stop(process) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def run_demo(args: argparse.Namespace) -> int:
-    from tfxformers.models.classifier_train import ClassifierTrainConfig, predict_texts, train_classifier
+    import httpx
+
+    from tfxformers.cli import main as cli_main
+    from tfxformers.errors import UserError
     from tfxformers.models.datasets import load_classification
+    from tfxformers.serving.export import version_dirs
+    from tfxformers.testing import start_model_server, stop_model_server
 
-    output = Path(args.output)
     started = time.perf_counter()
-    trained_now = args.retrain or not (output / "metrics.json").is_file()
-    if trained_now:
-        _banner("training a sentiment classifier: frozen MiniLM encoder + dense head on Rotten Tomatoes")
-        train_classifier(ClassifierTrainConfig(data="rotten_tomatoes", output=str(output), encoder="minilm",
-                                               mode="frozen", epochs=args.epochs, verbose=2))
-    else:
-        _banner(f"reusing the trained model in {output} (--retrain to train again)")
-    from tfxformers.serving.export import export_model, version_dirs
+    _banner("TFX pipeline: Rotten Tomatoes -> frozen MiniLM classifier -> Evaluator -> Pusher "
+            f"(LocalDagRunner, ML Metadata in {args.pipeline_root})")
+    code = cli_main(["pipeline", "run", "--task", "sentiment", "--data", "rotten_tomatoes", "--mode", "frozen",
+                     "--name", DEMO_MODEL_NAME, "--model-base", args.model_base,
+                     "--pipeline-root", args.pipeline_root])
+    pipeline_seconds = time.perf_counter() - started
+    if code != 0:
+        return code
+    versions = version_dirs(Path(args.model_base) / DEMO_MODEL_NAME)
+    if not versions:
+        raise UserError(f"the pipeline pushed no version to {args.model_base}/{DEMO_MODEL_NAME} (not blessed); "
+                        "see the Evaluator's output above")
+    _banner(f"pipeline done in {pipeline_seconds:.0f} s; {args.model_base}/{DEMO_MODEL_NAME} holds versions "
+            f"{versions}")
 
-    if trained_now or not version_dirs(Path(DEMO_MODEL_BASE) / DEMO_MODEL_NAME):  # a new model, a new version
-        exported = export_model(output, DEMO_MODEL_NAME, DEMO_MODEL_BASE)
-        _banner(f"exported for TensorFlow Serving as {exported} (Dockerfile.serving serves {DEMO_MODEL_BASE}/)")
-    metrics = json.loads((output / "metrics.json").read_text())
-    _banner(f"test split: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} "
-            f"on {metrics['examples']} reviews; plots in {output / 'plots'}")
-    data = load_classification("rotten_tomatoes")
-    picks = list(range(0, 40, 8))
-    reviews = [data.test.texts[i] for i in picks]
-    truth = [data.label_names[data.test.labels[i]] for i in picks]
-    _banner("the model on reviews from the held-out test split")
-    for result, expected in zip(predict_texts(output, reviews), truth):
-        mark = "ok " if result["label"] == expected else "MISS"
-        print(f"[{mark}] {result['label']:>6} {result['probability']:.2f} (true: {expected:>6})  {result['text'][:90]}")
-    _banner(f"done in {time.perf_counter() - started:.0f} s. Run the pieces by hand:")
-    print(f"""  .venv/bin/tfxformers data list
-  .venv/bin/tfxformers train classifier --data rotten_tomatoes --mode frozen --output {output}
-  .venv/bin/tfxformers train classifier --data rotten_tomatoes --mode finetune --output runs/rt-finetune
-  .venv/bin/tfxformers evaluate --model {output}
-  .venv/bin/tfxformers predict --model {output} "a charming, funny film" "a tedious, overlong mess"
-  .venv/bin/tensorboard --logdir {output / 'logs'}
-  .venv/bin/tfxformers export --model {output} --name {DEMO_MODEL_NAME} --model-base {DEMO_MODEL_BASE}
-  .venv/bin/saved_model_cli show --dir {DEMO_MODEL_BASE}/{DEMO_MODEL_NAME}/1 --all""")
+    _banner(f"starting tfxformers serve on {args.model_base} (TF Serving's gRPC and REST APIs)")
+    server, grpc_port, rest_port = start_model_server(args.model_base, wait_for=DEMO_MODEL_NAME)
+    proxy = None
+    try:
+        status = httpx.get(f"http://127.0.0.1:{rest_port}/v1/models/{DEMO_MODEL_NAME}", timeout=10).json()
+        print(f"gRPC 127.0.0.1:{grpc_port}, REST 127.0.0.1:{rest_port}; status: {json.dumps(status)}")
+        _banner("starting tfxformers proxy in front of it (gRPC backend; the proxy never imports TensorFlow)")
+        proxy, proxy_port, _ = _start_proxy(grpc_port)
+        url = f"http://127.0.0.1:{proxy_port}/v1/models/{DEMO_MODEL_NAME}:classify"
+        print(f"proxy on http://127.0.0.1:{proxy_port}")
+
+        data = load_classification("rotten_tomatoes")
+        picks = list(range(0, 8 * args.reviews, 8))
+        reviews = [data.test.texts[i] for i in picks]
+        truth = [data.label_names[data.test.labels[i]] for i in picks]
+        _banner(f"POST {url} with {len(reviews)} held-out reviews")
+        answer = httpx.post(url, json={"texts": reviews}, timeout=30)
+        answer.raise_for_status()
+        body = answer.json()
+        for result, expected, text in zip(body["results"], truth, reviews):
+            mark = "ok " if result["label"] == expected else "MISS"
+            print(f"[{mark}] {result['label']:>6} {result['probability']:.2f} (true: {expected:>6})  {text[:80]}")
+        print(f"answered by {body['model']} version {body['version']}")
+    finally:
+        if proxy is not None:
+            _stop(proxy)
+        stop_model_server(server)
+
+    _banner(f"done in {time.perf_counter() - started:.0f} s; server and proxy stopped. Run the pieces by hand:")
+    root, base = args.pipeline_root, args.model_base
+    print(f"""  .venv/bin/tfxformers pipeline run --task sentiment --data rotten_tomatoes --mode frozen \\
+      --model-base {base} --pipeline-root {root}        # again: served from the cache
+  .venv/bin/tfxformers serve --model-base {base} --grpc-port 8500 --rest-port 8501 &
+  .venv/bin/tfxformers proxy --backend grpc://127.0.0.1:8500 --port 8000 &
+  curl -s localhost:8501/v1/models/{DEMO_MODEL_NAME}
+  curl -s -X POST localhost:8000/v1/models/{DEMO_MODEL_NAME}:classify \\
+      -H 'content-type: application/json' -d '{{"texts": ["a charming, funny film", "a tedious mess"]}}'
+  open http://127.0.0.1:8000/docs                      # the proxy's OpenAPI page
+  .venv/bin/saved_model_cli show --dir {base}/{DEMO_MODEL_NAME}/{versions[-1]} --all
+  docker build -f Dockerfile.serving -t tfxformers-serving .   # TF Serving (GPU) with {base}/""")
     return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run_demo(argparse.Namespace(model_base=DEMO_MODEL_BASE, pipeline_root=f"pipelines/{DEMO_MODEL_NAME}",
+                                         reviews=6)))
