@@ -38,7 +38,12 @@ def schema_path(task: str, root: Path = SCHEMA_DIR) -> Path:
 def beam_args_with_defaults(extra: list[str] | None) -> list[str]:
     """DirectRunner in multi-processing mode unless the user picked a runner; the user's flags win."""
     extra = list(extra or [])
-    runner = next((a.split("=", 1)[1] for a in extra if a.startswith("--runner=")), "DirectRunner")
+    runner = "DirectRunner"
+    for i, arg in enumerate(extra):
+        if arg.startswith("--runner="):
+            runner = arg.split("=", 1)[1]
+        elif arg == "--runner" and i + 1 < len(extra):
+            runner = extra[i + 1]
     defaults = list(DEFAULT_BEAM_ARGS) if runner in ("DirectRunner", "direct") else []
     return defaults + extra
 
@@ -56,7 +61,7 @@ class RunSummary:
     pushed_path: str | None = None
     already_pushed: bool = False   # the Pusher found this model already pushed and added no version
     trained_dir: Path | None = None
-    model_uri: str | None = None   # the Trainer's Model artifact (Format-Serving/, Format-TFMA/)
+    model_uri: str | None = None   # the Trainer's Model artifact (Format-Serving/, Format-Push/)
     test_metrics: dict | None = None
     validation_failures: list[str] = field(default_factory=list)
 
@@ -95,11 +100,14 @@ def _quiet_tfx_logging(log_file: Path, out):
     log_file.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
     tf_logger = logging.getLogger("tensorflow")
+    saved_env = {k: os.environ.get(k) for k in ("PYTHONWARNINGS", "TF_CPP_MIN_LOG_LEVEL")}
     saved = (root.handlers[:], root.level, absl_logging.get_verbosity(), tf_logger.handlers[:],
-             tf_logger.propagate, os.environ.get("PYTHONWARNINGS"))
-    # Beam's worker processes inherit this: their Python-version and deprecation warnings say nothing
-    # a user can act on.
+             tf_logger.propagate)
+    # Beam's worker processes inherit these: their Python-version and deprecation warnings, and the
+    # "Unable to register cuDNN factory" lines each TensorFlow import prints, say nothing a user can act
+    # on (a failing worker still fails the run with its Python exception).
     os.environ["PYTHONWARNINGS"] = "ignore"
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     tf_logger.handlers = []
     tf_logger.propagate = True
     file_handler = logging.FileHandler(log_file, encoding="utf-8")
@@ -117,10 +125,11 @@ def _quiet_tfx_logging(log_file: Path, out):
         root.handlers = saved[0]
         absl_logging.set_verbosity(saved[2])
         tf_logger.handlers, tf_logger.propagate = saved[3], saved[4]
-        if saved[5] is None:
-            os.environ.pop("PYTHONWARNINGS", None)
-        else:
-            os.environ["PYTHONWARNINGS"] = saved[5]
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         file_handler.close()
 
 
@@ -277,6 +286,11 @@ def _check_options(options: RunOptions) -> None:
         raise UserError("--min-accuracy must be between 0 and 1")
     if options.max_accuracy_drop < 0:
         raise UserError("--max-accuracy-drop must be zero or positive")
+    # The same limits as `train classifier`, checked here so that a typo fails now, not in the Trainer.
+    if (options.epochs is not None and options.epochs < 1) or options.batch_size < 1:
+        raise UserError("--epochs and --batch-size must be at least 1")
+    if not 8 <= options.max_length <= 512:
+        raise UserError("--max-length must be between 8 and 512")
     name = options.name or options.task
     if not name.replace("_", "").replace("-", "").isalnum():
         raise UserError(f"model name {name!r} must be letters, digits, '-' or '_'")

@@ -236,6 +236,27 @@ def test_data_without_the_text_column_is_refused_before_tfx_starts(tmp_path, tin
     assert not (tmp_path / "pipeline" / "metadata.sqlite").exists()
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--mode", "distilled"], "unknown mode 'distilled'"),
+    (["--task", "translation"], "unknown task 'translation'"),
+    (["--min-accuracy", "1.5"], "--min-accuracy must be between 0 and 1"),
+    (["--epochs", "0"], "--epochs and --batch-size must be at least 1"),
+    (["--max-length", "4"], "--max-length must be between 8 and 512"),
+    (["--name", "a/b"], "model name 'a/b'"),
+    (["--encoder", "/no/such/checkpoint"], "neither 'minilm' nor a checkpoint directory"),
+])
+def test_bad_options_are_refused_before_tfx_starts(tmp_path, tiny_reviews_csv, tiny_bert_dir, capsys, flags, message):
+    from tfxformers.cli import main
+
+    argv = ["pipeline", "run", "--data", str(tiny_reviews_csv), "--text-column", "review", "--label-column",
+            "sentiment", "--encoder", str(tiny_bert_dir), "--pipeline-root", str(tmp_path / "p"),
+            "--model-base", str(tmp_path / "m")]
+    code = main(argv + flags)
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "p" / "metadata.sqlite").exists()
+
+
 def test_compiled_vertex_spec_names_every_component(tmp_path, tiny_reviews_csv, tiny_bert_dir, monkeypatch, capsys):
     from tfxformers.cli import main
     from tfxformers.pipeline.pipeline import COMPONENT_IDS
