@@ -236,6 +236,7 @@ class Servable:
         self._loaded = loaded  # keeps the variables alive
         self.functions = {k: loaded.signatures[k] for k in self.signature_defs if k in loaded.signatures}
         self.batchers = {}  # signature name -> Batcher, set by the manager when batching is on
+        self.metrics = None  # set by the manager: runtime latency is recorded per call
 
     def signature(self, name: str, rest: bool = False):
         name = name or DEFAULT_SIGNATURE
@@ -279,6 +280,7 @@ class Servable:
         import tensorflow as tf
 
         fn = self.functions[signature_name]
+        started = time.perf_counter()
         try:
             tensors = {k: tf.constant(v) if v.dtype != object else tf.constant(list(v.ravel()), shape=v.shape,
                                                                                dtype=tf.string)
@@ -289,7 +291,10 @@ class Servable:
             raise ServingError(code.get(exc.error_code, "INTERNAL"), exc.message) from None
         except (TypeError, ValueError) as exc:
             raise ServingError("INVALID_ARGUMENT", str(exc).splitlines()[0]) from None
-        return {k: v.numpy() for k, v in out.items()}
+        outputs = {k: v.numpy() for k, v in out.items()}
+        if self.metrics is not None:
+            self.metrics.runtime(self.name, "Predict", time.perf_counter() - started)
+        return outputs
 
     def predict(self, signature_name: str, inputs: dict, output_filter=()) -> tuple[str, dict]:
         """Validate and run one request (through the batcher when batching is on)."""
@@ -438,6 +443,7 @@ class ModelManager:
         started = time.perf_counter()
         try:
             servable = Servable(config.name, version, path)
+            servable.metrics = self.metrics
             if self.batching is not None:
                 from tfxformers.serving.batching import attach_batchers
 
@@ -575,7 +581,7 @@ class ModelServer:
     def __init__(self, model_base=None, model_config_file=None, grpc_port: int = 8500, rest_port: int = 8501,
                  host: str = "0.0.0.0", enable_batching: bool = False, batching_parameters_file=None,
                  monitoring_config_file=None, file_system_poll_wait_seconds: float = 1.0,
-                 grpc_max_workers: int = 32):
+                 grpc_max_workers: int = 32, intra_op_parallelism: int = 0, inter_op_parallelism: int = 0):
         from tfxformers.serving import batching as batching_mod
         from tfxformers.serving.metrics import Metrics, read_monitoring_config
 
@@ -598,6 +604,9 @@ class ModelServer:
         self.manager = ModelManager(configs, file_system_poll_wait_seconds, self.batching, self.metrics)
         self.host, self._grpc_port, self._rest_port = host, int(grpc_port), int(rest_port)
         self.grpc_max_workers = grpc_max_workers
+        if intra_op_parallelism < 0 or inter_op_parallelism < 0:
+            raise UserError("--tensorflow-*-op-parallelism must be >= 0 (0 lets TensorFlow choose)")
+        self.parallelism = (int(intra_op_parallelism), int(inter_op_parallelism))
         self.grpc_port = self.rest_port = None
         self._grpc = self._rest = None
 
@@ -605,6 +614,7 @@ class ModelServer:
         from tfxformers.serving.grpc_api import start_grpc_server
         from tfxformers.serving.rest_api import start_rest_server
 
+        self._set_parallelism()
         self.manager.start()
         try:
             self._grpc, self.grpc_port = start_grpc_server(self.manager, self.metrics, self.host, self._grpc_port,
@@ -615,6 +625,21 @@ class ModelServer:
             self.stop()
             raise UserError(f"cannot listen on {self.host}: {exc}") from None
         return self
+
+    def _set_parallelism(self) -> None:
+        """TF Serving's --tensorflow_{intra,inter}_op_parallelism; only possible before TF's runtime starts."""
+        intra, inter = self.parallelism
+        if not intra and not inter:
+            return
+        import tensorflow as tf
+
+        try:
+            if intra:
+                tf.config.threading.set_intra_op_parallelism_threads(intra)
+            if inter:
+                tf.config.threading.set_inter_op_parallelism_threads(inter)
+        except RuntimeError:
+            log.warning("TensorFlow is already initialised in this process; op parallelism flags ignored")
 
     def stop(self) -> None:
         if self._rest is not None:

@@ -30,6 +30,10 @@ def register(commands, train_commands) -> None:
                         help="MonitoringConfig text proto; enables Prometheus metrics on the REST port")
     parser.add_argument("--file-system-poll-wait-seconds", type=float, default=1.0,
                         help="how often to look for new versions (default 1; 0 = only at start)")
+    parser.add_argument("--tensorflow-intra-op-parallelism", type=int, default=0,
+                        help="threads per TensorFlow op (0 = TensorFlow's default: all cores)")
+    parser.add_argument("--tensorflow-inter-op-parallelism", type=int, default=0,
+                        help="TensorFlow ops run in parallel (0 = TensorFlow's default)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.set_defaults(func=run)
 
@@ -47,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
                          grpc_port=args.grpc_port, rest_port=args.rest_port, host=args.host,
                          enable_batching=args.enable_batching, batching_parameters_file=args.batching_parameters_file,
                          monitoring_config_file=args.monitoring_config_file,
-                         file_system_poll_wait_seconds=args.file_system_poll_wait_seconds)
+                         file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
+                         intra_op_parallelism=args.tensorflow_intra_op_parallelism,
+                         inter_op_parallelism=args.tensorflow_inter_op_parallelism)
     stop = threading.Event()
 
     def on_signal(signum, frame):
