@@ -121,6 +121,25 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         except ServingError as exc:
             _abort(context, exc)
 
+    def HandleReloadConfigRequest(self, request, context):
+        """Replace the served model list (model_service_impl.cc): the answer carries the status, and a
+        failure is also the RPC's status."""
+        from tensorflow_serving.apis import model_management_pb2
+
+        from tfxformers.errors import UserError
+        from tfxformers.serving.model_server import configs_from_server_config
+
+        response = model_management_pb2.ReloadConfigResponse()
+        try:
+            self.manager.reload(configs_from_server_config(request.config, base_dir=None))
+        except (ServingError, UserError) as exc:
+            error = exc if isinstance(exc, ServingError) else ServingError("INVALID_ARGUMENT", str(exc))
+            response.status.error_code = _error_code_value(error.code)
+            response.status.error_message = error.message
+            context.set_code(getattr(grpc.StatusCode, error.code))
+            context.set_details(error.message)
+        return response
+
 
 def start_grpc_server(manager, metrics, host: str, port: int, max_workers: int = 32):
     """Start the gRPC server; returns (server, bound port)."""

@@ -97,22 +97,30 @@ def configs_from_config_file(path) -> list[ModelConfig]:
         config = text_format.Parse(path.read_text(), model_server_config_pb2.ModelServerConfig())
     except text_format.ParseError as exc:
         raise UserError(f"{path} is not a ModelServerConfig text proto: {exc}") from None
+    return configs_from_server_config(config, path.parent, str(path))
+
+
+def configs_from_server_config(config, base_dir: Path | None, where: str = "model config") -> list[ModelConfig]:
+    """ModelConfig entries of a ModelServerConfig message; relative base paths are resolved against
+    ``base_dir`` (the config file's directory), or must be absolute when there is none (gRPC reload)."""
     if config.WhichOneof("config") != "model_config_list":
-        raise UserError(f"{path} must hold a model_config_list (custom_model_config is not supported)")
+        raise UserError(f"{where} must hold a model_config_list (custom_model_config is not supported)")
     configs = []
     for entry in config.model_config_list.config:
         if not entry.name or not entry.base_path:
-            raise UserError(f"{path}: every config needs a name and a base_path")
+            raise UserError(f"{where}: every config needs a name and a base_path")
         if entry.model_platform not in ("", "tensorflow"):
-            raise UserError(f"{path}: model_platform {entry.model_platform!r} is not supported (use tensorflow)")
+            raise UserError(f"{where}: model_platform {entry.model_platform!r} is not supported (use tensorflow)")
         base = Path(entry.base_path)
         if not base.is_absolute():
-            base = path.parent / base
+            if base_dir is None:
+                raise UserError(f"{where}: base_path {entry.base_path!r} must be absolute")
+            base = base_dir / base
         which = entry.model_version_policy.WhichOneof("policy_choice")
         if which == "specific":
             versions = set(entry.model_version_policy.specific.versions)
             if not versions:
-                raise UserError(f"{path}: model {entry.name!r} has a specific policy with no versions")
+                raise UserError(f"{where}: model {entry.name!r} has a specific policy with no versions")
             policy = ("specific", versions)
         elif which == "all":
             policy = ("all", None)
@@ -120,12 +128,10 @@ def configs_from_config_file(path) -> list[ModelConfig]:
             n = entry.model_version_policy.latest.num_versions if which == "latest" else 1
             policy = ("latest", max(1, n))
         labels = dict(entry.version_labels)
-        if labels and policy[0] == "specific" and not set(labels.values()) <= policy[1]:
-            raise UserError(f"{path}: model {entry.name!r} labels a version its policy does not serve")
         configs.append(ModelConfig(entry.name, base.resolve(), policy, labels))
     names = [c.name for c in configs]
     if len(set(names)) != len(names):
-        raise UserError(f"{path}: a model name appears twice")
+        raise UserError(f"{where}: a model name appears twice")
     return configs
 
 
@@ -367,7 +373,7 @@ class ModelManager:
         self._lock = threading.RLock()
         self._poll_lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = None
+        self._thread = self._config_thread = None
 
     # ---- lifecycle
     def start(self) -> None:
@@ -378,8 +384,9 @@ class ModelManager:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        for thread in (self._thread, self._config_thread):
+            if thread is not None:
+                thread.join(timeout=30)
         with self._lock:
             for versions in self.states.values():
                 for state in versions.values():
@@ -393,6 +400,60 @@ class ModelManager:
                 self.poll_once()
             except Exception:  # a poll must never kill the server
                 log.exception("file system poll failed")
+
+    def watch_config_file(self, path, poll_wait_seconds: float) -> None:
+        """Re-read a ModelServerConfig file every ``poll_wait_seconds`` (``--model-config-file-poll-wait-seconds``)."""
+        def loop():
+            last = None
+            while not self._stop.wait(poll_wait_seconds):
+                try:
+                    text = Path(path).read_text()
+                    if text == last:
+                        continue
+                    last = text
+                    self.reload(configs_from_config_file(path))
+                except (UserError, ServingError, OSError) as exc:
+                    log.error("model config %s not applied: %s", path, exc)
+                except Exception:
+                    log.exception("model config poll failed")
+
+        self._config_thread = threading.Thread(target=loop, name="tfxformers-serve-config", daemon=True)
+        self._config_thread.start()
+
+    def check_labels(self, configs: dict[str, ModelConfig] | None = None) -> None:
+        """A label may only name an AVAILABLE version (TF Serving's rule at start-up and on reload)."""
+        with self._lock:
+            for name, config in (configs or self.configs).items():
+                for label, version in sorted(config.labels.items()):
+                    state = self.states.get(name, {}).get(version)
+                    if state is None or state.state != AVAILABLE:
+                        raise ServingError("FAILED_PRECONDITION", (
+                            f"Request to assign label to version {version} of model {name}, which is not currently "
+                            "available for inference"))
+
+    def reload(self, configs: list[ModelConfig]) -> None:
+        """Apply a new model list (ModelService.HandleReloadConfigRequest, config file polling).
+
+        As in TF Serving, removed models are unloaded, new ones loaded, and new labels are assigned only
+        after loading, to versions that are AVAILABLE; otherwise FAILED_PRECONDITION and the old labels stay."""
+        new = {c.name: c for c in configs}
+        with self._poll_lock:
+            for name in set(self.configs) - set(new):
+                for version, state in list(self.states[name].items()):
+                    if state.state == AVAILABLE:
+                        self._unload(self.configs[name], version)
+            with self._lock:
+                old_labels = {n: c.labels for n, c in self.configs.items()}
+                for name, config in new.items():
+                    self.states.setdefault(name, {})
+                self.configs = {n: ModelConfig(c.name, c.base_path, c.policy, old_labels.get(n, {}))
+                                for n, c in new.items()}
+        self.poll_once()
+        with self._lock:
+            self.check_labels(new)
+            for name, config in new.items():
+                self.configs[name].labels = dict(config.labels)
+        log.info("model config applied: %s", ", ".join(sorted(new)) or "no models")
 
     # ---- policy
     def _aspired(self, config: ModelConfig, on_disk: dict[int, Path], states: dict[int, VersionState]) -> set[int]:
@@ -581,7 +642,8 @@ class ModelServer:
     def __init__(self, model_base=None, model_config_file=None, grpc_port: int = 8500, rest_port: int = 8501,
                  host: str = "0.0.0.0", enable_batching: bool = False, batching_parameters_file=None,
                  monitoring_config_file=None, file_system_poll_wait_seconds: float = 1.0,
-                 grpc_max_workers: int = 32, intra_op_parallelism: int = 0, inter_op_parallelism: int = 0):
+                 grpc_max_workers: int = 32, intra_op_parallelism: int = 0, inter_op_parallelism: int = 0,
+                 model_config_file_poll_wait_seconds: float = 0):
         from tfxformers.serving import batching as batching_mod
         from tfxformers.serving.metrics import Metrics, read_monitoring_config
 
@@ -607,6 +669,12 @@ class ModelServer:
         if intra_op_parallelism < 0 or inter_op_parallelism < 0:
             raise UserError("--tensorflow-*-op-parallelism must be >= 0 (0 lets TensorFlow choose)")
         self.parallelism = (int(intra_op_parallelism), int(inter_op_parallelism))
+        if model_config_file_poll_wait_seconds and model_config_file is None:
+            raise UserError("--model-config-file-poll-wait-seconds needs --model-config-file")
+        if model_config_file_poll_wait_seconds < 0:
+            raise UserError("--model-config-file-poll-wait-seconds must be >= 0")
+        self.model_config_file = model_config_file
+        self.config_poll = float(model_config_file_poll_wait_seconds or 0)
         self.grpc_port = self.rest_port = None
         self._grpc = self._rest = None
 
@@ -616,6 +684,13 @@ class ModelServer:
 
         self._set_parallelism()
         self.manager.start()
+        try:
+            self.manager.check_labels()
+        except ServingError as exc:
+            self.manager.stop()
+            raise UserError(f"{self.model_config_file}: {exc.message}") from None
+        if self.config_poll > 0:
+            self.manager.watch_config_file(self.model_config_file, self.config_poll)
         try:
             self._grpc, self.grpc_port = start_grpc_server(self.manager, self.metrics, self.host, self._grpc_port,
                                                            self.grpc_max_workers)

@@ -30,6 +30,8 @@ def register(commands, train_commands) -> None:
                         help="MonitoringConfig text proto; enables Prometheus metrics on the REST port")
     parser.add_argument("--file-system-poll-wait-seconds", type=float, default=1.0,
                         help="how often to look for new versions (default 1; 0 = only at start)")
+    parser.add_argument("--model-config-file-poll-wait-seconds", type=float, default=0,
+                        help="re-read --model-config-file this often (default 0 = never)")
     parser.add_argument("--tensorflow-intra-op-parallelism", type=int, default=0,
                         help="threads per TensorFlow op (0 = TensorFlow's default: all cores)")
     parser.add_argument("--tensorflow-inter-op-parallelism", type=int, default=0,
@@ -53,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
                          monitoring_config_file=args.monitoring_config_file,
                          file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
                          intra_op_parallelism=args.tensorflow_intra_op_parallelism,
-                         inter_op_parallelism=args.tensorflow_inter_op_parallelism)
+                         inter_op_parallelism=args.tensorflow_inter_op_parallelism,
+                         model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds)
     stop = threading.Event()
 
     def on_signal(signum, frame):

@@ -335,8 +335,12 @@ def test_grpc_errors(server, features):
     wrong_rank = {"input_ids": features["input_ids"][0], "attention_mask": features["attention_mask"][0]}
     assert code_of(prediction.Predict, predict_request(wrong_rank))[0] == grpc.StatusCode.INVALID_ARGUMENT
     assert code_of(prediction.Classify, classification_pb2.ClassificationRequest())[0] == grpc.StatusCode.UNIMPLEMENTED
-    assert code_of(model.HandleReloadConfigRequest,
-                   model_management_pb2.ReloadConfigRequest())[0] == grpc.StatusCode.UNIMPLEMENTED
+    from tensorflow_serving.apis import regression_pb2
+
+    assert code_of(prediction.Regress, regression_pb2.RegressionRequest())[0] == grpc.StatusCode.UNIMPLEMENTED
+    assert code_of(model.HandleReloadConfigRequest,  # relative base paths need a config file's directory
+                   model_management_pb2.ReloadConfigRequest(config={"model_config_list": {"config": [
+                       {"name": "x", "base_path": "relative/x"}]}}))[0] == grpc.StatusCode.INVALID_ARGUMENT
     assert code_of(prediction.GetModelMetadata, get_model_metadata_pb2.GetModelMetadataRequest(
         model_spec={"name": "sentiment"}))[0] == grpc.StatusCode.INVALID_ARGUMENT  # no metadata_field
     assert code_of(model.GetModelStatus, get_model_status_pb2.GetModelStatusRequest(
@@ -438,7 +442,12 @@ def test_warmup_replayed_and_metrics_endpoint(server, model_base, features):
 # ---------------------------------------------------------------------------------------------- config file
 
 def test_config_file_specific_versions_and_labels(export_v1, features, tmp_path):
-    from tensorflow_serving.apis import get_model_status_pb2
+    """specific versions + labels from a config file; the file is re-polled (labels move, versions change);
+    a gRPC reload that labels an unavailable version is FAILED_PRECONDITION."""
+    import grpc
+    from google.protobuf import text_format
+    from tensorflow_serving.apis import get_model_status_pb2, model_management_pb2
+    from tensorflow_serving.config import model_server_config_pb2
 
     from tfxformers.serving.model_server import ModelServer
 
@@ -460,7 +469,7 @@ model_config_list {
 }
 """)
     srv = ModelServer(model_config_file=config, grpc_port=0, rest_port=0, host="127.0.0.1",
-                      file_system_poll_wait_seconds=0)
+                      file_system_poll_wait_seconds=0, model_config_file_poll_wait_seconds=0.2)
     srv.start()
     try:
         body = {"instances": [_row(features)]}
@@ -477,6 +486,23 @@ model_config_list {
         status = model.GetModelStatus(get_model_status_pb2.GetModelStatusRequest(
             model_spec={"name": "clf", "version": {"value": 2}}))
         assert [s.version for s in status.model_version_status] == [2]
+
+        config.write_text(config.read_text().replace("versions: 1 versions: 2", "versions: 2 versions: 3")
+                          .replace('key: "stable" value: 1', 'key: "stable" value: 2')
+                          .replace('key: "canary" value: 2', 'key: "canary" value: 3'))
+        wait_until(lambda: prediction.Predict(predict_request(features, name="clf", label="canary")
+                                              ).model_spec.version.value == 3, what="the re-read config applied")
+        assert prediction.Predict(predict_request(features, name="clf", label="stable")).model_spec.version.value == 2
+        states = {s["version"]: s["state"] for s in http(srv.rest_port, "GET", "/v1/models/clf")[1]["model_version_status"]}
+        assert states == {"1": "END", "2": "AVAILABLE", "3": "AVAILABLE"}
+
+        bad = text_format.Parse(config.read_text().replace('value: 3', 'value: 7'),
+                                model_server_config_pb2.ModelServerConfig())
+        bad.model_config_list.config[0].base_path = str(models)
+        with pytest.raises(grpc.RpcError) as info:
+            model.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(config=bad), timeout=60)
+        assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert prediction.Predict(predict_request(features, name="clf", label="canary")).model_spec.version.value == 3
     finally:
         srv.stop()
 
@@ -497,6 +523,12 @@ def test_bad_server_options_are_user_errors(tmp_path, capsys):
                  "--batching-parameters-file", str(bad)]) == 2
     assert "BatchingParameters" in capsys.readouterr().err
     assert main(["serve", "--model-base", str(tmp_path / "m"), "--grpc-port", "70000"]) == 2
+    labelled = tmp_path / "labelled.config"
+    labelled.write_text('model_config_list { config { name: "x" base_path: "m" version_labels { key: "stable" '
+                        'value: 5 } } }')
+    assert main(["serve", "--model-config-file", str(labelled), "--grpc-port", "0", "--rest-port", "0",
+                 "--host", "127.0.0.1"]) == 2
+    assert "not currently available" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------- CLI subprocess
