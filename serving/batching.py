@@ -167,27 +167,37 @@ class BatchScheduler:
                                f"Task size {size} is larger than maximum input batch size {p.max_batch_size}")
         task = _Task(inputs, size)
         with self._cv:
-            if self._stopped:
-                raise ServingError("UNAVAILABLE", "the model version is being unloaded")
-            queue = self._queues.get(signature)
-            if queue is None:
-                queue = self._queues[signature] = _Queue(signature)
-            if queue.open and queue.open_size + size > p.max_batch_size:
-                self._close(queue)
-            if not queue.open and len(queue.closed) >= p.max_enqueued_batches:
-                raise ServingError("UNAVAILABLE",
-                                   "The batch scheduling queue to which this task was submitted is full")
-            if not queue.open:
-                queue.open_since = time.monotonic()
-            queue.open.append(task)
-            queue.open_size += size
-            if queue.open_size >= p.max_batch_size:
-                self._close(queue)
-            self._cv.notify()
+            if not self._stopped:
+                self._enqueue(signature, task)
+                queued = True
+            else:
+                queued = False
+        if not queued:
+            # The version is being unloaded but this request already holds it: answer it unbatched
+            # (TF Serving likewise finishes requests that hold a handle on an unloading version).
+            return self.run(signature, inputs)
         task.done.wait()
         if task.error is not None:
             raise task.error
         return task.outputs
+
+    def _enqueue(self, signature: str, task: _Task) -> None:
+        """Under the lock: put a task into its signature's open batch (TF Serving's queue rules)."""
+        p, size = self.params, task.size
+        queue = self._queues.get(signature)
+        if queue is None:
+            queue = self._queues[signature] = _Queue(signature)
+        if queue.open and queue.open_size + size > p.max_batch_size:
+            self._close(queue)
+        if not queue.open and len(queue.closed) >= p.max_enqueued_batches:
+            raise ServingError("UNAVAILABLE", "The batch scheduling queue to which this task was submitted is full")
+        if not queue.open:
+            queue.open_since = time.monotonic()
+        queue.open.append(task)
+        queue.open_size += size
+        if queue.open_size >= p.max_batch_size:
+            self._close(queue)
+        self._cv.notify()
 
     @staticmethod
     def _close(queue: _Queue) -> None:
@@ -195,17 +205,13 @@ class BatchScheduler:
         queue.open, queue.open_size = [], 0
 
     def stop(self) -> None:
+        """Stop taking requests into batches; the workers run what is queued, then exit."""
         with self._cv:
             self._stopped = True
-            pending = [t for q in self._queues.values() for b in list(q.closed) + [q.open] for t in b]
-            self._queues.clear()
             self._cv.notify_all()
-        for task in pending:
-            task.error = ServingError("UNAVAILABLE", "the model version was unloaded")
-            task.done.set()
         for thread in self._threads:
             if thread is not threading.current_thread():
-                thread.join(timeout=10)
+                thread.join(timeout=60)
 
     # ---- consumer side
     def _take(self):
@@ -223,7 +229,7 @@ class BatchScheduler:
                 return queue.signature, queue.closed.popleft()
             if queue.open:
                 left = queue.open_since + timeout - now
-                if left <= 0:
+                if left <= 0 or self._stopped:
                     batch = queue.open
                     queue.open, queue.open_size = [], 0
                     self._next += i + 1
@@ -235,11 +241,11 @@ class BatchScheduler:
         while True:
             with self._cv:
                 while True:
-                    if self._stopped:
-                        return
                     signature, batch = self._take()
                     if signature is not None:
                         break
+                    if self._stopped:  # drained
+                        return
                     self._cv.wait(batch)
             self._process(signature, batch)
 

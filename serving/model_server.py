@@ -374,6 +374,7 @@ class ModelManager:
         self._poll_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = self._config_thread = None
+        self._warned: set[str] = set()
 
     # ---- lifecycle
     def start(self) -> None:
@@ -491,8 +492,11 @@ class ModelManager:
                     gone = version not in on_disk
                     if gone or (version not in aspired and (aspired or config.policy[0] != "latest")):
                         self._unload(config, version)
-                if config.policy[0] == "latest" and not on_disk and not states:
-                    log.warning("model %s: no versions found under %s", config.name, config.base_path)
+                if not on_disk and config.name not in self._warned:
+                    self._warned.add(config.name)  # once, not at every poll
+                    log.warning("no versions of model %s found under %s", config.name, config.base_path)
+                elif on_disk:
+                    self._warned.discard(config.name)
 
     def _load(self, config: ModelConfig, version: int, path: Path) -> None:
         states = self.states[config.name]

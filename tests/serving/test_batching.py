@@ -141,3 +141,26 @@ def test_zero_timeout_runs_at_once_and_batches_under_load():
         scheduler.stop()
     assert errors == [None] * 6
     assert len(model.batches[-1]["ids"]) == 6  # the six waiting requests ran as one batch
+
+
+def test_stop_drains_queued_requests_and_later_ones_run_unbatched():
+    """Unloading a version under load must not fail the requests that already hold it."""
+    model = Recorder()
+    model.gate.clear()
+    scheduler = BatchScheduler(model, BatchingParameters(max_batch_size=2, batch_timeout_micros=0,
+                                                         num_batch_threads=1, max_enqueued_batches=10))
+    threads_results = []
+
+    def call():
+        threads_results.append(scheduler.submit("serving_default", {"ids": np.zeros((1, 1))}))
+
+    threads = [threading.Thread(target=call) for _ in range(5)]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    threading.Timer(0.3, model.gate.set).start()
+    scheduler.stop()  # returns once the queue is drained
+    for t in threads:
+        t.join(10)
+    assert len(threads_results) == 5
+    assert scheduler.submit("serving_default", {"ids": np.zeros((1, 1))})["ids"].shape == (1, 1)
