@@ -700,9 +700,10 @@ class ModelServer:
                                                            self.grpc_max_workers)
             self._rest, self.rest_port = start_rest_server(self.manager, self.metrics, self.host, self._rest_port,
                                                            self.prometheus_path)
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # grpc raises RuntimeError when it cannot bind
             self.stop()
-            raise UserError(f"cannot listen on {self.host}: {exc}") from None
+            raise UserError(f"cannot listen on {self.host} (gRPC port {self._grpc_port}, REST port "
+                            f"{self._rest_port}): {exc}; is another server running there?") from None
         return self
 
     def _set_parallelism(self) -> None:

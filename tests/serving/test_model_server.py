@@ -523,6 +523,14 @@ def test_bad_server_options_are_user_errors(tmp_path, capsys):
                  "--batching-parameters-file", str(bad)]) == 2
     assert "BatchingParameters" in capsys.readouterr().err
     assert main(["serve", "--model-base", str(tmp_path / "m"), "--grpc-port", "70000"]) == 2
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert main(["serve", "--model-base", str(tmp_path / "m"), "--host", "127.0.0.1", "--grpc-port", "0",
+                     "--rest-port", str(taken.getsockname()[1])]) == 2
+    assert "cannot listen" in capsys.readouterr().err
     labelled = tmp_path / "labelled.config"
     labelled.write_text('model_config_list { config { name: "x" base_path: "m" version_labels { key: "stable" '
                         'value: 5 } } }')
