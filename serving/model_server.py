@@ -26,7 +26,6 @@ changes, so the previous version keeps serving (what users of a canary deploymen
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field

@@ -151,8 +151,6 @@ def parse_predict_body(body: bytes, input_infos_for) -> tuple[str, dict, str]:
     """(signature name, numpy inputs, "row" | "columnar") from a :predict body.
 
     ``input_infos_for(signature_name)`` returns the signature's ``inputs`` map (name -> TensorInfo)."""
-    import numpy as np
-
     if not body:
         raise ServingError("INVALID_ARGUMENT", "JSON Parse error: The document is empty")
     try:
@@ -195,10 +193,7 @@ def parse_predict_body(body: bytes, input_infos_for) -> tuple[str, dict, str]:
                 if name not in value:
                     raise ServingError("INVALID_ARGUMENT", f"Missing named input: {name} in 'inputs' object.")
                 inputs[name] = json_to_ndarray(value[name], infos[name].dtype)
-            extra = sorted(set(value) - set(names))
-            if extra:  # TF Serving ignores them here and fails later on the input count
-                for name in extra:
-                    inputs[name] = np.asarray(0)
+            # Keys that are not inputs of the signature are ignored, as FillTensorMapFromInputsMap does.
         return signature_name, inputs, "columnar"
     raise ServingError("INVALID_ARGUMENT", "Missing 'inputs' or 'instances' key")
 
