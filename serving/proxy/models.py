@@ -59,6 +59,15 @@ class ModelRegistry:
         # One status check (and at most one tokenizer download) per model at a time, however many
         # requests arrive together.
         lock = self._locks.setdefault(name, asyncio.Lock())
+        try:
+            return await self._refresh(name, lock, deadline)
+        except errors.ModelNotFound:
+            # Forget names the server does not know, so requests for made-up names cannot grow these dicts.
+            self._models.pop(name, None)
+            self._locks.pop(name, None)
+            raise
+
+    async def _refresh(self, name: str, lock: asyncio.Lock, deadline: Deadline) -> ServedModel:
         async with lock:
             served = self._models.get(name)
             if served is not None and time.monotonic() - served.checked_at < self.refresh_seconds:
