@@ -12,6 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+_DESCRIPTION = ("Run the tokenizer proxy: raw text in, TensorFlow Serving (gRPC or REST) behind it, JSON out. "
+                "Every flag is also a TFXFORMERS_* environment variable; a flag given wins.")
+
 # flag -> (settings field, type, help)
 _FLAGS = {
     "--backend": ("backend", str, "grpc://HOST:PORT (TF Serving gRPC, port 8500) or http://HOST:PORT (REST, 8501)"),
@@ -32,8 +35,8 @@ _FLAGS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    for flag, (_, kind, help_text) in _FLAGS.items():
-        parser.add_argument(flag, type=kind, default=None, help=help_text)
+    for flag, (field, kind, help_text) in _FLAGS.items():
+        parser.add_argument(flag, type=kind, default=None, help=f"{help_text} [env TFXFORMERS_{field.upper()}]")
 
 
 def build_settings(args: argparse.Namespace):
@@ -63,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(commands, train_commands) -> None:
     parser = commands.add_parser("proxy", help="tokenizer proxy: raw text in, TF Serving behind it, JSON out",
-                                 description=__doc__.splitlines()[0])
+                                 description=_DESCRIPTION)
     add_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     """The proxy alone, for its container (no other tfxformers command is installed there)."""
     from tfxformers.errors import UserError
 
-    parser = argparse.ArgumentParser(prog="tfxformers-proxy", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="tfxformers-proxy", description=_DESCRIPTION)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
