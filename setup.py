@@ -16,14 +16,18 @@ setup(
         "tfxformers.models",
         "tfxformers.pipeline",
         "tfxformers.serving",
+        "tfxformers.serving.proxy",
+        "tfxformers.serving.proxy.routers",
     ],
     package_dir={
         "tfxformers": "tfxformers",
         "tfxformers.models": "models",
         "tfxformers.pipeline": "pipeline",
         "tfxformers.serving": "serving",
+        "tfxformers.serving.proxy": "serving/proxy",
+        "tfxformers.serving.proxy.routers": "serving/proxy/routers",
     },
-    package_data={"tfxformers.pipeline": ["*.pbtxt"], "tfxformers.serving": ["*.proto", "*.config"]},
+    package_data={"tfxformers.pipeline": ["*.pbtxt", "schema/*.pbtxt"], "tfxformers.serving": ["*.proto", "*.config"]},
     # Honest ranges: what the code is written against. requirements/requirements.lock pins what CI tests.
     install_requires=[
         "tensorflow>=2.16,<2.17",
@@ -44,6 +48,7 @@ setup(
         "pydantic-settings>=2.0",
         "prometheus-client>=0.20",
         "grpcio>=1.60",
+        "tensorflow-text>=2.16,<2.17",
         "dill",
         "setuptools<81",
     ],
