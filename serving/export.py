@@ -84,6 +84,9 @@ class _ClassifierModule:
         # Track only the variables: letting tf.saved_model serialise the Keras model itself would make it
         # trace every layer's Keras call functions, which fails for Hugging Face layers.
         module.model_variables = list(keras_model.variables)
+        # hub.KerasLayer lists no variables for a SavedModel without a `variables` attribute (the hub-mode
+        # encoder), so the loaded objects themselves are tracked too, or saving finds untracked variables.
+        module.hub_objects = [layer.resolved_object for layer in keras_model.layers if hasattr(layer, "resolved_object")]
         module.metadata_json, module.tokenizer_json = tf.constant(metadata_json), tf.constant(tokenizer_json)
 
         @tf.function(input_signature=[spec_ids, spec_mask], autograph=False)
@@ -141,6 +144,8 @@ def export_encoder(checkpoint_dir: str | os.PathLike, name: str, model_base: str
 
     encoder = bert.load_bert_encoder(checkpoint_dir)
     tokenizer = bert.load_bert_tokenizer(checkpoint_dir)
+    # A checkpoint with fewer positions than the default (e.g. a small test model) cannot take longer inputs.
+    max_length = min(max_length, encoder.config.max_position_embeddings)
     final, model_dir, version = _new_version_path(model_base, name, version)
     info = {
         "kind": "encoder", "name": name, "version": version, "format_version": 1, "label_names": [],
