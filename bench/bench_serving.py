@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -212,6 +213,8 @@ def main(argv=None) -> int:
     finally:
         for process in servers:
             stop_model_server(process)
+            Path(process.log_path).unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
 
     report = {
         "model": "all-MiniLM-L6-v2 classifier (2 labels, untrained head), SavedModel export",
