@@ -38,8 +38,10 @@ test: data
 demo: data
 	$(TFX) demo
 
+# Every bench/bench_*.py (classification, GPT-2 generation and pretraining, serving), one at a time under the
+# lock other heavy jobs take too, so that two benchmarks never share the 2 cores. Results: docs/benchmarks.md.
 bench: data
-	@set -e; for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f; done
+	@set -e; for f in bench/bench_*.py; do echo "== $$f"; flock /tmp/tfxformers-heavy.lock $(PY) $$f; done
 
 # Load test (bench/load_bench.py, Locust headless on 127.0.0.1, CSV stats in bench/results/load/): the proxy
 # in front of `tfxformers serve` vs the textbook in-process FastAPI app, on a frozen-MiniLM sentiment
