@@ -31,3 +31,15 @@ def tiny_reviews_csv(tmp_path_factory):
             text = " ".join(rng.choice(filler) if rng.random() < 0.5 else rng.choice(words) for _ in range(rng.randint(4, 14)))
             writer.writerow([text, label])
     return path
+
+
+@pytest.fixture(scope="session")
+def trained_dir(tiny_bert_dir, tiny_reviews_csv, tmp_path_factory):
+    """A tiny fine-tuned classifier's trained-model directory (read-only: tests export from it)."""
+    from tfxformers.models.classifier_train import ClassifierTrainConfig, train_classifier
+
+    out = tmp_path_factory.mktemp("trained") / "clf"
+    train_classifier(ClassifierTrainConfig(
+        data=str(tiny_reviews_csv), text_column="review", label_column="sentiment", encoder=str(tiny_bert_dir),
+        mode="finetune", output=str(out), epochs=1, batch_size=16, max_length=32, verbose=0))
+    return out

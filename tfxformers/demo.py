@@ -7,15 +7,15 @@ labels out) -> real held-out reviews sent to the proxy's REST API. Everything th
 it ends with the commands to run each piece by hand and to query it with curl.
 
 A second ``make demo`` with nothing changed is served from the pipeline's cache (no new version).
+
+The server and the proxy are started with the same helpers the tests use (``tfxformers.testing``): real
+subprocesses on free 127.0.0.1 ports that die with the demo if it is killed.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,58 +37,6 @@ def _banner(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
-def _wait_until(predicate, timeout: float, what: str, process=None, log_path=None) -> None:
-    from tfxformers.errors import UserError
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if process is not None and process.poll() is not None:
-            tail = Path(log_path).read_text(errors="replace")[-2000:] if log_path else ""
-            raise UserError(f"{what} exited with code {process.returncode}:\n{tail}")
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise UserError(f"{what} was not ready within {timeout:.0f} s")
-
-
-def _start_proxy(grpc_port: int) -> tuple[subprocess.Popen, int, str]:
-    import httpx
-
-    from tfxformers.testing import free_port, tfxformers_command
-
-    port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="tfxformers-proxy-", suffix=".log", delete=False)
-    process = subprocess.Popen(
-        tfxformers_command() + ["proxy", "--backend", f"grpc://127.0.0.1:{grpc_port}", "--port", str(port),
-                                "--models", DEMO_MODEL_NAME, "--log-level", "warning"],
-        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    log.close()
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/readyz", params={"model": DEMO_MODEL_NAME},
-                             timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        _wait_until(ready, 60, "tfxformers proxy", process, log.name)
-    except BaseException:
-        _stop(process)
-        raise
-    return process, port, log.name
-
-
-def _stop(process) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def run_demo(args: argparse.Namespace) -> int:
     import httpx
 
@@ -96,7 +44,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from tfxformers.errors import UserError
     from tfxformers.models.datasets import load_classification
     from tfxformers.serving.export import version_dirs
-    from tfxformers.testing import start_model_server, stop_model_server
+    from tfxformers.testing import start_model_server, start_proxy, stop_model_server, stop_process
 
     started = time.perf_counter()
     _banner("TFX pipeline: Rotten Tomatoes -> frozen MiniLM classifier -> Evaluator -> Pusher "
@@ -121,9 +69,9 @@ def run_demo(args: argparse.Namespace) -> int:
         status = httpx.get(f"http://127.0.0.1:{rest_port}/v1/models/{DEMO_MODEL_NAME}", timeout=10).json()
         print(f"gRPC 127.0.0.1:{grpc_port}, REST 127.0.0.1:{rest_port}; status: {json.dumps(status)}")
         _banner("starting tfxformers proxy in front of it (gRPC backend; the proxy never imports TensorFlow)")
-        proxy, proxy_port, _ = _start_proxy(grpc_port)
-        url = f"http://127.0.0.1:{proxy_port}/v1/models/{DEMO_MODEL_NAME}:classify"
-        print(f"proxy on http://127.0.0.1:{proxy_port}")
+        proxy, proxy_url = start_proxy(f"grpc://127.0.0.1:{grpc_port}", models=DEMO_MODEL_NAME)
+        url = f"{proxy_url}/v1/models/{DEMO_MODEL_NAME}:classify"
+        print(f"proxy on {proxy_url}")
 
         data = load_classification("rotten_tomatoes")
         picks = list(range(0, 8 * args.reviews, 8))
@@ -139,7 +87,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"answered by {body['model']} version {body['version']}")
     finally:
         if proxy is not None:
-            _stop(proxy)
+            stop_process(proxy)
         stop_model_server(server)
 
     _banner(f"done in {time.perf_counter() - started:.0f} s; server and proxy stopped. Run the pieces by hand:")

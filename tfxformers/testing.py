@@ -142,6 +142,50 @@ def train_until_epochs_then_kill(command: list[str], history_csv, epochs: int = 
     return [int(line.split(",")[0]) for line in history_csv.read_text().strip().splitlines()[1:]]
 
 
+def _die_with_parent() -> None:
+    """``preexec_fn``: ask Linux to SIGTERM the child when the process that started it dies, so that a
+    test run killed by a timeout (or a demo killed with SIGKILL) leaves no server holding ports behind."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the caller's own cleanup still stops it
+        pass
+
+
+def start_process(command: list[str], log_path=None, log_prefix: str = "tfxformers-"):
+    """Start ``command`` with its output in a log file (``process.log_path``), dying with this process."""
+    import subprocess
+    import tempfile
+
+    if log_path is None:
+        handle = tempfile.NamedTemporaryFile(prefix=log_prefix, suffix=".log", delete=False)
+        log_path = handle.name
+        handle.close()
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   env=dict(os.environ, PYTHONUNBUFFERED="1"), preexec_fn=_die_with_parent)
+    process.log_path = str(log_path)
+    return process
+
+
+def stop_process(process, timeout: float = 30) -> int:
+    """SIGTERM ``process`` (waking it first if a test froze it with SIGSTOP), SIGKILL after ``timeout``."""
+    import signal
+    import subprocess
+
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGCONT)
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 def start_model_server(model_base=None, *, model_config_file=None, wait_for=None, timeout: float = 180,
                        **flags):
     """Run ``tfxformers serve`` as a real subprocess on free 127.0.0.1 ports and wait until it serves.
@@ -153,8 +197,6 @@ def start_model_server(model_base=None, *, model_config_file=None, wait_for=None
     the server's log is in ``process.log_path``. Stop it with ``stop_model_server(process)``.
     """
     import json
-    import subprocess
-    import tempfile
     import time
     import urllib.request
     from pathlib import Path
@@ -178,11 +220,7 @@ def start_model_server(model_base=None, *, model_config_file=None, wait_for=None
         names = [p.name for p in Path(model_base).iterdir() if p.is_dir() and not p.name.startswith(".")]
     else:
         names = [wait_for] if wait_for else []
-    log_file = tempfile.NamedTemporaryFile(prefix="tfxformers-serve-", suffix=".log", delete=False)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
-    log_file.close()
-    process.log_path = log_file.name
+    process = start_process(command, log_prefix="tfxformers-serve-")
     process.grpc_port, process.rest_port = grpc_port, rest_port
     deadline = time.time() + timeout
 
@@ -210,13 +248,34 @@ def start_model_server(model_base=None, *, model_config_file=None, wait_for=None
 
 def stop_model_server(process, timeout: float = 30) -> int:
     """SIGTERM a server started by ``start_model_server`` and wait for it (SIGKILL after ``timeout``)."""
-    import subprocess
+    return stop_process(process, timeout)
 
-    if process.poll() is None:
-        process.terminate()
+
+def start_proxy(backend: str, *, models: str | None = None, log_path=None, timeout: float = 60):
+    """Run ``tfxformers proxy --backend BACKEND`` on a free 127.0.0.1 port and wait until ``/healthz``
+    answers (and ``/readyz`` for ``models``, if given). Returns ``(process, url)``; stop it with
+    ``stop_process``."""
+    import time
+
+    import httpx
+
+    port = free_port()
+    command = tfxformers_command() + ["proxy", "--backend", backend, "--host", "127.0.0.1", "--port", str(port),
+                                      "--log-level", "warning"]
+    if models:
+        command += ["--models", models]
+    process = start_process(command, log_path, log_prefix="tfxformers-proxy-")
+    url = f"http://127.0.0.1:{port}"
+    check = ("/readyz", {"model": models.split(",")}) if models else ("/healthz", None)
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
         try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
+            if httpx.get(url + check[0], params=check[1], timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    stop_process(process)
+    with open(process.log_path, errors="replace") as log:
+        raise RuntimeError(f"tfxformers proxy was not ready within {timeout:.0f} s:\n" + log.read()[-3000:])
+

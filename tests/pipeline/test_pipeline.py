@@ -115,41 +115,13 @@ def test_pushed_version_is_an_integer_and_answers_like_the_trained_keras_model(f
     np.testing.assert_allclose(by_example["probabilities"].numpy(), expected, atol=1e-5)
 
 
-def _start_proxy(grpc_port: int, log_path: Path):
-    """``tfxformers proxy`` in front of the server's gRPC port; returns (process, url) once /healthz answers."""
-    import subprocess
-    import time
-
-    import httpx
-
-    from tfxformers.testing import free_port, tfxformers_command
-
-    port = free_port()
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(tfxformers_command() + ["proxy", "--backend", f"grpc://127.0.0.1:{grpc_port}",
-                                                           "--host", "127.0.0.1", "--port", str(port)],
-                                   stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline and process.poll() is None:
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    process.wait()
-    raise RuntimeError("the proxy did not start:\n" + log_path.read_text()[-3000:])
-
-
 def test_the_pushed_version_serves_through_tfxformers_serve_and_the_proxy(first_run, root):
     """Fresh server and proxy processes (neither imports tensorflow_text) answer like the trained Keras model."""
     import urllib.request
 
     import httpx
 
-    from tfxformers.testing import start_model_server, stop_model_server
+    from tfxformers.testing import start_model_server, start_proxy, stop_model_server, stop_process
 
     summary, _, _ = first_run
     expected, features = _keras_probabilities(summary.trained_dir, REVIEWS)
@@ -164,12 +136,11 @@ def test_the_pushed_version_serves_through_tfxformers_serve_and_the_proxy(first_
             outputs = json.loads(answer.read())["outputs"]
         with urllib.request.urlopen(f"http://127.0.0.1:{rest_port}/v1/models/tiny", timeout=60) as answer:
             status = json.loads(answer.read())["model_version_status"]
-        proxy, url = _start_proxy(grpc_port, root / "proxy.log")
+        proxy, url = start_proxy(f"grpc://127.0.0.1:{grpc_port}", log_path=root / "proxy.log")
         classified = httpx.post(url + "/v1/models/tiny:classify", json={"texts": REVIEWS}, timeout=60)
     finally:
         if proxy is not None:
-            proxy.terminate()
-            proxy.wait(timeout=30)
+            stop_process(proxy)
         stop_model_server(process)
     np.testing.assert_allclose(np.asarray(outputs["probabilities"]), expected, atol=1e-5)
     assert [str(s["version"]) for s in status if s["state"] == "AVAILABLE"] == ["1"]

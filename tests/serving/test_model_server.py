@@ -89,17 +89,6 @@ def add_version(model_dir: Path, source: Path, version: int) -> Path:
 # ---------------------------------------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="module")
-def trained_dir(tiny_bert_dir, tiny_reviews_csv, tmp_path_factory):
-    from tfxformers.models.classifier_train import ClassifierTrainConfig, train_classifier
-
-    out = tmp_path_factory.mktemp("trained") / "clf"
-    train_classifier(ClassifierTrainConfig(
-        data=str(tiny_reviews_csv), text_column="review", label_column="sentiment", encoder=str(tiny_bert_dir),
-        mode="finetune", output=str(out), epochs=1, batch_size=16, max_length=32, verbose=0))
-    return out
-
-
-@pytest.fixture(scope="module")
 def export_v1(trained_dir, tmp_path_factory) -> Path:
     from tfxformers.serving.export import export_model
 

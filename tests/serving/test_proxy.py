@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 
 from tfxformers.cli import main
-from tfxformers.testing import free_port, make_tiny_bert_checkpoint, tfxformers_command
+from tfxformers.testing import free_port, make_tiny_bert_checkpoint, start_process, stop_process, tfxformers_command
 
 TEXTS = ["a brilliant and moving film", "boring , dull and far too long", "the plot", "Fun!"]
 LONG_TEXT = " ".join(f"the acting was good but the script was {w} and slow" for w in ("weak", "flat", "dull", "weak", "flat"))
@@ -72,21 +71,11 @@ def _served(rest_port: int, name: str) -> bool:
 
 
 def _start(command: list[str], log_path: Path):
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    process.log_path = log_path
-    return process
+    return start_process(command, log_path)
 
 
 def _stop(process) -> None:
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGCONT)  # in case a test left it frozen
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_process(process)
 
 
 class ModelServer:
