@@ -30,6 +30,9 @@ def register(commands, train_commands) -> None:
     train.add_argument("--limit-eval", type=int, default=None, help="use only N validation and N test examples")
     train.add_argument("--checkpoint-every-steps", type=int, default=200)
     train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--distribute", default="none", choices=["none", "mirrored", "multi-worker"],
+                       help="tf.distribute strategy: mirrored = every GPU of this machine, multi-worker = the "
+                            "workers named in TF_CONFIG (default: TensorFlow's default device placement)")
     train.set_defaults(func=run_train)
 
     evaluate = commands.add_parser("evaluate", help="metrics of a trained classifier on a test split")
@@ -57,7 +60,7 @@ def run_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, learning_rate=args.learning_rate, max_length=args.max_length,
         pooling=args.pooling, dropout=args.dropout, patience=args.patience,
         cache_features=not args.no_cache_features, limit_train=args.limit_train, limit_eval=args.limit_eval,
-        checkpoint_every_steps=args.checkpoint_every_steps, seed=args.seed,
+        checkpoint_every_steps=args.checkpoint_every_steps, seed=args.seed, distribute=args.distribute,
     )
     metrics = train_classifier(config)
     print(f"test accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} "

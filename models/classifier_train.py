@@ -51,6 +51,9 @@ class ClassifierTrainConfig:
     checkpoint_every_steps: int = 200
     seed: int = 42
     buckets: list[int] = field(default_factory=lambda: list(DEFAULT_BUCKETS))
+    # tf.distribute strategy the model is built and trained under: "none" (TensorFlow's default: every CPU
+    # core or the first GPU), "mirrored" (every GPU of this machine), "multi-worker" (TF_CONFIG's workers).
+    distribute: str = "none"
     verbose: int | None = None  # Keras verbosity; default: progress bar on a terminal, one line per epoch otherwise
 
 
@@ -157,6 +160,18 @@ def _callbacks(tf, output: Path, config: ClassifierTrainConfig, monitor_prefix: 
     ]
 
 
+DISTRIBUTE_CHOICES = ("none", "mirrored", "multi-worker")
+
+
+def distribution_strategy(tf, name: str):
+    """The ``tf.distribute`` strategy for ``--distribute``; "multi-worker" reads the cluster from TF_CONFIG."""
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
 def train_classifier(config: ClassifierTrainConfig) -> dict:
     """Train per ``config``; returns the test metrics (also written to ``OUTPUT/metrics.json``)."""
     if config.mode not in MODES:
@@ -165,6 +180,8 @@ def train_classifier(config: ClassifierTrainConfig) -> dict:
         raise UserError("--epochs and --batch-size must be at least 1")
     if not 8 <= config.max_length <= 512:
         raise UserError("--max-length must be between 8 and 512")
+    if config.distribute not in DISTRIBUTE_CHOICES:
+        raise UserError(f"unknown --distribute {config.distribute!r}; choose one of {', '.join(DISTRIBUTE_CHOICES)}")
     from tfxformers.models.datasets import load_classification
 
     data = load_classification(config.data, config.text_column, config.label_column)
@@ -186,54 +203,56 @@ def train_classifier(config: ClassifierTrainConfig) -> dict:
         (output / "history.csv").unlink()
     tf.keras.utils.set_random_seed(config.seed)
 
-    encoder = bert.load_bert_encoder(encoder_dir)
-    tokenizer = bert.load_bert_tokenizer(encoder_dir)
-    num_labels = len(data.label_names)
-    train_enc = encode_texts(tokenizer, data.train.texts, config.max_length)
-    val_enc = encode_texts(tokenizer, data.validation.texts, config.max_length)
-    print(f"{data.name}: {len(data.train)} train / {len(data.validation)} validation / {len(data.test)} test, "
-          f"labels {data.label_names}; {train_enc.truncated} training texts cut at {config.max_length} tokens",
-          flush=True)
-    steps_per_epoch = -(-len(data.train) // config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    lr = config.learning_rate or (5e-5 if config.mode == "finetune" else 1e-3)
-    verbose = _verbosity(config)
-    hub_dir = None
-    started = time.perf_counter()
+    # Variables (encoder, head, optimizer slots) must be created under the strategy that trains them.
+    with distribution_strategy(tf, config.distribute).scope():
+        encoder = bert.load_bert_encoder(encoder_dir)
+        tokenizer = bert.load_bert_tokenizer(encoder_dir)
+        num_labels = len(data.label_names)
+        train_enc = encode_texts(tokenizer, data.train.texts, config.max_length)
+        val_enc = encode_texts(tokenizer, data.validation.texts, config.max_length)
+        print(f"{data.name}: {len(data.train)} train / {len(data.validation)} validation / {len(data.test)} test, "
+              f"labels {data.label_names}; {train_enc.truncated} training texts cut at {config.max_length} tokens",
+              flush=True)
+        steps_per_epoch = -(-len(data.train) // config.batch_size)
+        total_steps = steps_per_epoch * config.epochs
+        lr = config.learning_rate or (5e-5 if config.mode == "finetune" else 1e-3)
+        verbose = _verbosity(config)
+        hub_dir = None
+        started = time.perf_counter()
 
-    if config.mode == "frozen" and config.cache_features:
-        cache = output / "feature_cache"
-        fingerprint = transfer.encoder_fingerprint(encoder)
-        kwargs = dict(pooling=config.pooling, max_length=config.max_length, cache_dir=cache, fingerprint=fingerprint)
-        train_x = transfer.encode_features(encoder, tokenizer, data.train.texts, **kwargs)
-        val_x = transfer.encode_features(encoder, tokenizer, data.validation.texts, **kwargs)
-        head = transfer.build_head(train_x.shape[-1], num_labels, dropout=config.dropout, learning_rate=lr,
-                                   num_train_steps=total_steps,
-                                   initializer_range=encoder.config.initializer_range)
-        head.fit(train_x, data.train.labels, validation_data=(val_x, data.validation.labels),
-                 epochs=config.epochs, batch_size=config.batch_size, verbose=verbose,
-                 callbacks=_callbacks(tf, output, config, "head"))
-        model = bert.build_bert_classifier(encoder, num_labels, mode="frozen", pooling=config.pooling,
-                                           dropout=config.dropout, compile=False)
-        transfer.attach_head(model, head)
-    else:
-        if config.mode == "hub":
-            hub_dir = "hub_encoder"
-            if not (output / hub_dir / "saved_model.pb").exists():
-                transfer.export_encoder_for_hub(encoder, output / hub_dir)
-            model = transfer.build_hub_classifier(output / hub_dir, num_labels, dropout=config.dropout,
-                                                  learning_rate=lr, num_train_steps=total_steps)
+        if config.mode == "frozen" and config.cache_features:
+            cache = output / "feature_cache"
+            fingerprint = transfer.encoder_fingerprint(encoder)
+            kwargs = dict(pooling=config.pooling, max_length=config.max_length, cache_dir=cache, fingerprint=fingerprint)
+            train_x = transfer.encode_features(encoder, tokenizer, data.train.texts, **kwargs)
+            val_x = transfer.encode_features(encoder, tokenizer, data.validation.texts, **kwargs)
+            head = transfer.build_head(train_x.shape[-1], num_labels, dropout=config.dropout, learning_rate=lr,
+                                       num_train_steps=total_steps,
+                                       initializer_range=encoder.config.initializer_range)
+            head.fit(train_x, data.train.labels, validation_data=(val_x, data.validation.labels),
+                     epochs=config.epochs, batch_size=config.batch_size, verbose=verbose,
+                     callbacks=_callbacks(tf, output, config, "head"))
+            model = bert.build_bert_classifier(encoder, num_labels, mode="frozen", pooling=config.pooling,
+                                               dropout=config.dropout, compile=False)
+            transfer.attach_head(model, head)
         else:
-            model = bert.build_bert_classifier(encoder, num_labels, mode=config.mode, pooling=config.pooling,
-                                               dropout=config.dropout, learning_rate=lr,
-                                               num_train_steps=total_steps, warmup_ratio=config.warmup_ratio,
-                                               weight_decay=config.weight_decay)
-        train_ds = make_dataset(train_enc, data.train.labels, batch_size=config.batch_size,
-                                buckets=config.buckets, shuffle=True, seed=config.seed)
-        val_ds = make_dataset(val_enc, data.validation.labels, batch_size=config.batch_size * 2,
-                              buckets=config.buckets)
-        model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, verbose=verbose,
-                  callbacks=_callbacks(tf, output, config))
+            if config.mode == "hub":
+                hub_dir = "hub_encoder"
+                if not (output / hub_dir / "saved_model.pb").exists():
+                    transfer.export_encoder_for_hub(encoder, output / hub_dir)
+                model = transfer.build_hub_classifier(output / hub_dir, num_labels, dropout=config.dropout,
+                                                      learning_rate=lr, num_train_steps=total_steps)
+            else:
+                model = bert.build_bert_classifier(encoder, num_labels, mode=config.mode, pooling=config.pooling,
+                                                   dropout=config.dropout, learning_rate=lr,
+                                                   num_train_steps=total_steps, warmup_ratio=config.warmup_ratio,
+                                                   weight_decay=config.weight_decay)
+            train_ds = make_dataset(train_enc, data.train.labels, batch_size=config.batch_size,
+                                    buckets=config.buckets, shuffle=True, seed=config.seed)
+            val_ds = make_dataset(val_enc, data.validation.labels, batch_size=config.batch_size * 2,
+                                  buckets=config.buckets)
+            model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, verbose=verbose,
+                      callbacks=_callbacks(tf, output, config))
     train_seconds = time.perf_counter() - started
     # Training finished: the next run with this output directory must start afresh, not resume.
     shutil.rmtree(output / "checkpoints" / "backup", ignore_errors=True)

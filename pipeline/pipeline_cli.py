@@ -51,6 +51,9 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=None)
+    parser.add_argument("--distribute", default="none", choices=["none", "mirrored", "multi-worker"],
+                        help="tf.distribute strategy inside the Trainer's run_fn: mirrored = every GPU of the "
+                             "Trainer's machine, multi-worker = the workers in TF_CONFIG (set by the runner)")
     parser.add_argument("--min-accuracy", type=float, default=0.7, help="the Evaluator's absolute threshold")
     parser.add_argument("--max-accuracy-drop", type=float, default=0.0,
                         help="how much accuracy may fall against the latest blessed model (no-regression threshold)")
@@ -65,7 +68,7 @@ def _options(args):
         model_base=args.model_base, pipeline_root=getattr(args, "pipeline_root", None),
         text_column=args.text_column, label_column=args.label_column, epochs=args.epochs,
         batch_size=args.batch_size, max_length=args.max_length, learning_rate=args.learning_rate,
-        min_accuracy=args.min_accuracy, max_accuracy_drop=args.max_accuracy_drop,
+        distribute=args.distribute, min_accuracy=args.min_accuracy, max_accuracy_drop=args.max_accuracy_drop,
         beam_args=shlex.split(args.beam_args or ""), enable_cache=not getattr(args, "no_cache", False),
     )
 

@@ -265,6 +265,7 @@ class RunOptions:
     batch_size: int = 32
     max_length: int = 128
     learning_rate: float | None = None
+    distribute: str = "none"
     min_accuracy: float = 0.7
     max_accuracy_drop: float = 0.0
     beam_args: list[str] = field(default_factory=list)
@@ -333,7 +334,8 @@ def build_local_pipeline(options: RunOptions):
 def trainer_config(options: RunOptions, encoder: str, name: str) -> dict:
     return {"mode": options.mode, "encoder": encoder, "model_name": name,
             "epochs": options.epochs or default_epochs(options.mode), "batch_size": options.batch_size,
-            "max_length": options.max_length, "learning_rate": options.learning_rate}
+            "max_length": options.max_length, "learning_rate": options.learning_rate,
+            "distribute": options.distribute}
 
 
 def run_local(options: RunOptions, out=None) -> RunSummary:

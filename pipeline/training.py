@@ -107,6 +107,7 @@ def train_and_export(fn_args) -> dict:
         mode=config.get("mode", "frozen"), epochs=int(config.get("epochs", 3)),
         batch_size=int(config.get("batch_size", 32)), learning_rate=config.get("learning_rate"),
         max_length=int(config.get("max_length", 128)), seed=int(config.get("seed", 42)), verbose=2,
+        distribute=config.get("distribute", "none"),
     )
     metrics = train_classifier(train_config)
     csv_path.unlink()

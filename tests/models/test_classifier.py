@@ -107,6 +107,24 @@ def test_every_mode_trains_saves_and_reloads_with_the_same_output(mode, tiny_ber
         pytest.approx(metrics["accuracy"])
 
 
+@pytest.mark.parametrize("mode", ["finetune", "frozen"])
+def test_training_under_a_mirrored_strategy_learns(mode, tiny_bert_dir, tiny_reviews_csv, tmp_path, capsys):
+    """``--distribute mirrored`` builds encoder, head and optimizer under MirroredStrategy (one CPU replica
+    here); a variable created outside its scope would make Keras refuse to train."""
+    out = tmp_path / mode
+    code = main(["train", "classifier", "--data", str(tiny_reviews_csv), "--text-column", "review",
+                 "--label-column", "sentiment", "--encoder", str(tiny_bert_dir), "--mode", mode,
+                 "--distribute", "mirrored", "--output", str(out), "--epochs", "8" if mode == "frozen" else "3",
+                 "--learning-rate", "1e-2" if mode == "frozen" else "3e-3", "--max-length", "32"])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    assert json.loads((out / "training_config.json").read_text())["distribute"] == "mirrored"
+    assert json.loads((out / "metrics.json").read_text())["accuracy"] > 0.75
+    with pytest.raises(SystemExit) as refused:
+        main(["train", "classifier", "--data", str(tiny_reviews_csv), "--output", str(tmp_path / "x"),
+              "--distribute", "everywhere"])
+    assert refused.value.code == 2 and "--distribute" in capsys.readouterr().err
+
+
 def test_cli_predict_and_evaluate(tiny_bert_dir, tiny_reviews_csv, tmp_path, capsys):
     out = tmp_path / "model"
     code = main(["train", "classifier", "--data", str(tiny_reviews_csv), "--text-column", "review",
