@@ -33,7 +33,7 @@ from tfxformers.serving.model_server import ServingError
 _MESSAGES = None
 
 
-def _config_messages() -> dict:
+def config_messages() -> dict:
     """BatchingParameters and MonitoringConfig message classes with TF Serving's field names and numbers
     (session_bundle_config.proto, monitoring_config.proto): the tensorflow-serving-api wheel lacks them."""
     global _MESSAGES
@@ -91,7 +91,7 @@ def read_batching_parameters(path=None) -> BatchingParameters:
     if not path.is_file():
         raise UserError(f"--batching-parameters-file {path} does not exist")
     try:
-        proto = text_format.Parse(path.read_text(), _config_messages()["BatchingParameters"]())
+        proto = text_format.Parse(path.read_text(), config_messages()["BatchingParameters"]())
     except text_format.ParseError as exc:
         raise UserError(f"{path} is not a BatchingParameters text proto: {exc}") from None
     for name in ("max_batch_size", "batch_timeout_micros", "num_batch_threads", "max_enqueued_batches"):

@@ -35,9 +35,9 @@ STATES = ("START", "LOADING", "AVAILABLE", "UNLOADING", "END")
 
 def monitoring_config_message():
     """TF Serving's MonitoringConfig message class (the serving-api wheel does not ship it)."""
-    from tfxformers.serving.batching import _config_messages
+    from tfxformers.serving.batching import config_messages
 
-    return _config_messages()["MonitoringConfig"]
+    return config_messages()["MonitoringConfig"]
 
 
 def read_monitoring_config(path) -> str | None:

@@ -422,17 +422,7 @@ class RestApi:
 
         from tfxformers.serving.grpc_api import model_status
 
-        if not name:
-            raise ServingError("INVALID_ARGUMENT", "Missing model name in request.")
-        if version is not None and label is not None:
-            raise ServingError("INVALID_ARGUMENT", f"Both model version ({version}) and model version label "
-                                                   f"({label}) cannot be supplied.")
-        request = get_model_status_pb2.GetModelStatusRequest()
-        request.model_spec.name = name
-        if version is not None:
-            request.model_spec.version.value = version
-        elif label is not None:
-            request.model_spec.version_label = label
+        request = _with_model_spec(get_model_status_pb2.GetModelStatusRequest(), name, version, label)
         return status_json(model_status(self.manager, request))
 
     def _metadata(self, name, version, label) -> str:
@@ -440,19 +430,25 @@ class RestApi:
 
         from tfxformers.serving.grpc_api import model_metadata
 
-        if not name:
-            raise ServingError("INVALID_ARGUMENT", "Missing model name in request.")
-        if version is not None and label is not None:
-            raise ServingError("INVALID_ARGUMENT", f"Both model version ({version}) and model version label "
-                                                   f"({label}) cannot be supplied.")
-        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
-        request.model_spec.name = name
-        if version is not None:
-            request.model_spec.version.value = version
-        elif label is not None:
-            request.model_spec.version_label = label
+        request = _with_model_spec(get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"]),
+                                   name, version, label)
         return metadata_json(model_metadata(self.manager, request))
 
+
+
+def _with_model_spec(request, name, version, label):
+    """Fill ``request.model_spec`` from a REST path, refusing what TF Serving's REST handler refuses."""
+    if not name:
+        raise ServingError("INVALID_ARGUMENT", "Missing model name in request.")
+    if version is not None and label is not None:
+        raise ServingError("INVALID_ARGUMENT", f"Both model version ({version}) and model version label "
+                                               f"({label}) cannot be supplied.")
+    request.model_spec.name = name
+    if version is not None:
+        request.model_spec.version.value = version
+    elif label is not None:
+        request.model_spec.version_label = label
+    return request
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as TF Serving's evhttp server

@@ -114,19 +114,24 @@ class GrpcBackend(Backend):
             return errors.ModelNotFound(f"model {name!r} is not served by {self.url}")
         return errors.BackendFailed(f"the model server answered {code.name}: {details}")
 
+    async def _call(self, method: str, rpc, request, name: str, deadline: Deadline):
+        """One timed backend RPC within the request's deadline; gRPC errors become proxy errors."""
+        started = time.perf_counter()
+        try:
+            response = await rpc(request, timeout=deadline.remaining())
+        except self._grpc.aio.AioRpcError as exc:
+            self._timed(method, started, exc.code().name.lower())
+            raise self._error(exc, name, deadline, during_predict=method == "predict") from None
+        self._timed(method, started, "ok")
+        return response
+
     async def versions(self, name: str, deadline: Deadline) -> dict[int, str]:
         from tfxformers.serving.proxy import protos
 
         m = protos.messages()
         request = m.GetModelStatusRequest()
         request.model_spec.name = name
-        started = time.perf_counter()
-        try:
-            response = await self._status(request, timeout=deadline.remaining())
-        except self._grpc.aio.AioRpcError as exc:
-            self._timed("status", started, exc.code().name.lower())
-            raise self._error(exc, name, deadline, during_predict=False) from None
-        self._timed("status", started, "ok")
+        response = await self._call("status", self._status, request, name, deadline)
         return {int(s.version): m.state_name.get(s.state, str(s.state)) for s in response.model_version_status}
 
     async def predict(self, name, version, signature, inputs, outputs, deadline):
@@ -146,13 +151,7 @@ class GrpcBackend(Backend):
                 tensor = protos.scalar_proto(value, dtype)
             request.inputs[key].CopyFrom(tensor)
         request.output_filter.extend(outputs)
-        started = time.perf_counter()
-        try:
-            response = await self._predict(request, timeout=deadline.remaining())
-        except self._grpc.aio.AioRpcError as exc:
-            self._timed("predict", started, exc.code().name.lower())
-            raise self._error(exc, name, deadline, during_predict=True) from None
-        self._timed("predict", started, "ok")
+        response = await self._call("predict", self._predict, request, name, deadline)
         missing = [key for key in outputs if key not in response.outputs]
         if missing:
             raise errors.BackendFailed(f"signature {signature!r} of {name!r} returned no {', '.join(missing)}")

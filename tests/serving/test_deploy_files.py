@@ -1,9 +1,10 @@
 """Deployment files parse as the messages TensorFlow Serving reads, and the Dockerfile copies real paths.
 
 ``models.config`` is parsed with the ``tensorflow-serving-api`` proto. That package does not ship the
-BatchingParameters and MonitoringConfig messages, so the test declares them with the field names,
-numbers and types of TF Serving's ``session_bundle_config.proto`` and ``monitoring_config.proto``; a
-misspelt or mistyped field then fails to parse exactly as it would in the server.
+BatchingParameters and MonitoringConfig messages; ``tfxformers.serving.batching.config_messages``
+declares them with the field names, numbers and types of TF Serving's ``session_bundle_config.proto`` and
+``monitoring_config.proto`` (the embedded server reads the same files with them), so a misspelt or
+mistyped field fails to parse exactly as it would in the server.
 """
 from __future__ import annotations
 
@@ -11,41 +12,9 @@ import re
 from pathlib import Path
 
 import pytest
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
+from google.protobuf import text_format
 
 ROOT = Path(__file__).resolve().parents[2]
-F = descriptor_pb2.FieldDescriptorProto
-
-
-def _serving_config_messages():
-    pool = descriptor_pool.DescriptorPool()
-    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
-    proto = descriptor_pb2.FileDescriptorProto(name="tfxformers_tf_serving_configs.proto",
-                                               package="tensorflow.serving", syntax="proto3",
-                                               dependency=["google/protobuf/wrappers.proto"])
-    batching = proto.message_type.add(name="BatchingParameters")
-    for name, number, kind, type_name, label in [
-        ("max_batch_size", 1, F.TYPE_MESSAGE, ".google.protobuf.Int64Value", F.LABEL_OPTIONAL),
-        ("batch_timeout_micros", 2, F.TYPE_MESSAGE, ".google.protobuf.Int64Value", F.LABEL_OPTIONAL),
-        ("thread_pool_name", 3, F.TYPE_MESSAGE, ".google.protobuf.StringValue", F.LABEL_OPTIONAL),
-        ("num_batch_threads", 4, F.TYPE_MESSAGE, ".google.protobuf.Int64Value", F.LABEL_OPTIONAL),
-        ("max_enqueued_batches", 5, F.TYPE_MESSAGE, ".google.protobuf.Int64Value", F.LABEL_OPTIONAL),
-        ("allowed_batch_sizes", 6, F.TYPE_INT64, None, F.LABEL_REPEATED),
-        ("pad_variable_length_inputs", 7, F.TYPE_BOOL, None, F.LABEL_OPTIONAL),
-    ]:
-        field = batching.field.add(name=name, number=number, type=kind, label=label)
-        if type_name:
-            field.type_name = type_name
-    prometheus = proto.message_type.add(name="PrometheusConfig")
-    prometheus.field.add(name="enable", number=1, type=F.TYPE_BOOL, label=F.LABEL_OPTIONAL)
-    prometheus.field.add(name="path", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
-    monitoring = proto.message_type.add(name="MonitoringConfig")
-    monitoring.field.add(name="prometheus_config", number=1, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
-                         type_name=".tensorflow.serving.PrometheusConfig")
-    pool.Add(proto)
-    factory = message_factory.MessageFactory(pool)
-    get = lambda n: factory.GetPrototype(pool.FindMessageTypeByName(f"tensorflow.serving.{n}"))  # noqa: E731
-    return get("BatchingParameters"), get("MonitoringConfig")
 
 
 def test_models_config_parses_as_model_server_config():
@@ -59,7 +28,10 @@ def test_models_config_parses_as_model_server_config():
 
 
 def test_batching_and_monitoring_files_parse():
-    batching_cls, monitoring_cls = _serving_config_messages()
+    from tfxformers.serving.batching import config_messages
+
+    messages = config_messages()
+    batching_cls, monitoring_cls = messages["BatchingParameters"], messages["MonitoringConfig"]
     batching = text_format.Parse((ROOT / "deploy" / "batching_parameters.txt").read_text(), batching_cls())
     assert batching.max_batch_size.value == 32 and batching.pad_variable_length_inputs
     assert max(batching.allowed_batch_sizes) == batching.max_batch_size.value  # TF Serving requires this
