@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -103,8 +102,3 @@ def run_demo(args: argparse.Namespace) -> int:
   .venv/bin/saved_model_cli show --dir {base}/{DEMO_MODEL_NAME}/{versions[-1]} --all
   docker build -f Dockerfile.serving -t tfxformers-serving .   # TF Serving (GPU) with {base}/""")
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(run_demo(argparse.Namespace(model_base=DEMO_MODEL_BASE, pipeline_root=f"pipelines/{DEMO_MODEL_NAME}",
-                                         reviews=6)))
