@@ -26,7 +26,6 @@ import csv
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,18 +34,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tfxformers.testing import free_port, start_process, stop_process
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 PY = sys.executable
 LADDER = (1, 2, 5, 10, 15, 20, 30, 40, 60, 80)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(check, timeout: float, what: str, process: subprocess.Popen) -> None:
@@ -64,21 +57,10 @@ def wait_until(check, timeout: float, what: str, process: subprocess.Popen) -> N
 
 
 def start(command: list[str], name: str) -> subprocess.Popen:
-    log = open(Path(tempfile.gettempdir()) / f"bench-load-{name}.log", "wb")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                               env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    process.log_path = log.name
-    return process
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """A service under test, logging to a fresh /tmp/bench-load-NAME.log and dying with this script."""
+    log_path = Path(tempfile.gettempdir()) / f"bench-load-{name}.log"
+    log_path.unlink(missing_ok=True)
+    return start_process(command, log_path)
 
 
 def get(url: str) -> bytes:
@@ -212,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = get(f"{urls['proxy']}/metrics").decode()
     finally:
         for process in processes.values():
-            stop(process)
+            stop_process(process)
 
     def median(service, key):
         return statistics.median(r[key] for r in at10[service])
