@@ -17,7 +17,8 @@ time; the runs alternate between the two so that drift in the shared machine's l
 2. A user ladder per service: the highest user count whose p95 stays under 500 ms.
 3. A soak of the proxy path at 80% of its highest measured throughput for ``--soak-seconds``: errors.
 
-Locust's CSV statistics go to ``bench/results/load/``; the summary to ``bench/results/load.json``.
+Locust's CSV statistics go to ``bench/results/load/``; the summary to ``bench/results/load.json`` (``--quick``:
+``load-quick/`` and ``load-quick.json``, never committed).
 """
 from __future__ import annotations
 
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no trained classifier in {trained}; run: tfxformers train classifier --data rotten_tomatoes "
                          f"--mode frozen --output {args.trained}")
     ensure_export(trained, model_base)
-    out_dir = RESULTS / "load"
+    out_dir = RESULTS / ("load-quick" if args.quick else "load")  # a smoke run never overwrites a measurement
     texts_file = Path(tempfile.gettempdir()) / "tfxformers-load-texts.json"  # data: never in the repository
     out_dir.mkdir(parents=True, exist_ok=True)
     texts = load_texts(texts_file)
