@@ -12,6 +12,7 @@ import importlib
 import sys
 
 import tfxformers  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
+from tfxformers.cli_types import OneLineErrorParser
 from tfxformers.errors import UserError
 
 COMMAND_MODULES = (
@@ -27,7 +28,7 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(  # subcommand parsers inherit the class: every usage error is one line
         prog="tfxformers",
         description="Train, export, serve and pipeline transformer NLP models on the TensorFlow stack.",
     )
