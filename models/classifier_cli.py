@@ -12,14 +12,17 @@ def register(commands, train_commands) -> None:
     train.add_argument("--text-column", default="text")
     train.add_argument("--label-column", default="label")
     train.add_argument("--encoder", default="minilm", help="minilm, or a local Hugging Face BERT checkpoint directory")
-    train.add_argument("--mode", default="finetune", choices=["finetune", "frozen", "hub"],
-                       help="finetune: train everything; frozen: train the head only; hub: frozen encoder "
-                            "loaded with tensorflow_hub.KerasLayer")
+    train.add_argument("--mode", default="finetune", choices=["finetune", "partial", "frozen", "hub"],
+                       help="finetune: train everything; partial: train the top --trainable-layers layers and "
+                            "the head on cached outputs of the frozen lower layers; frozen: train the head only; "
+                            "hub: frozen encoder loaded with tensorflow_hub.KerasLayer")
+    train.add_argument("--trainable-layers", type=int, default=None,
+                       help="partial mode: how many of the encoder's top layers train (1..depth; default 2)")
     train.add_argument("--output", required=True, help="directory for the trained model, metrics and plots")
     train.add_argument("--epochs", type=int, default=3)
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--learning-rate", type=float, default=None,
-                       help="peak learning rate (default 5e-5 finetune, 1e-3 frozen/hub)")
+                       help="peak learning rate (default 5e-5 finetune, 2e-4 partial, 1e-3 frozen/hub)")
     train.add_argument("--max-length", type=int, default=128)
     train.add_argument("--pooling", default="mean", choices=["mean", "cls", "pooled"])
     train.add_argument("--dropout", type=float, default=0.1)
@@ -61,6 +64,7 @@ def run_train(args: argparse.Namespace) -> int:
         pooling=args.pooling, dropout=args.dropout, patience=args.patience,
         cache_features=not args.no_cache_features, limit_train=args.limit_train, limit_eval=args.limit_eval,
         checkpoint_every_steps=args.checkpoint_every_steps, seed=args.seed, distribute=args.distribute,
+        trainable_layers=args.trainable_layers,
     )
     metrics = train_classifier(config)
     print(f"test accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} "

@@ -25,7 +25,7 @@ import tfxformers  # noqa: F401
 from tfxformers.errors import UserError
 from tfxformers.models.buckets import DEFAULT_BUCKETS
 
-MODES = ("finetune", "frozen", "hub")
+MODES = ("finetune", "partial", "frozen", "hub")
 
 
 @dataclass
@@ -46,6 +46,8 @@ class ClassifierTrainConfig:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     cache_features: bool = True
+    # partial mode: how many of the encoder's top layers train (default: models.partial.DEFAULT_TRAINABLE_LAYERS)
+    trainable_layers: int | None = None
     limit_train: int | None = None
     limit_eval: int | None = None
     checkpoint_every_steps: int = 200
@@ -187,6 +189,13 @@ def train_classifier(config: ClassifierTrainConfig) -> dict:
     data = load_classification(config.data, config.text_column, config.label_column)
     data = data.limited(config.limit_train, config.limit_eval, config.limit_eval)
     encoder_dir = resolve_encoder_dir(config.encoder)
+    if config.mode == "partial":
+        from tfxformers.models import bert as bert_config
+        from tfxformers.models.partial import DEFAULT_TRAINABLE_LAYERS, check_trainable_layers
+
+        if config.trainable_layers is None:
+            config.trainable_layers = DEFAULT_TRAINABLE_LAYERS
+        check_trainable_layers(config.trainable_layers, bert_config.load_bert_config(encoder_dir).num_hidden_layers)
 
     import tensorflow as tf
 
@@ -215,12 +224,22 @@ def train_classifier(config: ClassifierTrainConfig) -> dict:
               flush=True)
         steps_per_epoch = -(-len(data.train) // config.batch_size)
         total_steps = steps_per_epoch * config.epochs
-        lr = config.learning_rate or (5e-5 if config.mode == "finetune" else 1e-3)
+        lr = config.learning_rate or {"finetune": 5e-5, "partial": None}.get(config.mode, 1e-3)
         verbose = _verbosity(config)
         hub_dir = None
         started = time.perf_counter()
 
-        if config.mode == "frozen" and config.cache_features:
+        if config.mode == "partial":
+            from tfxformers.models import partial
+
+            model = partial.train_partial(
+                encoder, tokenizer, data.train, data.validation, num_labels=num_labels,
+                trainable_layers=config.trainable_layers, epochs=config.epochs, batch_size=config.batch_size,
+                learning_rate=lr, max_length=config.max_length, buckets=config.buckets, pooling=config.pooling,
+                dropout=config.dropout, warmup_ratio=config.warmup_ratio, weight_decay=config.weight_decay,
+                seed=config.seed, cache_dir=output / "hidden_cache" if config.cache_features else None,
+                callbacks=_callbacks(tf, output, config, "partial"), verbose=verbose)
+        elif config.mode == "frozen" and config.cache_features:
             cache = output / "feature_cache"
             fingerprint = transfer.encoder_fingerprint(encoder)
             kwargs = dict(pooling=config.pooling, max_length=config.max_length, cache_dir=cache, fingerprint=fingerprint)
@@ -265,7 +284,8 @@ def train_classifier(config: ClassifierTrainConfig) -> dict:
         encoder_config=bert.encoder_config_dict(encoder), pooling=config.pooling, dropout=config.dropout,
         max_length=config.max_length, buckets=config.buckets, input_names=bert.bert_input_names(False),
         hub_dir=hub_dir, extra={"data": _source_reference(config.data), "text_column": config.text_column,
-                                "label_column": config.label_column, "encoder": str(encoder_dir)},
+                                "label_column": config.label_column, "encoder": str(encoder_dir),
+                                "trainable_layers": config.trainable_layers if config.mode == "partial" else None},
     )
     write_report(output, metrics)
     return metrics

@@ -1,0 +1,104 @@
+"""Partial fine-tuning (``--mode partial``) on the tiny test checkpoint: cache, shared weights, CLI errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+TEXTS = ["a charming and moving film , great acting", "the plot is a tedious mess", "fun",
+         "boring boring boring slow dull script that was too long and the music was awful and flat"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_bert_dir):
+    from tfxformers.models import bert
+
+    return bert.load_bert_encoder(tiny_bert_dir), bert.load_bert_tokenizer(tiny_bert_dir)
+
+
+def _classifier_and_partial(encoder, trainable_layers=1):
+    from tfxformers.models import bert, partial
+
+    classifier = bert.build_bert_classifier(encoder, 2, compile=False)
+    return classifier, partial.build_partial_model(classifier, encoder, trainable_layers, num_train_steps=10)
+
+
+def test_only_the_top_layers_and_the_head_train(tiny):
+    encoder, _ = tiny
+    _, model = _classifier_and_partial(encoder, trainable_layers=1)
+    layers = encoder.bert.encoder.layer
+    expected = sum(int(np.prod(w.shape)) for w in layers[-1].trainable_weights) + 16 * 2 + 2  # + logits kernel, bias
+    got = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert got == expected
+    assert not {id(w) for w in model.trainable_weights} & {id(w) for w in layers[0].weights}
+    assert not {id(w) for w in model.trainable_weights} & {id(w) for w in encoder.bert.embeddings.weights}
+
+
+@pytest.mark.parametrize("dtype, atol", [("float32", 1e-5), ("float16", 2e-2)])
+def test_the_full_classifier_gives_the_partial_models_logits_after_training(tiny, tmp_path, dtype, atol):
+    from tfxformers.models import partial
+    from tfxformers.models.buckets import bucket_length
+    from tfxformers.models.tokenization import predict_logits
+
+    encoder, tokenizer = tiny
+    classifier, model = _classifier_and_partial(encoder, trainable_layers=1)
+    states = partial.encode_hidden_states(encoder, tokenizer, TEXTS, frozen_depth=1, cache_dir=tmp_path,
+                                          dtype=dtype, progress=False)
+    dataset = partial.make_state_dataset(states, np.array([1, 0, 1, 0]), batch_size=2, shuffle=True)
+    before = predict_logits(classifier, tokenizer, TEXTS)
+    model.fit(dataset, epochs=3, verbose=0)
+    after = predict_logits(classifier, tokenizer, TEXTS)
+    assert np.abs(after - before).max() > 1e-3  # training moved the shared weights
+    # The partial model on cached states, one text per batch, padded to a bucket as in training.
+    from_states = np.concatenate([
+        np.asarray(model(dict(zip(("hidden_states", "attention_mask"), states.padded([i], bucket_length(states.lengths[i])))),
+                         training=False))
+        for i in range(len(TEXTS))])
+    np.testing.assert_allclose(after, from_states, atol=atol)
+
+
+def test_the_cache_is_reused_and_a_change_of_depth_or_texts_invalidates_it(tiny, tmp_path):
+    from tfxformers.models import partial
+
+    encoder, tokenizer = tiny
+    first = partial.encode_hidden_states(encoder, tokenizer, TEXTS, frozen_depth=1, cache_dir=tmp_path, progress=False)
+    again = partial.encode_hidden_states(encoder, tokenizer, TEXTS, frozen_depth=1, cache_dir=tmp_path, progress=False)
+    assert not first.reused and again.reused and again.path == first.path
+    np.testing.assert_array_equal(again.states, first.states)
+    assert first.states.dtype == np.float16 and len(first.states) == first.lengths.sum()
+    deeper = partial.encode_hidden_states(encoder, tokenizer, TEXTS, frozen_depth=2, cache_dir=tmp_path, progress=False)
+    fewer = partial.encode_hidden_states(encoder, tokenizer, TEXTS[:3], frozen_depth=1, cache_dir=tmp_path,
+                                         progress=False)
+    assert not deeper.reused and not fewer.reused
+    assert len({first.path, deeper.path, fewer.path}) == 3
+    assert np.abs(deeper.states.astype(np.float32) - first.states.astype(np.float32)).max() > 1e-2
+
+
+def test_train_classifier_partial_writes_an_ordinary_model_directory(tiny_bert_dir, tiny_reviews_csv,
+                                                                     tmp_path, capsys):
+    from tfxformers.cli import main
+    from tfxformers.models.artifacts import load_trained
+
+    argv = ["train", "classifier", "--data", str(tiny_reviews_csv), "--text-column", "review", "--label-column",
+            "sentiment", "--encoder", str(tiny_bert_dir), "--mode", "partial", "--trainable-layers", "1",
+            "--epochs", "2", "--learning-rate", "3e-3", "--output", str(tmp_path / "run")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "hidden-state cache after layer 1 of 2:" in out and " MB " in out and "built in" in out
+    trained = load_trained(tmp_path / "run")
+    assert trained.info["mode"] == "partial" and trained.info["trainable_layers"] == 1
+    assert (tmp_path / "run" / "history.csv").read_text().count("\n") == 3
+    assert any((tmp_path / "run" / "logs" / "partial").iterdir())
+    assert len(list((tmp_path / "run" / "hidden_cache").glob("hidden-*.npz"))) == 2
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "3"])
+def test_trainable_layers_outside_the_encoder_is_a_one_line_error(tiny_bert_dir, tiny_reviews_csv, tmp_path, capsys,
+                                                                   value):
+    from tfxformers.cli import main
+
+    code = main(["train", "classifier", "--data", str(tiny_reviews_csv), "--text-column", "review",
+                 "--label-column", "sentiment", "--encoder", str(tiny_bert_dir), "--mode", "partial",
+                 "--trainable-layers", value, "--output", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+    assert "--trainable-layers must be between 1 and the encoder's depth (2)" in err and "Traceback" not in err
