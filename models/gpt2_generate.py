@@ -1,6 +1,6 @@
 """GPT-2 decoding as one TensorFlow graph: a ``tf.function`` with a key/value cache and no Python loop.
 
-``make_generate_fn(hf_model, eos_id, pad_id)`` returns a ``tf.function`` with the input signature of the
+``make_generate_fn(hf_model, eos_id, pad_id, context=None)`` returns a ``tf.function`` with the input signature of the
 ``generate`` serving signature in docs/contracts.md::
 
     input_ids [batch, seq] int32, max_new_tokens [] int32, strategy [] int32 (0 greedy, 1 sample),
@@ -12,6 +12,13 @@ keys and values of all earlier positions (``past_key_values``), inside a ``tf.wh
 after ``max_new_tokens`` or when every row has produced ``</s>``. Sampling is stateless and seeded, so
 the same seed gives the same text. Rows of one call must have the same prompt length (the proxy sends
 one prompt per call).
+
+The function checks its own arguments in the graph, before anything is sized by them, because a raw TF
+Serving client reaches it with no other guard: a prompt of at least one token, ``1 <= max_new_tokens <=
+context - prompt length`` (``context``: the positions the model was trained for, at most ``n_positions``),
+``strategy`` 0 or 1, ``temperature > 0`` when sampling, ``top_k >= 0`` and ``0 < top_p <= 1``. A failed
+check is a ``tf.errors.InvalidArgumentError`` ("assertion failed: [generate: ...]"), which TF Serving
+answers as ``INVALID_ARGUMENT`` / HTTP 400.
 """
 from __future__ import annotations
 
@@ -34,10 +41,32 @@ def filter_logits(tf, logits, temperature, top_k, top_p):
     return tf.where(logits < cutoff, tf.fill(tf.shape(logits), float("-inf")), logits)
 
 
-def make_generate_fn(hf_model, eos_id: int, pad_id: int):
+def check_arguments(tf, input_ids, max_new_tokens, strategy, temperature, top_k, top_p, context: int):
+    """The in-graph checks of ``generate``'s arguments; returns the assertion ops."""
+    prompt_length = tf.shape(input_ids)[1]
+    # context - prompt_length, not prompt_length + max_new_tokens: that sum overflows int32.
+    room = context - prompt_length
+    return [
+        tf.Assert(prompt_length >= 1, ["generate: input_ids must hold at least one token per row"]),
+        tf.Assert(tf.logical_and(max_new_tokens >= 1, max_new_tokens <= room), [
+            "generate: max_new_tokens must be between 1 and the context minus the prompt length:", room,
+            "context", context, "prompt", prompt_length, "max_new_tokens", max_new_tokens]),
+        tf.Assert(tf.logical_or(tf.equal(strategy, 0), tf.equal(strategy, 1)),
+                  ["generate: strategy must be 0 (greedy) or 1 (sample), got", strategy]),
+        tf.Assert(tf.logical_or(tf.not_equal(strategy, 1), temperature > 0),
+                  ["generate: temperature must be > 0 when sampling (strategy 1), got", temperature]),
+        tf.Assert(top_k >= 0, ["generate: top_k must be >= 0 (0 = off), got", top_k]),
+        tf.Assert(tf.logical_and(top_p > 0, top_p <= 1), ["generate: top_p must be in (0, 1] (1 = off), got", top_p]),
+    ]
+
+
+def make_generate_fn(hf_model, eos_id: int, pad_id: int, context: int | None = None):
+    """``context``: the longest prompt + generation allowed (default and maximum: the model's n_positions)."""
     import tensorflow as tf
 
     n_layer = hf_model.config.n_layer
+    n_positions = int(hf_model.config.n_positions)
+    context = n_positions if context is None else min(int(context), n_positions)
 
     def forward(ids, past, positions):
         past_tuple = None if past is None else tuple(past[i] for i in range(n_layer))
@@ -55,6 +84,11 @@ def make_generate_fn(hf_model, eos_id: int, pad_id: int):
         tf.TensorSpec((), tf.int32, name="seed"),
     ], autograph=False)
     def generate(input_ids, max_new_tokens, strategy, temperature, top_k, top_p, seed):
+        # Explicit dependencies: the TensorArray below is sized by max_new_tokens and must never be
+        # allocated for a value the checks refuse.
+        with tf.control_dependencies(check_arguments(tf, input_ids, max_new_tokens, strategy, temperature, top_k,
+                                                     top_p, context)):
+            input_ids, max_new_tokens = tf.identity(input_ids), tf.identity(max_new_tokens)
         batch = tf.shape(input_ids)[0]
         prompt_length = tf.shape(input_ids)[1]
         positions = tf.broadcast_to(tf.range(prompt_length)[None, :], tf.shape(input_ids))

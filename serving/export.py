@@ -8,7 +8,8 @@
   ``label_id [batch]``; ``tfxformers_metadata``: ``probe [batch]`` -> ``metadata_json [batch]``,
   ``tokenizer_json [batch]`` (how a client that only talks to TF Serving gets the version's tokenizer
   and label names; one copy per probe element so that server-side batching can split the answer);
-* ``assets.extra/``: ``tfxformers.json`` (kind, labels, input names, buckets, special ids),
+* ``assets.extra/``: ``tfxformers.json`` (kind, labels, input names, buckets, special ids, ``max_positions``:
+  the longest input the model takes, which the server enforces),
   ``tokenizer/`` (the tokenizer files) and ``tf_serving_warmup_requests`` (PredictionLog records of
   real tokenized examples, one per length bucket, replayed by TF Serving when the version loads).
 
@@ -62,6 +63,17 @@ def mask_up_to_first_sep(tf, input_ids, attention_mask, sep_id: int):
     return attention_mask * tf.cast(positions <= last[:, tf.newaxis], attention_mask.dtype)
 
 
+def assert_same_shape(tf, input_ids, attention_mask):
+    """An in-graph check that a mask matches its ids: ``ids * mask`` would otherwise broadcast a [1, n]
+    mask over every row, or a [b, 1] mask over every position, and answer as if nothing were wrong."""
+    ids_shape, mask_shape = tf.shape(input_ids), tf.shape(attention_mask)
+    check = tf.Assert(tf.reduce_all(tf.equal(ids_shape, mask_shape)),
+                      ["attention_mask must have the shape of input_ids: attention_mask", mask_shape,
+                       "input_ids", ids_shape])
+    with tf.control_dependencies([check]):
+        return tf.identity(input_ids), tf.identity(attention_mask)
+
+
 def _metadata_function(tf, module):
     """The ``tfxformers_metadata`` signature: the version's metadata and tokenizer, one copy per probe
     element so that server-side batching can split the answer like any other output."""
@@ -91,6 +103,7 @@ class _ClassifierModule:
 
         @tf.function(input_signature=[spec_ids, spec_mask], autograph=False)
         def serve(input_ids, attention_mask):
+            input_ids, attention_mask = assert_same_shape(tf, input_ids, attention_mask)
             mask = mask_up_to_first_sep(tf, input_ids, attention_mask, sep_id)
             logits = keras_model({"input_ids": input_ids, "attention_mask": mask}, training=False)
             return {"probabilities": tf.nn.softmax(logits, axis=-1),
@@ -122,6 +135,7 @@ class _EncoderModule:
         @tf.function(input_signature=[tf.TensorSpec((None, None), tf.int32, name="input_ids"),
                                       tf.TensorSpec((None, None), tf.int32, name="attention_mask")], autograph=False)
         def embed(input_ids, attention_mask):
+            input_ids, attention_mask = assert_same_shape(tf, input_ids, attention_mask)
             mask = mask_up_to_first_sep(tf, input_ids, attention_mask, sep_id)
             hidden = main_layer(input_ids=input_ids, attention_mask=mask, training=False).last_hidden_state
             return {"embedding": _masked_mean(tf, hidden, mask)}
@@ -152,7 +166,7 @@ def export_encoder(checkpoint_dir: str | os.PathLike, name: str, model_base: str
         "input_names": ["input_ids", "attention_mask"], "max_length": max_length,
         "buckets": [b for b in (16, 32, 64, 128) if b < max_length] + [max_length],
         "pad_id": int(tokenizer.pad_token_id or 0), "cls_id": tokenizer.cls_token_id, "sep_id": tokenizer.sep_token_id,
-        "hidden_size": encoder.config.hidden_size,
+        "hidden_size": encoder.config.hidden_size, "max_positions": int(encoder.config.max_position_embeddings),
         "signatures": {"embed": {"inputs": ["input_ids", "attention_mask"], "outputs": ["embedding"]},
                        "tfxformers_metadata": {"inputs": ["probe"], "outputs": ["metadata_json", "tokenizer_json"]}},
     }
@@ -178,7 +192,8 @@ def _new_version_path(model_base, name: str, version: int | None):
 class _Gpt2Module:
     """Builds the tf.Module whose functions become the GPT-2 signatures."""
 
-    def __init__(self, tf, hf_model, eos_id: int, pad_id: int, metadata_json: str, tokenizer_json: str):
+    def __init__(self, tf, hf_model, eos_id: int, pad_id: int, metadata_json: str, tokenizer_json: str,
+                 context: int | None = None):
         from tfxformers.models.gpt2_generate import make_generate_fn
 
         module = tf.Module(name="tfxformers_gpt2")
@@ -188,13 +203,14 @@ class _Gpt2Module:
         @tf.function(input_signature=[tf.TensorSpec((None, None), tf.int32, name="input_ids"),
                                       tf.TensorSpec((None, None), tf.int32, name="attention_mask")], autograph=False)
         def serve(input_ids, attention_mask):
+            input_ids, attention_mask = assert_same_shape(tf, input_ids, attention_mask)
             out = hf_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, training=False)
             return {"logits": out.logits}
 
         metadata = _metadata_function(tf, module)
 
         module.serve = serve
-        module.generate = make_generate_fn(hf_model, eos_id, pad_id)
+        module.generate = make_generate_fn(hf_model, eos_id, pad_id, context)
         module.metadata = metadata
         self.module = module
         self.signatures = {"serving_default": serve, "generate": module.generate, "tfxformers_metadata": metadata}
@@ -256,6 +272,8 @@ def write_trained(trained, directory: str | os.PathLike, *, name: str, version: 
         info = {
             "kind": "gpt2", "name": name, "version": version, "format_version": 1, "label_names": [],
             "input_names": ["input_ids", "attention_mask"], "max_length": trained.max_length,
+            # The context a request may fill (prompt + generated tokens): what the model was trained on.
+            "max_positions": min(int(trained.max_length), int(trained.keras_model.config.n_positions)),
             "buckets": [b for b in (16, 32, 64, 128, 256, 512, 1024) if b < trained.max_length] + [trained.max_length],
             "pad_id": tokenizer.pad_token_id, "eos_id": tokenizer.eos_token_id, "bos_id": tokenizer.bos_token_id,
             "signatures": {"serving_default": {"inputs": ["input_ids", "attention_mask"], "outputs": ["logits"]},
@@ -265,7 +283,8 @@ def write_trained(trained, directory: str | os.PathLike, *, name: str, version: 
         }
         return _write_version(tf, info, tokenizer, final, model_dir, version, name,
                               lambda meta, tok_json: _Gpt2Module(tf, trained.keras_model, tokenizer.eos_token_id,
-                                                                 tokenizer.pad_token_id, meta, tok_json))
+                                                                 tokenizer.pad_token_id, meta, tok_json,
+                                                                 info["max_positions"]))
     sep_id = tokenizer.sep_token_id
     if sep_id is None:
         raise UserError("the tokenizer has no [SEP] token; the batching-safe mask needs one")
@@ -273,6 +292,9 @@ def write_trained(trained, directory: str | os.PathLike, *, name: str, version: 
         "kind": "classifier", "name": name, "version": version, "format_version": 1,
         "label_names": trained.label_names, "input_names": ["input_ids", "attention_mask"],
         "max_length": trained.max_length, "buckets": list(trained.info.get("buckets", [16, 32, 64, 128])),
+        # The longest input the encoder's position embeddings take (the server's sequence limit).
+        "max_positions": int((trained.info.get("encoder_config") or {}).get("max_position_embeddings")
+                             or trained.max_length),
         "pad_id": int(tokenizer.pad_token_id or 0), "cls_id": tokenizer.cls_token_id, "sep_id": sep_id,
         "signatures": {"serving_default": {"inputs": ["input_ids", "attention_mask"],
                                            "outputs": ["probabilities", "label_id"]},

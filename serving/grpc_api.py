@@ -14,6 +14,7 @@ import grpc
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
 
+from tfxformers.serving.limits import check_shapes, check_values
 from tfxformers.serving.model_server import ServingError, ndarray_to_proto, proto_to_ndarray
 
 
@@ -32,8 +33,11 @@ def _abort(context, exc: ServingError):
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, manager, metrics):
+    def __init__(self, manager, metrics, limits=None):
+        from tfxformers.serving.limits import ServerLimits
+
         self.manager, self.metrics = manager, metrics
+        self.limits = limits if limits is not None else ServerLimits()
 
     def Predict(self, request, context):
         started = time.perf_counter()
@@ -42,7 +46,12 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             version, label = model_spec_choice(request.model_spec)
             servable = self.manager.resolve(name, version, label)
             signature_name, sig = servable.signature(request.model_spec.signature_name)
+            # The declared shapes are checked before any array is made: a TensorProto may declare a
+            # shape far larger than the values it carries, and make_ndarray would fill it.
+            check_shapes(self.limits, servable, signature_name,
+                         {k: [d.size for d in v.tensor_shape.dim] for k, v in request.inputs.items()})
             inputs = {k: proto_to_ndarray(v) for k, v in request.inputs.items()}
+            check_values(self.limits, servable, signature_name, inputs)
             signature_name, outputs = servable.predict(signature_name, inputs, tuple(request.output_filter))
             response = predict_pb2.PredictResponse()
             response.model_spec.name = name
@@ -138,14 +147,20 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
-def start_grpc_server(manager, metrics, host: str, port: int, max_workers: int = 32):
+def start_grpc_server(manager, metrics, host: str, port: int, max_workers: int = 32, limits=None):
     """Start the gRPC server; returns (server, bound port)."""
-    # TF Serving accepts messages of any size (it sets the limits to INT_MAX).
-    options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1),
+    from tfxformers.serving.limits import ServerLimits
+
+    limits = limits if limits is not None else ServerLimits()
+    # TF Serving accepts messages of any size (it sets the limit to INT_MAX); here a larger request is
+    # refused by gRPC itself (RESOURCE_EXHAUSTED) before it is parsed. Answers stay unlimited: their size
+    # follows from an accepted request.
+    options = [("grpc.max_receive_message_length", limits.max_request_bytes), ("grpc.max_send_message_length", -1),
                ("grpc.so_reuseport", 0)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
                          options=options)
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(manager, metrics), server)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(manager, metrics, limits),
+                                                                        server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager, metrics), server)
     bound = server.add_insecure_port(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}")
     if bound == 0:

@@ -228,6 +228,16 @@ def read_meta_graph(path: Path):
     raise ValueError(f"no MetaGraphDef with tag 'serve' in {path}")
 
 
+def op_error_message(message: str) -> str:
+    """The part of a TensorFlow error a client needs: TF adds "Graph execution error:" and the node's
+    stack in front ("Detected at node ...") and the failing node behind ("\\n\\t [[{{node ...}}]]")."""
+    message = message.split("\n\t [[")[0].strip()
+    if message.startswith("Graph execution error:"):
+        lines = [line for line in message.splitlines() if line.strip()]
+        message = lines[-1].strip() if lines else message
+    return message
+
+
 class Servable:
     """A loaded SavedModel version: signature defs (from the proto) and callable signatures."""
 
@@ -240,6 +250,9 @@ class Servable:
         loaded = tf.saved_model.load(str(self.path), tags=["serve"])
         self._loaded = loaded  # keeps the variables alive
         self.functions = {k: loaded.signatures[k] for k in self.signature_defs if k in loaded.signatures}
+        from tfxformers.serving.limits import read_version_info
+
+        self.info = read_version_info(self.path)  # the version's own limits (maximum positions, context)
         self.batchers = {}  # signature name -> Batcher, set by the manager when batching is on
         self.metrics = None  # set by the manager: runtime latency is recorded per call
 
@@ -293,7 +306,8 @@ class Servable:
             out = fn(**tensors)
         except tf.errors.OpError as exc:
             code = {3: "INVALID_ARGUMENT", 9: "FAILED_PRECONDITION", 11: "OUT_OF_RANGE", 8: "RESOURCE_EXHAUSTED"}
-            raise ServingError(code.get(exc.error_code, "INTERNAL"), exc.message) from None
+            message = op_error_message(exc.message)
+            raise ServingError(code.get(exc.error_code, "INTERNAL"), message) from None
         except (TypeError, ValueError) as exc:
             raise ServingError("INVALID_ARGUMENT", str(exc).splitlines()[0]) from None
         outputs = {k: v.numpy() for k, v in out.items()}
@@ -646,7 +660,7 @@ class ModelServer:
                  host: str = "0.0.0.0", enable_batching: bool = False, batching_parameters_file=None,
                  monitoring_config_file=None, file_system_poll_wait_seconds: float = 1.0,
                  grpc_max_workers: int = 32, intra_op_parallelism: int = 0, inter_op_parallelism: int = 0,
-                 model_config_file_poll_wait_seconds: float = 0):
+                 model_config_file_poll_wait_seconds: float = 0, limits=None):
         from tfxformers.serving import batching as batching_mod
         from tfxformers.serving.metrics import Metrics, read_monitoring_config
 
@@ -666,6 +680,9 @@ class ModelServer:
         self.prometheus_path = (read_monitoring_config(monitoring_config_file)
                                 if monitoring_config_file is not None else None)
         self.metrics = Metrics()
+        from tfxformers.serving.limits import ServerLimits
+
+        self.limits = limits if limits is not None else ServerLimits()
         self.manager = ModelManager(configs, file_system_poll_wait_seconds, self.batching, self.metrics)
         self.host, self._grpc_port, self._rest_port = host, int(grpc_port), int(rest_port)
         self.grpc_max_workers = grpc_max_workers
@@ -696,9 +713,9 @@ class ModelServer:
             self.manager.watch_config_file(self.model_config_file, self.config_poll)
         try:
             self._grpc, self.grpc_port = start_grpc_server(self.manager, self.metrics, self.host, self._grpc_port,
-                                                           self.grpc_max_workers)
+                                                           self.grpc_max_workers, self.limits)
             self._rest, self.rest_port = start_rest_server(self.manager, self.metrics, self.host, self._rest_port,
-                                                           self.prometheus_path)
+                                                           self.prometheus_path, self.limits)
         except (OSError, RuntimeError) as exc:  # grpc raises RuntimeError when it cannot bind
             self.stop()
             raise UserError(f"cannot listen on {self.host} (gRPC port {self._grpc_port}, REST port "

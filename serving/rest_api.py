@@ -13,7 +13,8 @@ Paths, JSON shapes, error texts and HTTP statuses follow tensorflow/serving
   ``{"b64": ...}``; floats are printed as TF Serving prints them (shortest of ``%g`` / ``%.9g`` that
   round-trips, ``.0`` added to whole numbers);
 * errors: ``{"error": "<message>"}`` with the HTTP status of the gRPC code (404 NOT_FOUND, 400
-  INVALID_ARGUMENT / FAILED_PRECONDITION, 503 UNAVAILABLE, 501 UNIMPLEMENTED, 500 otherwise);
+  INVALID_ARGUMENT / FAILED_PRECONDITION, 503 UNAVAILABLE, 501 UNIMPLEMENTED, 500 otherwise); a body over
+  ``--max-request-bytes`` is 413 without being read (``serving/limits.py`` has every request limit);
 * ``GET <prometheus path>`` (``--monitoring-config-file``): Prometheus text exposition.
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tfxformers.serving.limits import check_shapes, check_values
 from tfxformers.serving.model_server import ServingError, dtype_name, dtype_tables
 
 log = logging.getLogger("tfxformers.serve")
@@ -147,10 +149,12 @@ def json_to_ndarray(value, dtype: int):
     return np.asarray(flat, dtype=np_type).reshape(shape)
 
 
-def parse_predict_body(body: bytes, input_infos_for) -> tuple[str, dict, str]:
+def parse_predict_body(body: bytes, input_infos_for, check_shapes=None) -> tuple[str, dict, str]:
     """(signature name, numpy inputs, "row" | "columnar") from a :predict body.
 
-    ``input_infos_for(signature_name)`` returns the signature's ``inputs`` map (name -> TensorInfo)."""
+    ``input_infos_for(signature_name)`` returns the signature's ``inputs`` map (name -> TensorInfo);
+    ``check_shapes(signature_name, {name: dims})``, if given, sees the shapes the JSON declares before
+    any array is built (the server's request limits)."""
     if not body:
         raise ServingError("INVALID_ARGUMENT", "JSON Parse error: The document is empty")
     try:
@@ -158,6 +162,8 @@ def parse_predict_body(body: bytes, input_infos_for) -> tuple[str, dict, str]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ServingError("INVALID_ARGUMENT", f"JSON Parse error: {getattr(exc, 'msg', exc)} at offset: "
                                                f"{getattr(exc, 'pos', 0)}") from None
+    except RecursionError:  # "[[[[...": deeper than Python's parser goes
+        raise ServingError("INVALID_ARGUMENT", "JSON Parse error: the document is nested too deeply") from None
     if not isinstance(doc, dict):
         raise ServingError("INVALID_ARGUMENT", f"JSON Value: {_debug(doc)} Is not object")
     signature_name = doc.get("signature_name", "")
@@ -179,10 +185,21 @@ def parse_predict_body(body: bytes, input_infos_for) -> tuple[str, dict, str]:
                                                    "list/array")
         if not instances:
             raise ServingError("INVALID_ARGUMENT", f"JSON Value: {_debug(doc)} No values in 'instances' array")
+        if check_shapes is not None:
+            first = instances[0]
+            if isinstance(first, dict) and not _is_b64(first):
+                check_shapes(signature_name, {n: [len(instances)] + _shape_of(first[n]) for n in names if n in first})
+            else:
+                check_shapes(signature_name, {names[0]: [len(instances)] + _shape_of(first)})
         return signature_name, _instances(instances, infos, names), "row"
     if "inputs" in doc:
         value = doc["inputs"]
         inputs = {}
+        if check_shapes is not None:
+            if not isinstance(value, dict) or _is_b64(value):
+                check_shapes(signature_name, {names[0]: _shape_of(value)})
+            else:
+                check_shapes(signature_name, {n: _shape_of(value[n]) for n in names if n in value})
         if not isinstance(value, dict) or _is_b64(value):
             if len(infos) > 1:
                 raise ServingError("INVALID_ARGUMENT", "inputs is a plain value/list, but expecting an object as "
@@ -352,8 +369,23 @@ def metadata_json(response) -> str:
 class RestApi:
     """Dispatches one HTTP request to the manager; returns (status, content type, body)."""
 
-    def __init__(self, manager, metrics, prometheus_path: str | None):
+    def __init__(self, manager, metrics, prometheus_path: str | None, limits=None):
+        from tfxformers.serving.limits import ServerLimits
+
         self.manager, self.metrics, self.prometheus_path = manager, metrics, prometheus_path
+        self.limits = limits if limits is not None else ServerLimits()
+
+    def refuse_body(self, method: str, raw_path: str, length: int) -> tuple[int, str, bytes]:
+        """413 for a body over --max-request-bytes, answered from its Content-Length alone: the body is
+        neither read nor parsed (JSON parsing takes several times the body in memory)."""
+        path = urllib.parse.urlsplit(raw_path).path
+        m = PREDICT_RE.fullmatch(path)
+        model_name = self._name(m.group(1)) if m else ""
+        self.metrics.request(model_name, "RESOURCE_EXHAUSTED", m.group(4).lower() if m else method.lower(), "REST",
+                             None)
+        message = (f"the request body is {length} bytes; the limit is {self.limits.max_request_bytes} bytes "
+                   "(--max-request-bytes)")
+        return 413, "application/json", json.dumps({"error": message}).encode()
 
     def handle(self, method: str, raw_path: str, body: bytes) -> tuple[int, str, bytes]:
         path = urllib.parse.urlsplit(raw_path).path
@@ -411,8 +443,12 @@ class RestApi:
             resolved.append(self.manager.resolve(name, version, label))
             return resolved[0].signature(signature_name, rest=True)[1].inputs
 
-        signature_name, inputs, fmt = parse_predict_body(body, infos)
+        def shapes_ok(signature_name, shapes):
+            check_shapes(self.limits, resolved[0], resolved[0].signature(signature_name, rest=True)[0], shapes)
+
+        signature_name, inputs, fmt = parse_predict_body(body, infos, shapes_ok)
         servable = resolved[0]
+        check_values(self.limits, servable, servable.signature(signature_name, rest=True)[0], inputs)
         signature_name, outputs = servable.predict(signature_name, inputs)
         sig = servable.signature_defs[signature_name]
         return outputs_to_json(outputs, {k: sig.outputs[k].dtype for k in outputs}, fmt)
@@ -450,23 +486,72 @@ def _with_model_spec(request, name, version, label):
         request.model_spec.version_label = label
     return request
 
+# A refused body up to this size is read and dropped so the client gets its 413; a larger one is not read.
+DISCARD_LIMIT = 64 * 1024 * 1024
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as TF Serving's evhttp server
     api: RestApi = None
 
     def _serve(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
         try:
-            status, content_type, out = self.api.handle(method, self.path, body)
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        try:
+            if length < 0:
+                self.close_connection = True  # the body's end is unknown: the connection cannot be reused
+                status, content_type, out = 400, "application/json", json.dumps(
+                    {"error": f"Content-Length {self.headers.get('Content-Length')!r} is not a byte count"}).encode()
+            elif length > self.api.limits.max_request_bytes:
+                status, content_type, out = self.api.refuse_body(method, self.path, length)
+                self._discard_body(length)
+            else:
+                body = self.rfile.read(length) if length > 0 else b""
+                status, content_type, out = self.api.handle(method, self.path, body)
         except Exception as exc:  # a bug must answer 500, not drop the connection
             log.exception("REST request failed")
             status, content_type, out = 500, "application/json", json.dumps({"error": str(exc)}).encode()
         self.send_response(status)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(out)))
         self.end_headers()
         self.wfile.write(out)
+
+    def _discard_body(self, length: int) -> None:
+        """Read a refused body in small pieces and drop it, so that the client, still sending, reads the
+        413 instead of a broken pipe; a body beyond DISCARD_LIMIT closes the connection instead."""
+        if length > DISCARD_LIMIT:
+            self.close_connection = True  # the unread body must not be taken for the next request
+            return
+        while length > 0:
+            chunk = self.rfile.read(min(length, 1 << 16))
+            if not chunk:
+                self.close_connection = True
+                return
+            length -= len(chunk)
+
+    def handle_expect_100(self):
+        """``Expect: 100-continue`` (curl's default for bodies over 1 MiB): refuse an oversized body before
+        the client sends it."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        if length > self.api.limits.max_request_bytes:
+            status, content_type, out = self.api.refuse_body(self.command, self.path, length)
+            self.close_connection = True
+            self.send_response(status)
+            self.send_header("Connection", "close")
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+            return False
+        return super().handle_expect_100()
 
     def do_GET(self):
         self._serve("GET")
@@ -490,9 +575,9 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
-def start_rest_server(manager, metrics, host: str, port: int, prometheus_path: str | None):
+def start_rest_server(manager, metrics, host: str, port: int, prometheus_path: str | None, limits=None):
     """Start the REST server in a thread; returns (server, bound port)."""
-    handler = type("Handler", (_Handler,), {"api": RestApi(manager, metrics, prometheus_path)})
+    handler = type("Handler", (_Handler,), {"api": RestApi(manager, metrics, prometheus_path, limits)})
     server = _Server((host, port), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                               name="tfxformers-serve-rest", daemon=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from tfxformers.serving.limits import ServerLimits
+
 READY_MESSAGE = "serving {models} models on gRPC {host}:{grpc}, REST {host}:{rest}"
 
 
@@ -36,6 +38,23 @@ def register(commands, train_commands) -> None:
                         help="threads per TensorFlow op (0 = TensorFlow's default: all cores)")
     parser.add_argument("--tensorflow-inter-op-parallelism", type=int, default=0,
                         help="TensorFlow ops run in parallel (0 = TensorFlow's default)")
+    limits = parser.add_argument_group(
+        "request limits", "checked before any tensor is built; a request over one is refused with INVALID_ARGUMENT "
+                          "(HTTP 400), a body or message over --max-request-bytes with HTTP 413 / RESOURCE_EXHAUSTED")
+    defaults = ServerLimits()
+    limits.add_argument("--max-request-bytes", type=int, default=defaults.max_request_bytes,
+                        help="largest REST body and gRPC message (default %(default)s = 4 MiB)")
+    limits.add_argument("--max-rows", type=int, default=defaults.max_rows,
+                        help="rows (batch size) per request (default %(default)s)")
+    limits.add_argument("--max-sequence-length", type=int, default=defaults.max_sequence_length,
+                        help="tokens per row; a version's own maximum positions (assets.extra/tfxformers.json) lower "
+                             "it (default %(default)s)")
+    limits.add_argument("--max-tokens", type=int, default=defaults.max_tokens,
+                        help="rows x tokens per row (for generate: rows x (prompt + max_new_tokens)) per request "
+                             "(default %(default)s)")
+    limits.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens,
+                        help="largest max_new_tokens a generate request may ask for; a GPT-2 version's context minus "
+                             "the prompt lowers it (default %(default)s)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.set_defaults(func=run)
 
@@ -47,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
 
     from tfxformers.serving.model_server import ModelServer
 
+    limits = ServerLimits(max_request_bytes=args.max_request_bytes, max_rows=args.max_rows,
+                          max_sequence_length=args.max_sequence_length, max_tokens=args.max_tokens,
+                          max_new_tokens=args.max_new_tokens)
     logging.basicConfig(level=getattr(logging, args.log_level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("tfxformers.serve")
     server = ModelServer(model_base=args.model_base, model_config_file=args.model_config_file,
@@ -56,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
                          file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
                          intra_op_parallelism=args.tensorflow_intra_op_parallelism,
                          inter_op_parallelism=args.tensorflow_inter_op_parallelism,
-                         model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds)
+                         model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
+                         limits=limits)
     stop = threading.Event()
 
     def on_signal(signum, frame):

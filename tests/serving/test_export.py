@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -145,19 +146,14 @@ def test_warmup_records_are_valid_requests(exported):
     assert len(widths) >= 2  # several length buckets are warmed up
 
 
-def test_gpt2_export_serves_logits_and_generates_in_graph(tmp_path):
+def test_gpt2_export_serves_logits_and_generates_in_graph(tiny_gpt2_dir, tiny_gpt2_base):
     """GPT-2: serving_default gives the model's logits; the generate signature decodes with no Python loop."""
     import tensorflow as tf
 
     from tfxformers.models.artifacts import load_trained
 
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n\n".join(f"Emma walked to Highbury on day {i} and met Mr Knightley there." for i in range(300)))
-    model_dir = tmp_path / "gpt2"
-    assert main(["train", "gpt2", "--corpus", str(corpus), "--output", str(model_dir), "--preset", "tiny",
-                 "--vocab-size", "300", "--block-size", "32", "--epochs", "1"]) == 0
-    assert main(["export", "--model", str(model_dir), "--name", "emma", "--model-base", str(tmp_path / "sm")]) == 0
-    version = tmp_path / "sm" / "emma" / "1"
+    model_dir = tiny_gpt2_dir
+    version = tiny_gpt2_base / "emma" / "1"
     loaded = tf.saved_model.load(str(version))
     assert set(loaded.signatures) == {"serving_default", "generate", "tfxformers_metadata"}
     trained = load_trained(model_dir)
@@ -195,3 +191,60 @@ def test_encoder_export_embeds_like_the_encoder(tiny_bert_dir, tmp_path):
     np.testing.assert_allclose(out.numpy(), expected, atol=1e-5)
     meta = json.loads((tmp_path / "encoder" / "1" / "assets.extra" / "tfxformers.json").read_text())
     assert meta["kind"] == "encoder" and meta["hidden_size"] == out.shape[1]
+
+
+# The generate signature's own checks, as a raw TF Serving client reaches them (no server-side limits).
+GENERATE_OK = {"max_new_tokens": 4, "strategy": 0, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": 0}
+BAD_GENERATE_ARGS = [
+    ({"max_new_tokens": 2147483647}, "max_new_tokens must be between 1 and the context minus the prompt length"),
+    ({"max_new_tokens": 30}, "max_new_tokens must be between 1"),  # prompt 3 + 30 > context 32
+    ({"max_new_tokens": 0}, "max_new_tokens must be between 1"),
+    ({"strategy": 1, "temperature": 0.0}, "temperature must be > 0 when sampling"),
+    ({"strategy": 1, "temperature": float("nan")}, "temperature must be > 0 when sampling"),
+    ({"top_p": 0.0}, "top_p must be in (0, 1]"),
+    ({"top_p": 1.5}, "top_p must be in (0, 1]"),
+    ({"strategy": 2}, "strategy must be 0 (greedy) or 1 (sample)"),
+    ({"top_k": -1}, "top_k must be >= 0"),
+]
+
+
+@pytest.mark.parametrize("change,message", BAD_GENERATE_ARGS, ids=[str(c) for c, _ in BAD_GENERATE_ARGS])
+def test_generate_signature_refuses_bad_arguments_in_graph(tiny_gpt2_base, change, message):
+    import tensorflow as tf
+
+    generate = _loaded(tiny_gpt2_base / "emma" / "1").signatures["generate"]
+    args = {k: tf.constant(v, tf.float32 if isinstance(v, float) else tf.int32) for k, v in {**GENERATE_OK, **change}.items()}
+    with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(message)):
+        generate(input_ids=tf.constant([[5, 6, 7]]), **args)
+    # At the edge of the context it generates: 3 prompt tokens + 29 = 32.
+    edge = {k: tf.constant(v, tf.float32 if isinstance(v, float) else tf.int32) for k, v in GENERATE_OK.items()}
+    edge["max_new_tokens"] = tf.constant(29)
+    assert generate(input_ids=tf.constant([[5, 6, 7]]), **edge)["output_ids"].shape == (1, 29)
+
+
+def test_signatures_refuse_a_mask_that_disagrees_with_its_ids(tiny_gpt2_base, exported, tiny_bert_dir, tmp_path):
+    """A mask longer than its ids, or one row of mask for several rows of ids, is an error, not a broadcast."""
+    import tensorflow as tf
+
+    assert main(["export", "--model", str(tiny_bert_dir), "--name", "encoder", "--model-base", str(tmp_path)]) == 0
+    signatures = [(exported, "serving_default"), (tiny_gpt2_base / "emma" / "1", "serving_default"),
+                  (tmp_path / "encoder" / "1", "embed")]
+    ids = tf.constant([[2, 5, 3], [2, 6, 3]])
+    for path, name in signatures:
+        fn = _loaded(path).signatures[name]
+        for mask in ([[1, 1, 1, 1], [1, 1, 1, 1]], [[1, 1, 1]]):
+            with pytest.raises(tf.errors.InvalidArgumentError, match="attention_mask must have the shape of input_ids"):
+                fn(input_ids=ids, attention_mask=tf.constant(mask))
+        assert fn(input_ids=ids, attention_mask=tf.ones_like(ids))  # matching shapes still work
+
+
+_LOADED = {}
+
+
+def _loaded(path):
+    """One tf.saved_model.load per version for the whole module (loading a GPT-2 export takes a second)."""
+    import tensorflow as tf
+
+    if str(path) not in _LOADED:
+        _LOADED[str(path)] = tf.saved_model.load(str(path))
+    return _LOADED[str(path)]

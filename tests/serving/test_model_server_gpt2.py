@@ -8,20 +8,12 @@ from http.client import HTTPConnection
 import numpy as np
 import pytest
 
-from tfxformers.cli import main
-
 GEN_ARGS = {"max_new_tokens": 6, "strategy": 0, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": 0}
 
 
 @pytest.fixture(scope="module")
-def gpt2_base(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("gpt2")
-    corpus = tmp / "corpus.txt"
-    corpus.write_text("\n\n".join(f"Emma walked to Highbury on day {i} and met Mr Knightley there." for i in range(200)))
-    assert main(["train", "gpt2", "--corpus", str(corpus), "--output", str(tmp / "gpt2"), "--preset", "tiny",
-                 "--vocab-size", "300", "--block-size", "32", "--epochs", "1"]) == 0
-    assert main(["export", "--model", str(tmp / "gpt2"), "--name", "emma", "--model-base", str(tmp / "sm")]) == 0
-    return tmp / "sm"
+def gpt2_base(tiny_gpt2_base):
+    return tiny_gpt2_base
 
 
 @pytest.fixture(scope="module")
