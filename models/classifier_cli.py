@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+
+from tfxformers.cli_types import (int_range, nonnegative_int, output_dir, positive_float, positive_int,
+                                  probability)
 
 
 def register(commands, train_commands) -> None:
@@ -16,23 +20,27 @@ def register(commands, train_commands) -> None:
                        help="finetune: train everything; partial: train the top --trainable-layers layers and "
                             "the head on cached outputs of the frozen lower layers; frozen: train the head only; "
                             "hub: frozen encoder loaded with tensorflow_hub.KerasLayer")
-    train.add_argument("--trainable-layers", type=int, default=None,
+    train.add_argument("--trainable-layers", type=positive_int, default=None,
                        help="partial mode: how many of the encoder's top layers train (1..depth; default 2)")
-    train.add_argument("--output", required=True, help="directory for the trained model, metrics and plots")
-    train.add_argument("--epochs", type=int, default=3)
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--learning-rate", type=float, default=None,
+    train.add_argument("--output", required=True, type=output_dir,
+                       help="directory for the trained model, metrics and plots; an existing run there is kept "
+                            "unless --overwrite (an unfinished run with the same options resumes)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace a run already in --output (swapped in only after the new run succeeds)")
+    train.add_argument("--epochs", type=positive_int, default=3)
+    train.add_argument("--batch-size", type=positive_int, default=32)
+    train.add_argument("--learning-rate", type=positive_float, default=None,
                        help="peak learning rate (default 5e-5 finetune, 2e-4 partial, 1e-3 frozen/hub)")
-    train.add_argument("--max-length", type=int, default=128)
+    train.add_argument("--max-length", type=int_range(8, 512), default=128)
     train.add_argument("--pooling", default="mean", choices=["mean", "cls", "pooled"])
-    train.add_argument("--dropout", type=float, default=0.1)
-    train.add_argument("--patience", type=int, default=2, help="early-stopping patience in epochs")
+    train.add_argument("--dropout", type=probability(one=False), default=0.1, help="in [0, 1)")
+    train.add_argument("--patience", type=nonnegative_int, default=2, help="early-stopping patience in epochs")
     train.add_argument("--no-cache-features", action="store_true",
                        help="frozen mode: run the encoder every epoch instead of caching its outputs once")
-    train.add_argument("--limit-train", type=int, default=None, help="use only the first N training examples")
-    train.add_argument("--limit-eval", type=int, default=None, help="use only N validation and N test examples")
-    train.add_argument("--checkpoint-every-steps", type=int, default=200)
-    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--limit-train", type=positive_int, default=None, help="use only the first N training examples")
+    train.add_argument("--limit-eval", type=positive_int, default=None, help="use only N validation and N test examples")
+    train.add_argument("--checkpoint-every-steps", type=nonnegative_int, default=200, help="0: every epoch only")
+    train.add_argument("--seed", type=nonnegative_int, default=42)
     train.add_argument("--distribute", default="none", choices=["none", "mirrored", "multi-worker"],
                        help="tf.distribute strategy: mirrored = every GPU of this machine, multi-worker = the "
                             "workers named in TF_CONFIG (default: TensorFlow's default device placement)")
@@ -44,12 +52,17 @@ def register(commands, train_commands) -> None:
     evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
     evaluate.add_argument("--text-column", default="text")
     evaluate.add_argument("--label-column", default="label")
-    evaluate.add_argument("--limit", type=int, default=None)
+    evaluate.add_argument("--limit", type=positive_int, default=None)
     evaluate.set_defaults(func=run_evaluate)
 
     predict = commands.add_parser("predict", help="classify texts with a trained classifier")
     predict.add_argument("--model", required=True)
-    predict.add_argument("texts", nargs="+")
+    predict.add_argument("texts", nargs="*", help="texts to classify (and/or --file)")
+    predict.add_argument("--file", default=None,
+                         help="read texts from this file, one per line (blank lines skipped); - reads stdin")
+    predict.add_argument("--window-overlap", type=nonnegative_int, default=32,
+                         help="texts longer than the model's max length are scored in windows sharing this many "
+                              "tokens (at most half a window), combined as a token-weighted mean, as the proxy does")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
     predict.set_defaults(func=run_predict)
 
@@ -66,7 +79,7 @@ def run_train(args: argparse.Namespace) -> int:
         checkpoint_every_steps=args.checkpoint_every_steps, seed=args.seed, distribute=args.distribute,
         trainable_layers=args.trainable_layers,
     )
-    metrics = train_classifier(config)
+    metrics = train_classifier(config, overwrite=args.overwrite)
     print(f"test accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} "
           f"({metrics['examples']} examples); model, metrics.json and plots/ in {args.output}")
     return 0
@@ -83,10 +96,34 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     from tfxformers.models.classifier_train import predict_texts
 
-    results = predict_texts(args.model, args.texts)
+    results = predict_texts(args.model, list(args.texts) + read_texts(args.file), window_overlap=args.window_overlap)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         for r in results:
             print(f"{r['label']:>12}  {r['probability']:.3f}  {r['text']}")
     return 0
+
+
+def read_texts(source: str | None) -> list[str]:
+    """Texts from ``--file`` (one per line, blank lines skipped; ``-`` = stdin); none without it."""
+    from tfxformers.errors import UserError
+
+    if source is None:
+        return []
+    try:
+        if source == "-":
+            lines = sys.stdin.read().splitlines()
+        else:
+            with open(source, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+    except FileNotFoundError:
+        raise UserError(f"--file {source}: file not found") from None
+    except IsADirectoryError:
+        raise UserError(f"--file {source} is a directory, not a file") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"--file {source} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    texts = [line for line in lines if line.strip()]
+    if not texts:
+        raise UserError(f"--file {source} holds no text (one text per line)")
+    return texts

@@ -174,14 +174,43 @@ def distribution_strategy(tf, name: str):
     return tf.distribute.get_strategy()
 
 
-def train_classifier(config: ClassifierTrainConfig) -> dict:
-    """Train per ``config``; returns the test metrics (also written to ``OUTPUT/metrics.json``)."""
+def check_config(config: ClassifierTrainConfig) -> None:
+    """Every numeric setting in its range, for library callers too (the CLI's argparse types check first)."""
+    def optional(value, ok):
+        return value is None or ok(value)
+
+    rules = (("--epochs", config.epochs, config.epochs >= 1, "at least 1"),
+             ("--batch-size", config.batch_size, config.batch_size >= 1, "at least 1"),
+             ("--max-length", config.max_length, 8 <= config.max_length <= 512, "between 8 and 512"),
+             ("--learning-rate", config.learning_rate, optional(config.learning_rate, lambda v: v > 0), "> 0"),
+             ("--dropout", config.dropout, 0 <= config.dropout < 1, "in [0, 1)"),
+             ("--patience", config.patience, config.patience >= 0, ">= 0"),
+             ("--limit-train", config.limit_train, optional(config.limit_train, lambda v: v >= 1), "at least 1"),
+             ("--limit-eval", config.limit_eval, optional(config.limit_eval, lambda v: v >= 1), "at least 1"),
+             ("--checkpoint-every-steps", config.checkpoint_every_steps, config.checkpoint_every_steps >= 0, ">= 0"),
+             ("warmup_ratio", config.warmup_ratio, 0 <= config.warmup_ratio < 1, "in [0, 1)"),
+             ("weight_decay", config.weight_decay, config.weight_decay >= 0, ">= 0"))
+    for name, value, ok, rule in rules:
+        if not ok:
+            raise UserError(f"{name} must be {rule} (got {value!r})")
+
+
+def train_classifier(config: ClassifierTrainConfig, *, overwrite: bool = False) -> dict:
+    """Train per ``config``; returns the test metrics (also written to ``OUTPUT/metrics.json``).
+
+    An existing run in ``config.output`` is replaced only with ``overwrite``, and only once this run has
+    succeeded; an unfinished run with the same settings resumes (``models.run_dirs``).
+    """
+    from tfxformers.models import run_dirs
+
+    check_config(config)
+    with run_dirs.claim(config.output, "classifier", asdict(config), overwrite) as directory:
+        return _train_classifier(config, directory)
+
+
+def _train_classifier(config: ClassifierTrainConfig, directory: Path) -> dict:
     if config.mode not in MODES:
         raise UserError(f"unknown mode {config.mode!r}; choose one of {', '.join(MODES)}")
-    if config.epochs < 1 or config.batch_size < 1:
-        raise UserError("--epochs and --batch-size must be at least 1")
-    if not 8 <= config.max_length <= 512:
-        raise UserError("--max-length must be between 8 and 512")
     if config.distribute not in DISTRIBUTE_CHOICES:
         raise UserError(f"unknown --distribute {config.distribute!r}; choose one of {', '.join(DISTRIBUTE_CHOICES)}")
     from tfxformers.models.datasets import load_classification
@@ -202,7 +231,7 @@ def train_classifier(config: ClassifierTrainConfig) -> dict:
     from tfxformers.models import artifacts, bert, transfer
     from tfxformers.models.tokenization import encode_texts, make_dataset, predict_logits
 
-    output = Path(config.output)
+    output = Path(directory)
     output.mkdir(parents=True, exist_ok=True)
     (output / "training_config.json").write_text(json.dumps(asdict(config), indent=2))
     resuming = (output / "checkpoints" / "backup").exists()
@@ -345,19 +374,24 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def predict_texts(model_dir: str | os.PathLike, texts: list[str]) -> list[dict]:
+def predict_texts(model_dir: str | os.PathLike, texts: list[str], *, window_overlap: int = 32) -> list[dict]:
+    """Label and probabilities per text; texts longer than the model's max length are scored in windows
+    combined as the proxy does (``models.windows``), not cut."""
     from tfxformers.models import artifacts
-    from tfxformers.models.tokenization import predict_logits
+    from tfxformers.models.tokenization import windowed_probabilities
 
     if not texts or any(not t.strip() for t in texts):
-        raise UserError("give at least one non-empty text to classify")
+        raise UserError("give at least one non-empty text to classify (as arguments or with --file)")
+    info = artifacts.read_info(model_dir)
+    if info["kind"] != "classifier":
+        raise UserError(f"{model_dir} holds a {info['kind']} model; use `tfxformers generate` for GPT-2")
     trained = artifacts.load_trained(model_dir)
-    if trained.kind != "classifier":
-        raise UserError(f"{model_dir} holds a {trained.kind} model; use `tfxformers generate` for GPT-2")
-    probs = softmax(predict_logits(trained.keras_model, trained.tokenizer, texts, max_length=trained.max_length))
+    probs, windows, tokens = windowed_probabilities(trained.keras_model, trained.tokenizer, texts,
+                                                    max_length=trained.max_length, overlap=window_overlap)
     results = []
-    for text, p in zip(texts, probs):
+    for text, p, n_windows, n_tokens in zip(texts, probs, windows, tokens):
         best = int(p.argmax())
         results.append({"text": text, "label": trained.label_names[best], "probability": float(p[best]),
-                        "probabilities": {n: float(v) for n, v in zip(trained.label_names, p)}})
+                        "probabilities": {n: float(v) for n, v in zip(trained.label_names, p)},
+                        "windows": n_windows, "tokens": n_tokens})
     return results

@@ -187,23 +187,53 @@ def _limit(documents: list[str], limit: int | None) -> list[str]:
     return out
 
 
-def train_gpt2(config: Gpt2TrainConfig) -> dict:
-    """Train a tokenizer and a GPT-2 from scratch on a corpus; writes the trained-model directory."""
+MIN_BLOCK_SIZE = 8
+MIN_VOCAB_SIZE = 256 + 5  # every byte + the special tokens (gpt2_tokenizer.SPECIAL_TOKENS)
+
+
+def check_config(config: Gpt2TrainConfig) -> None:
+    """Every setting in its range, for library callers too (the CLI's argparse types check first)."""
+    if config.preset not in PRESETS:
+        raise UserError(f"unknown preset {config.preset!r}; choose one of {', '.join(PRESETS)}")
+    rules = (("--vocab-size", config.vocab_size, config.vocab_size >= MIN_VOCAB_SIZE, f"at least {MIN_VOCAB_SIZE}"),
+             ("--block-size", config.block_size, config.block_size >= MIN_BLOCK_SIZE, f"at least {MIN_BLOCK_SIZE}"),
+             ("--epochs", config.epochs, config.epochs >= 1, "at least 1"),
+             ("--batch-size", config.batch_size, config.batch_size >= 1, "at least 1"),
+             ("--learning-rate", config.learning_rate, config.learning_rate > 0, "> 0"),
+             ("--limit-chars", config.limit_chars, config.limit_chars is None or config.limit_chars >= 1, "at least 1"))
+    for name, value, ok, rule in rules:
+        if not ok:
+            raise UserError(f"{name} must be {rule} (got {value!r})")
+
+
+def train_gpt2(config: Gpt2TrainConfig, *, overwrite: bool = False) -> dict:
+    """Train a tokenizer and a GPT-2 from scratch on a corpus; writes the trained-model directory.
+
+    An existing run in ``config.output`` is replaced only with ``overwrite``, and only once this run has
+    succeeded; an unfinished run with the same settings resumes (``models.run_dirs``).
+    """
+    from tfxformers.models import run_dirs
+
+    check_config(config)
+    with run_dirs.claim(config.output, "gpt2", dict(config.__dict__), overwrite) as directory:
+        return _train_gpt2(config, directory)
+
+
+def _train_gpt2(config: Gpt2TrainConfig, output: Path) -> dict:
     import sys
 
+    from tfxformers.models.artifacts import file_sizes
     from tfxformers.models.datasets import load_corpus
     from tfxformers.models.gpt2_tokenizer import train_bpe_tokenizer
 
-    if config.preset not in PRESETS:
-        raise UserError(f"unknown preset {config.preset!r}; choose one of {', '.join(PRESETS)}")
     corpus = load_corpus(config.corpus)
     train_docs = _limit(corpus.train, config.limit_chars)
     val_docs = _limit(corpus.validation, config.limit_chars // 8 if config.limit_chars else None)
     test_docs = _limit(corpus.test, config.limit_chars // 8 if config.limit_chars else None)
     if not val_docs or not test_docs:
         raise UserError(f"{config.corpus}: too little text to hold out validation and test parts")
-    output = Path(config.output)
-    output.mkdir(parents=True, exist_ok=True)
+    # Written first, so that an unfinished run says what it is (models.run_dirs decides resume vs refuse).
+    (output / "training_config.json").write_text(json.dumps(config.__dict__, indent=2))
     if (output / "checkpoints" / "backup").exists():
         # The tokenizer is retrained identically (BPE training is deterministic); the model, optimizer
         # and epoch counter come back from the backup.
@@ -255,10 +285,10 @@ def train_gpt2(config: Gpt2TrainConfig) -> dict:
     info = {"kind": "gpt2", "format_version": 1, "preset": config.preset, "block_size": config.block_size,
             "max_length": config.block_size, "corpus": config.corpus, "vocab_size": len(tokenizer),
             "bos_id": tokenizer.bos_token_id, "eos_id": tokenizer.eos_token_id, "pad_id": tokenizer.pad_token_id,
-            "input_names": ["input_ids"]}
-    (output / "tfxformers.json").write_text(json.dumps(info, indent=2))
+            "input_names": ["input_ids"], "files": file_sizes(output, ("model", "tokenizer"))}
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    (output / "training_config.json").write_text(json.dumps(config.__dict__, indent=2))
+    # Written last: its presence means the model is complete.
+    (output / "tfxformers.json").write_text(json.dumps(info, indent=2))
     return metrics
 
 
@@ -268,29 +298,69 @@ def load_trained_gpt2(path: Path, info: dict):
     from tfxformers.models.artifacts import TrainedModel
     from tfxformers.models.gpt2_tokenizer import load_tokenizer
 
-    model = TFGPT2LMHeadModel.from_pretrained(str(path / "model"))
+    from tfxformers.models.artifacts import _first_line
+
+    try:
+        model = TFGPT2LMHeadModel.from_pretrained(str(path / "model"))
+    except Exception as exc:  # h5py / transformers errors name the file format, not the fix
+        raise UserError(f"{path}: model/ is damaged ({_first_line(exc)}); retrain the model or copy model/ "
+                        "again") from None
     return TrainedModel(path, info, model, load_tokenizer(path / "tokenizer"), [])
 
 
 STRATEGIES = ("greedy", "beam", "sample")
 
 
+def check_generation(*, max_new_tokens: int, strategy: str, num_beams: int, temperature: float, top_k: int,
+                     top_p: float, no_repeat_ngram_size: int) -> None:
+    """Generation settings in range (cheap; before any model is read)."""
+    if strategy not in STRATEGIES:
+        raise UserError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    rules = (("--max-new-tokens", max_new_tokens, max_new_tokens >= 1, "at least 1"),
+             ("--num-beams", num_beams, num_beams >= 1, "at least 1"),
+             ("--top-k", top_k, top_k >= 0, ">= 0 (0: off)"),
+             ("--top-p", top_p, 0 < top_p <= 1, "in (0, 1]"),
+             ("--no-repeat-ngram-size", no_repeat_ngram_size, no_repeat_ngram_size >= 0, ">= 0 (0: off)"))
+    for name, value, ok, rule in rules:
+        if not ok:
+            raise UserError(f"{name} must be {rule} (got {value!r})")
+    if strategy == "sample" and not temperature > 0:
+        raise UserError(f"--temperature must be > 0 with --strategy sample (got {temperature!r}); "
+                        "use --strategy greedy for the most likely continuation")
+
+
+def check_context(prompt_tokens: int, max_new_tokens: int, context: int) -> None:
+    """The prompt and the new tokens must fit the model's context (its position embeddings)."""
+    if prompt_tokens + max_new_tokens > context:
+        room = context - prompt_tokens
+        fix = (f"ask for at most {room} new tokens with --max-new-tokens" if room >= 1
+               else "shorten the prompt")
+        raise UserError(f"the prompt is {prompt_tokens} tokens and --max-new-tokens is {max_new_tokens}, but this "
+                        f"model's context is {context} tokens; {fix}")
+
+
 def generate_text(model_dir: str | os.PathLike, prompt: str, *, max_new_tokens: int = 60, strategy: str = "greedy",
                   num_beams: int = 4, temperature: float = 1.0, top_k: int = 50, top_p: float = 1.0,
                   no_repeat_ngram_size: int = 0, seed: int | None = None, stop_at_eos: bool = True) -> dict:
+    from tfxformers.models.artifacts import context_length, load_trained, read_info
+
+    check_generation(max_new_tokens=max_new_tokens, strategy=strategy, num_beams=num_beams, temperature=temperature,
+                     top_k=top_k, top_p=top_p, no_repeat_ngram_size=no_repeat_ngram_size)
+    if not prompt or not prompt.strip():
+        raise UserError("give a non-empty --prompt")
+    info = read_info(model_dir)
+    if info["kind"] != "gpt2":
+        raise UserError(f"{model_dir} holds a {info['kind']} model; generate works on GPT-2 models")
+    # Checked with the tokenizer alone (no TensorFlow): positions past the context crash inside the model.
+    from tokenizers import Tokenizer
+
+    fast = Tokenizer.from_file(str(Path(model_dir) / "tokenizer" / "tokenizer.json"))
+    check_context(len(fast.encode(prompt).ids), max_new_tokens,
+                  context_length(model_dir, info))
+
     import tensorflow as tf
 
-    from tfxformers.models.artifacts import load_trained
-
-    if strategy not in STRATEGIES:
-        raise UserError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    if max_new_tokens < 1:
-        raise UserError("--max-new-tokens must be at least 1")
-    if not prompt:
-        raise UserError("give a non-empty --prompt")
     trained = load_trained(model_dir)
-    if trained.kind != "gpt2":
-        raise UserError(f"{model_dir} holds a {trained.kind} model; generate works on GPT-2 models")
     tokenizer, model = trained.tokenizer, trained.keras_model
     ids = tokenizer(prompt, return_tensors="tf")["input_ids"]
     if seed is not None:

@@ -4,35 +4,43 @@ from __future__ import annotations
 import argparse
 import json
 
+from tfxformers.cli_types import (int_range, nonnegative_float, nonnegative_int, output_dir, positive_float,
+                                  positive_int, probability)
+
 
 def register(commands, train_commands) -> None:
-    from tfxformers.models.gpt2 import PRESETS  # no TensorFlow import at module level there
+    from tfxformers.models.gpt2 import MIN_BLOCK_SIZE, MIN_VOCAB_SIZE, PRESETS  # no TensorFlow import there
 
     train = train_commands.add_parser("gpt2", help="train a byte-level BPE tokenizer and a GPT-2 from scratch")
     train.add_argument("--corpus", required=True, help="emma (or another Austen novel, austen), a .txt file or a directory")
-    train.add_argument("--output", required=True)
+    train.add_argument("--output", required=True, type=output_dir,
+                       help="directory for the trained model; an existing run there is kept unless --overwrite")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace a run already in --output (swapped in only after the new run succeeds)")
     train.add_argument("--preset", default="mini", help=f"model size: {', '.join(PRESETS)}")
-    train.add_argument("--vocab-size", type=int, default=8000)
-    train.add_argument("--block-size", type=int, default=128)
-    train.add_argument("--epochs", type=int, default=3)
-    train.add_argument("--batch-size", type=int, default=16)
-    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--vocab-size", type=int_range(MIN_VOCAB_SIZE), default=8000)
+    train.add_argument("--block-size", type=int_range(MIN_BLOCK_SIZE), default=128,
+                       help="tokens per training window; the model's context is max(block size, 64)")
+    train.add_argument("--epochs", type=positive_int, default=3)
+    train.add_argument("--batch-size", type=positive_int, default=16)
+    train.add_argument("--learning-rate", type=positive_float, default=1e-3)
     train.add_argument("--lowercase", action="store_true")
-    train.add_argument("--limit-chars", type=int, default=None, help="train on the first N characters only")
-    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--limit-chars", type=positive_int, default=None, help="train on the first N characters only")
+    train.add_argument("--seed", type=nonnegative_int, default=42)
     train.set_defaults(func=run_train)
 
     generate = commands.add_parser("generate", help="continue a prompt with a trained GPT-2")
     generate.add_argument("--model", required=True)
     generate.add_argument("--prompt", required=True)
-    generate.add_argument("--max-new-tokens", type=int, default=60)
+    generate.add_argument("--max-new-tokens", type=positive_int, default=60,
+                          help="at most the model's context minus the prompt's tokens")
     generate.add_argument("--strategy", default="greedy", choices=["greedy", "beam", "sample"])
-    generate.add_argument("--num-beams", type=int, default=4)
-    generate.add_argument("--temperature", type=float, default=1.0)
-    generate.add_argument("--top-k", type=int, default=50)
-    generate.add_argument("--top-p", type=float, default=1.0)
-    generate.add_argument("--no-repeat-ngram-size", type=int, default=0)
-    generate.add_argument("--seed", type=int, default=None)
+    generate.add_argument("--num-beams", type=positive_int, default=4)
+    generate.add_argument("--temperature", type=nonnegative_float, default=1.0, help="> 0 with --strategy sample")
+    generate.add_argument("--top-k", type=nonnegative_int, default=50, help="0: off")
+    generate.add_argument("--top-p", type=probability(zero=False), default=1.0, help="in (0, 1]; 1: off")
+    generate.add_argument("--no-repeat-ngram-size", type=nonnegative_int, default=0)
+    generate.add_argument("--seed", type=nonnegative_int, default=None)
     generate.add_argument("--json", action="store_true")
     generate.set_defaults(func=run_generate)
 
@@ -43,7 +51,7 @@ def run_train(args: argparse.Namespace) -> int:
     metrics = train_gpt2(Gpt2TrainConfig(
         corpus=args.corpus, output=args.output, preset=args.preset, vocab_size=args.vocab_size,
         block_size=args.block_size, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        lowercase=args.lowercase, limit_chars=args.limit_chars, seed=args.seed))
+        lowercase=args.lowercase, limit_chars=args.limit_chars, seed=args.seed), overwrite=args.overwrite)
     print(f"validation perplexity {metrics['validation_perplexity']:.2f} (unigram {metrics['validation_unigram_perplexity']:.2f}, "
           f"bigram {metrics['validation_bigram_perplexity']:.2f}), test {metrics['test_perplexity']:.2f}; model in {args.output}")
     return 0

@@ -116,18 +116,60 @@ def tokenize_batch(tokenizer, texts: Sequence[str], max_length: int = 128,
 
 def predict_logits(model, tokenizer, texts: Sequence[str], *, max_length: int = 128, batch_size: int = 64,
                    buckets: Sequence[int] = DEFAULT_BUCKETS, use_token_type_ids: bool = False) -> np.ndarray:
-    """Logits for many texts, in the input order, batched by length for speed."""
+    """Logits for many texts (each cut at ``max_length``), in the input order, batched by length for speed."""
     encoded = encode_texts(tokenizer, texts, max_length)
+    return logits_for_ids(model, encoded.ids, encoded.pad_id, max_length=max_length, batch_size=batch_size,
+                          buckets=buckets, use_token_type_ids=use_token_type_ids)
+
+
+def logits_for_ids(model, ids: Sequence[Sequence[int]], pad_id: int, *, max_length: int = 128, batch_size: int = 64,
+                   buckets: Sequence[int] = DEFAULT_BUCKETS, use_token_type_ids: bool = False) -> np.ndarray:
+    """Logits for token-id rows of at most ``max_length`` ids, in the input order, batched by length."""
     out = None
-    lengths = encoded.lengths
+    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
     for index in plan_batches(lengths, batch_size, False, None):
         width = bucket_length(int(lengths[index].max()), buckets_up_to(max_length, buckets))
-        ids, mask = pad_to([encoded.ids[i] for i in index], width, encoded.pad_id)
-        features = {"input_ids": ids, "attention_mask": mask}
+        batch, mask = pad_to([ids[i] for i in index], width, pad_id)
+        features = {"input_ids": batch, "attention_mask": mask}
         if use_token_type_ids:
-            features["token_type_ids"] = np.zeros_like(ids)
+            features["token_type_ids"] = np.zeros_like(batch)
         logits = np.asarray(model(features, training=False))
         if out is None:
-            out = np.zeros((len(texts), logits.shape[-1]), dtype=np.float32)
+            out = np.zeros((len(ids), logits.shape[-1]), dtype=np.float32)
         out[index] = logits
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
+def text_windows(tokenizer, texts: Sequence[str], max_length: int, overlap: int):
+    """Each text as one window, or (longer than ``max_length`` tokens) as overlapping windows (``models.windows``)."""
+    from tfxformers.models import windows
+
+    full = tokenizer(list(texts), add_special_tokens=True, truncation=False, padding=False,
+                     return_attention_mask=False, return_token_type_ids=False, verbose=False)["input_ids"]
+    out = []
+    for index, ids in enumerate(full):
+        if len(ids) <= max_length:
+            out.append(windows.Window(index, list(ids), len(ids), len(ids)))
+            continue
+        body = tokenizer(texts[index], add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+        out.extend(windows.text_windows(index, body, max_length, overlap, tokenizer.cls_token_id,
+                                        tokenizer.sep_token_id, len(ids)))
+    return out
+
+
+def windowed_probabilities(model, tokenizer, texts: Sequence[str], *, max_length: int = 128, overlap: int = 32,
+                           buckets: Sequence[int] = DEFAULT_BUCKETS) -> tuple[np.ndarray, list[int], list[int]]:
+    """Class probabilities per text, long texts scored in windows and combined as the proxy does; also the
+    number of windows and of tokens per text."""
+    from tfxformers.models import windows
+
+    planned = text_windows(tokenizer, texts, max_length, overlap)
+    logits = logits_for_ids(model, [w.ids for w in planned], tokenizer.pad_token_id or 0, max_length=max_length,
+                            buckets=buckets)
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probabilities = shifted / shifted.sum(axis=-1, keepdims=True)
+    combined, counts = windows.combine(planned, probabilities.tolist(), len(texts))
+    tokens = [0] * len(texts)
+    for w in planned:
+        tokens[w.text_index] = w.text_tokens
+    return np.asarray(combined, dtype=np.float32), counts, tokens

@@ -104,27 +104,27 @@ def probability(*, zero: bool = True, one: bool = True) -> Callable[[str], float
     return _named(f"probability{interval}", check)
 
 
-def existing_dir(text: str) -> Path:
-    """A directory that exists."""
+def existing_dir(text: str) -> str:
+    """A directory that exists (returned as the string given, so configs stay JSON-serializable)."""
     path = Path(text).expanduser()
     if not path.exists():
         raise argparse.ArgumentTypeError(f"directory not found: {text}")
     if not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a file, not a directory")
-    return path
+    return text
 
 
-def existing_file(text: str) -> Path:
+def existing_file(text: str) -> str:
     """A regular file that exists (``-`` is not accepted here; read stdin explicitly where it makes sense)."""
     path = Path(text).expanduser()
     if not path.exists():
         raise argparse.ArgumentTypeError(f"file not found: {text}")
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a directory, not a file")
-    return path
+    return text
 
 
-def output_dir(text: str) -> Path:
+def output_dir(text: str) -> str:
     """A directory to write into: it may exist or not, but it must not be a file (nor be under one)."""
     path = Path(text).expanduser()
     if not str(text).strip():
@@ -135,4 +135,4 @@ def output_dir(text: str) -> Path:
                 what = "is" if part == path else f"is under {part}, which is"
                 raise argparse.ArgumentTypeError(f"{text} {what} an existing file, not a directory")
             break
-    return path
+    return text

@@ -9,31 +9,12 @@ export's length buckets that fits, so TF Serving's batcher never has to pad anyt
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tfxformers.models.buckets import bucket_length, buckets_up_to
+# The window plan and the combination live in models.windows, shared with `tfxformers predict`.
+from tfxformers.models.windows import COMBINE, COMBINE_EMBEDDING, Window, combine, text_windows, window_starts
 from tfxformers.serving.proxy import errors
 
-COMBINE = "token-weighted mean of window probabilities"
-COMBINE_EMBEDDING = "token-weighted mean of window embeddings"
-
-
-@dataclass
-class Window:
-    text_index: int
-    ids: list[int]
-    weight: int  # tokens of the text it holds
-    text_tokens: int  # tokens of the whole text, special tokens included
-
-
-def window_starts(length: int, body: int, overlap: int) -> list[int]:
-    """Start offsets of windows of ``body`` tokens covering ``length`` tokens, the last one flush with the end."""
-    if length <= body:
-        return [0]
-    stride = max(1, body - min(overlap, body // 2))
-    starts = list(range(0, length - body, stride))
-    starts.append(length - body)
-    return starts
+__all__ = ["COMBINE", "COMBINE_EMBEDDING", "TextEncoder", "Window", "combine", "window_starts"]
 
 
 class TextEncoder:
@@ -63,15 +44,12 @@ class TextEncoder:
             if self.cls_id is None or self.sep_id is None:
                 raise errors.TooLarge(f"texts[{index}] is {len(ids)} tokens; this model takes at most {self.max_length}")
             body_ids = self.tokenizer.encode(texts[index], add_special_tokens=False).ids
-            body = self.max_length - 2
-            starts = window_starts(len(body_ids), body, overlap)
+            starts = window_starts(len(body_ids), self.max_length - 2, overlap)
             if len(starts) > max_windows:
                 raise errors.TooLarge(
                     f"texts[{index}] is {len(body_ids)} tokens and would need {len(starts)} windows of "
                     f"{self.max_length}; the limit is {max_windows} windows per text")
-            for start in starts:
-                chunk = body_ids[start:start + body]
-                windows.append(Window(index, [self.cls_id, *chunk, self.sep_id], len(chunk), len(ids)))
+            windows.extend(text_windows(index, body_ids, self.max_length, overlap, self.cls_id, self.sep_id, len(ids)))
         return windows
 
     def batches(self, windows: list[Window], max_batch_size: int) -> list[tuple[list[int], list[list[int]], list[list[int]]]]:
@@ -89,21 +67,3 @@ class TextEncoder:
                 mask = [[1] * len(windows[i].ids) + [0] * (width - len(windows[i].ids)) for i in chunk]
                 out.append((chunk, ids, mask))
         return out
-
-
-def combine(windows: list[Window], scores: list[list[float]], n_texts: int) -> tuple[list[list[float]], list[int]]:
-    """One score vector per text: the token-weighted mean over its windows; also windows per text."""
-    totals: list[list[float] | None] = [None] * n_texts
-    weights = [0] * n_texts
-    counts = [0] * n_texts
-    for window, score in zip(windows, scores):
-        w = max(window.weight, 1)
-        acc = totals[window.text_index]
-        if acc is None:
-            totals[window.text_index] = [w * s for s in score]
-        else:
-            for j, s in enumerate(score):
-                acc[j] += w * s
-        weights[window.text_index] += w
-        counts[window.text_index] += 1
-    return [[v / weights[i] for v in totals[i]] for i in range(n_texts)], counts
