@@ -40,6 +40,9 @@ IGNORED_SETTINGS = ("output", "verbose")
 DATA_SETTINGS = {"classifier": ("data", "text_column", "label_column"), "gpt2": ("corpus", "limit_chars", "lowercase")}
 # Files and folders a training run writes: a directory holding only these (or nothing) is a run.
 RUN_MARKERS = (INFO_FILE, CONFIG_FILE, "checkpoints", "history.csv", "tokenizer", "weights", "model", "logs")
+# Everything a classifier or GPT-2 run may write: --overwrite replaces a directory only if it holds nothing else.
+RUN_FILES = frozenset(RUN_MARKERS + ("labels.json", "metrics.json", "plots", "feature_cache", "hidden_cache",
+                                     "hub_encoder"))
 
 
 def _read_json(path: Path) -> dict | None:
@@ -114,6 +117,16 @@ def differences(old: dict, new: dict) -> list[str]:
     return out
 
 
+def _replaceable(directory: Path) -> None:
+    """Refuse to replace what a run did not write, or the directory this process works in."""
+    foreign = sorted(p.name for p in directory.iterdir() if p.name not in RUN_FILES)
+    if foreign:
+        raise UserError(f"--output {directory} also holds files no training run writes ({', '.join(foreign[:5])}); "
+                        "--overwrite would delete them: move them away or choose another --output")
+    if Path.cwd().resolve().is_relative_to(directory.resolve()):
+        raise UserError(f"--output {directory} contains the current directory; run from elsewhere to replace it")
+
+
 def plan(output: str | os.PathLike, kind: str, config: dict, overwrite: bool = False) -> tuple[str, dict | None]:
     """("fresh" | "in_place" | "replace", what is there): how a run of ``kind`` with ``config`` may use
     ``output``; raises ``UserError`` when it may not."""
@@ -121,6 +134,8 @@ def plan(output: str | os.PathLike, kind: str, config: dict, overwrite: bool = F
     run = existing_run(directory)
     if run is None:
         return "fresh", None
+    if overwrite:
+        _replaceable(directory)
     hint = ("pass --overwrite to train again and replace it (the old run is kept until the new one succeeds), "
             "or choose another --output")
     if run["kind"] != kind:

@@ -77,6 +77,7 @@ def place(tmp_path_factory, trained_dir, gpt2_run, tiny_reviews_csv):
         "GPT_TRUNCATED": copy(gpt2_run, "gpt_truncated", lambda t: truncate(t / "model" / "tf_model.h5")),
         "GPT_BAD_CONFIG": copy(gpt2_run, "gpt_bad_config", lambda t: (t / "model" / "config.json").write_text("{")),
         "GPT_NO_H5": copy(gpt2_run, "gpt_no_h5", lambda t: (t / "model" / "tf_model.h5").unlink()),
+        "CLF_AND_DATA": copy(trained_dir, "clf_and_data", lambda t: shutil.copy(tiny_reviews_csv, t / "train.csv")),
     }
     return values
 
@@ -157,6 +158,8 @@ CASES = [
     ("overwrite", TRAIN_GPT + ["--output", "{GPT}", "--lowercase"], "other data than asked (lowercase: False -> True)"),
     ("overwrite", TRAIN_CLF + ["--output", "{UNFINISHED}", "--epochs", "7"],
      "holds an unfinished classifier run (data {CSV}, columns review/sentiment) with other settings"),
+    ("overwrite", TRAIN_CLF + ["--output", "{CLF_AND_DATA}", "--overwrite"],
+     "also holds files no training run writes (train.csv); --overwrite would delete them"),
     # generation: prompt + new tokens against the model's context (64 positions), before TensorFlow runs
     ("generation", GEN + ["--max-new-tokens", "200"], "--max-new-tokens is 200, but this model's context is 64 tokens; ask for at most"),
     ("generation", ["generate", "--model", "{GPT}", "--prompt", LONG_PROMPT, "--max-new-tokens", "10"],
