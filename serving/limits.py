@@ -80,10 +80,12 @@ def read_version_info(path) -> dict:
 
 def sequence_limit(limits: ServerLimits, info: dict) -> tuple[int, str]:
     """(longest sequence a version takes, where that number comes from)."""
-    for key in ("max_positions", "max_length"):
+    for key in ("max_positions", "max_length"):  # max_length stands in for exports older than max_positions
         value = info.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and 0 < value < limits.max_sequence_length:
-            return value, f"this version's {key} in assets.extra/{INFO_FILE}"
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            if value < limits.max_sequence_length:
+                return value, f"this version's {key} in assets.extra/{INFO_FILE}"
+            break
     return limits.max_sequence_length, "--max-sequence-length"
 
 

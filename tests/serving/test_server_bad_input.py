@@ -162,6 +162,23 @@ def test_rest_serves_requests_at_each_limit(server, case, request_):
     assert len(first) == len(inputs["input_ids"])
 
 
+ROW_FORMAT_BAD = [
+    ("rows just over", [{"input_ids": [2, 5, 3], "attention_mask": [1, 1, 1]}] * (MAX_ROWS + 1),
+     f"has {MAX_ROWS + 1} rows; the limit is {MAX_ROWS} per request (--max-rows)"),
+    ("mask longer than its ids", [{"input_ids": [2, 5, 3], "attention_mask": [1, 1, 1, 1]}],
+     "input 'attention_mask' has shape [1, 4] but 'input_ids' has shape [1, 3]"),
+    ("sequence just over", [{"input_ids": [2] * 129, "attention_mask": [1] * 129}], "129 tokens per row; the limit is 128"),
+]
+
+
+@pytest.mark.parametrize("case,instances,message", ROW_FORMAT_BAD, ids=[c for c, _, _ in ROW_FORMAT_BAD])
+def test_rest_row_format_refuses(server, case, instances, message):
+    """The same limits hold for TF Serving's row format ("instances"), checked before the rows are stacked."""
+    status, answer = post(server.rest_port, "sentiment", {"instances": instances})
+    assert status == 400 and message in answer["error"], answer
+    assert_still_serves(server)
+
+
 def test_rest_body_limit(server):
     """413 at one byte over --max-request-bytes (never read or parsed), served at exactly the limit."""
     model, signature, inputs = classify(1, 3)
@@ -261,3 +278,16 @@ def test_serve_refuses_a_limit_below_one(flag, tmp_path, capsys):
 
     assert main(["serve", "--model-base", str(tmp_path), flag, "0"]) == 2
     assert f"error: {flag} must be a positive integer, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("info,expected", [
+    ({"max_positions": 512, "max_length": 128}, (512, "--max-sequence-length")),  # the cap equals the model's
+    ({"max_positions": 128, "max_length": 32}, (128, "this version's max_positions in assets.extra/tfxformers.json")),
+    ({"max_length": 32}, (32, "this version's max_length in assets.extra/tfxformers.json")),  # older exports
+    ({"max_positions": 2048}, (512, "--max-sequence-length")),
+    ({}, (512, "--max-sequence-length")),  # SavedModels not made here
+])
+def test_sequence_limit_of_a_version(info, expected):
+    from tfxformers.serving.limits import ServerLimits, sequence_limit
+
+    assert sequence_limit(ServerLimits(), info) == expected
