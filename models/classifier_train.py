@@ -264,7 +264,7 @@ def _train_classifier(config: ClassifierTrainConfig, directory: Path) -> dict:
             model = partial.train_partial(
                 encoder, tokenizer, data.train, data.validation, num_labels=num_labels,
                 trainable_layers=config.trainable_layers, epochs=config.epochs, batch_size=config.batch_size,
-                learning_rate=lr, max_length=config.max_length, buckets=config.buckets, pooling=config.pooling,
+                learning_rate=lr, max_length=config.max_length, pooling=config.pooling,
                 dropout=config.dropout, warmup_ratio=config.warmup_ratio, weight_decay=config.weight_decay,
                 seed=config.seed, cache_dir=output / "hidden_cache" if config.cache_features else None,
                 callbacks=_callbacks(tf, output, config, "partial"), verbose=verbose)

@@ -71,3 +71,13 @@ def read_label_names(data_dir: str | os.PathLike) -> list[str]:
     if not path.is_file():
         raise UserError(f"{path} not found; the data directory must be written by write_split_csvs")
     return json.loads(path.read_text())
+
+
+def read_split_csv(data_dir: str | os.PathLike, split: str) -> tuple[list[str], list[int]]:
+    """(texts, class ids) of one split CSV written by ``write_split_csvs`` (what ExampleGen ingests)."""
+    path = Path(data_dir) / split / "data.csv"
+    if not path.is_file():
+        raise UserError(f"{path} not found; the data directory must be written by write_split_csvs")
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return [r[TEXT_KEY] for r in rows], [int(r[LABEL_KEY]) for r in rows]

@@ -60,6 +60,8 @@ class RunSummary:
     pushed_version: int | None = None
     pushed_path: str | None = None
     already_pushed: bool = False   # the Pusher found this model already pushed and added no version
+    baseline_accuracy: float | None = None   # TF-IDF + LR on the eval split (the sentiment task's threshold)
+    min_accuracy: float | None = None        # the Evaluator's absolute threshold this run used
     trained_dir: Path | None = None
     model_uri: str | None = None   # the Trainer's Model artifact (Format-Serving/, Format-Push/)
     test_metrics: dict | None = None
@@ -254,7 +256,7 @@ def _anomalies_message(metadata_path: Path, pipeline_name: str) -> str | None:
 class RunOptions:
     task: str = "sentiment"
     data: str = "rotten_tomatoes"
-    mode: str = "frozen"
+    mode: str = "partial"
     encoder: str = "minilm"
     name: str | None = None
     model_base: str = "serving_models"
@@ -265,16 +267,44 @@ class RunOptions:
     batch_size: int = 32
     max_length: int = 128
     learning_rate: float | None = None
+    trainable_layers: int | None = None   # partial mode: top encoder layers that train (None: the library default)
     distribute: str = "none"
-    min_accuracy: float = 0.7
+    # None: the TF-IDF baseline's accuracy on the eval split for the sentiment task, 0.7 for other tasks.
+    min_accuracy: float | None = None
     max_accuracy_drop: float = 0.0
     beam_args: list[str] = field(default_factory=list)
     enable_cache: bool = True
 
 
+# Frozen mode trains only a head on cached encoder outputs: epochs cost seconds. Partial mode's count is the
+# one bench/bench_partial.py measured (docs/benchmarks.md).
+DEFAULT_EPOCHS = {"frozen": 15, "partial": 2}
+DEFAULT_MIN_ACCURACY = 0.7
+
+
 def default_epochs(mode: str) -> int:
-    # Frozen mode trains only a head on cached encoder outputs: epochs cost seconds.
-    return 15 if mode == "frozen" else 3
+    return DEFAULT_EPOCHS.get(mode, 3)
+
+
+def evaluator_threshold(options: RunOptions, data_root: str | os.PathLike) -> tuple[float, float | None]:
+    """(absolute accuracy threshold, TF-IDF baseline accuracy or None) for the Evaluator.
+
+    For the sentiment task, unless ``--min-accuracy`` is given, the threshold is the accuracy of TF-IDF +
+    logistic regression fitted on the train split and scored on the same eval split the Evaluator uses
+    (read back from the split CSVs the pipeline ingests): a transformer that does not beat a bag of words
+    is not blessed. TFMA fixes thresholds when the pipeline is built, so this runs (a few seconds) before.
+    """
+    if options.min_accuracy is not None:
+        return options.min_accuracy, None
+    if options.task != "sentiment":
+        return DEFAULT_MIN_ACCURACY, None
+    from tfxformers.models.baseline import fit_tfidf_baseline
+    from tfxformers.pipeline.data import read_split_csv
+
+    train_texts, train_labels = read_split_csv(data_root, "train")
+    val_texts, val_labels = read_split_csv(data_root, "validation")
+    baseline = fit_tfidf_baseline(train_texts, train_labels, val_texts, val_labels)
+    return baseline.validation_accuracy, baseline.validation_accuracy
 
 
 def _check_options(options: RunOptions) -> None:
@@ -282,8 +312,12 @@ def _check_options(options: RunOptions) -> None:
 
     if options.mode not in MODES:
         raise UserError(f"unknown mode {options.mode!r}; choose one of {', '.join(MODES)}")
+    if options.trainable_layers is not None and options.mode != "partial":
+        raise UserError("--trainable-layers applies to --mode partial only")
+    if options.trainable_layers is not None and options.trainable_layers < 1:
+        raise UserError(f"--trainable-layers must be at least 1, got {options.trainable_layers}")
     schema_path(options.task)
-    if not 0.0 <= options.min_accuracy <= 1.0:
+    if options.min_accuracy is not None and not 0.0 <= options.min_accuracy <= 1.0:
         raise UserError("--min-accuracy must be between 0 and 1")
     if options.max_accuracy_drop < 0:
         raise UserError("--max-accuracy-drop must be zero or positive")
@@ -309,8 +343,14 @@ def build_local_pipeline(options: RunOptions):
     encoder = options.encoder
     if encoder != "minilm":
         encoder = str(Path(encoder).expanduser().resolve())
-    resolve_encoder_dir(encoder)  # fails now, not in the Trainer, if the weights are missing
+    encoder_dir = resolve_encoder_dir(encoder)  # fails now, not in the Trainer, if the weights are missing
+    if options.mode == "partial" and options.trainable_layers is not None:
+        from tfxformers.models.bert import load_bert_config
+        from tfxformers.models.partial import check_trainable_layers
+
+        check_trainable_layers(options.trainable_layers, load_bert_config(encoder_dir).num_hidden_layers)
     prepared = write_split_csvs(options.data, root / "data", options.text_column, options.label_column)
+    min_accuracy, baseline = evaluator_threshold(options, prepared.directory)
     metadata_path = root / "metadata.sqlite"
     from tfxformers.pipeline.pipeline import create_pipeline
 
@@ -323,29 +363,32 @@ def build_local_pipeline(options: RunOptions):
         label_names=prepared.label_names,
         trainer_config=trainer_config(options, encoder, name),
         metadata_path=str(metadata_path),
-        min_accuracy=options.min_accuracy,
+        min_accuracy=min_accuracy,
         max_accuracy_drop=options.max_accuracy_drop,
         beam_pipeline_args=beam_args_with_defaults(options.beam_args),
         enable_cache=options.enable_cache,
     )
-    return pipeline, pipeline_name, root, metadata_path, prepared
+    return pipeline, pipeline_name, root, metadata_path, prepared, min_accuracy, baseline
 
 
 def trainer_config(options: RunOptions, encoder: str, name: str) -> dict:
     return {"mode": options.mode, "encoder": encoder, "model_name": name,
             "epochs": options.epochs or default_epochs(options.mode), "batch_size": options.batch_size,
             "max_length": options.max_length, "learning_rate": options.learning_rate,
-            "distribute": options.distribute}
+            "distribute": options.distribute, "trainable_layers": options.trainable_layers}
 
 
 def run_local(options: RunOptions, out=None) -> RunSummary:
     """Run the pipeline with LocalDagRunner; raises UserError for bad data (before training)."""
     out = out or sys.stdout
     started = time.perf_counter()
-    pipeline, pipeline_name, root, metadata_path, prepared = build_local_pipeline(options)
+    pipeline, pipeline_name, root, metadata_path, prepared, min_accuracy, baseline = build_local_pipeline(options)
     print(f"pipeline {pipeline_name}: {prepared.name} ({prepared.counts['train']} train / "
           f"{prepared.counts['validation']} eval / {prepared.counts['test']} test, labels {prepared.label_names}), "
           f"mode {options.mode}; root {root}", file=out, flush=True)
+    print(f"Evaluator threshold: eval accuracy >= {min_accuracy:.4f}"
+          + (" (TF-IDF + logistic regression's eval accuracy: the model must beat a bag of words)"
+             if baseline is not None else ""), file=out, flush=True)
     from tfx import v1 as tfx
 
     log_file = root / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
@@ -359,7 +402,8 @@ def run_local(options: RunOptions, out=None) -> RunSummary:
             if isinstance(exc, UserError):
                 raise
             raise RuntimeError(f"the pipeline failed: {exc} (full log: {log_file})") from exc
-    summary = RunSummary(root, metadata_path, log_file, time.perf_counter() - started)
+    summary = RunSummary(root, metadata_path, log_file, time.perf_counter() - started,
+                         baseline_accuracy=baseline, min_accuracy=min_accuracy)
     return summarize(metadata_path, pipeline_name, summary)
 
 
@@ -372,6 +416,9 @@ def report(summary: RunSummary, out=None) -> int:
     cached = sorted(n for n, s in states.items() if s == "CACHED")
     print(f"pipeline finished in {summary.seconds:.1f} s: {len(ran)} components ran, {len(cached)} came from "
           f"the cache{' (' + ', '.join(cached) + ')' if cached else ''}", file=out)
+    if summary.baseline_accuracy is not None:
+        print(f"Evaluator threshold {summary.min_accuracy:.4f} = TF-IDF + logistic regression's eval accuracy",
+              file=out)
     if summary.test_metrics:
         m = summary.test_metrics
         print(f"trained model: test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} on "
@@ -414,7 +461,7 @@ def compile_for_vertex(options: RunOptions, output: str, *, image: str, pipeline
         label_names=label_names,
         trainer_config=trainer_config(options, options.encoder, name),
         metadata_path=None,
-        min_accuracy=options.min_accuracy,
+        min_accuracy=options.min_accuracy if options.min_accuracy is not None else _compiled_threshold(options, data_root),
         max_accuracy_drop=options.max_accuracy_drop,
         beam_pipeline_args=list(options.beam_args),
         enable_cache=options.enable_cache,
@@ -436,3 +483,16 @@ def options_label_names(options: RunOptions, data_root: str, read_label_names) -
     from tfxformers.models.datasets import load_classification
 
     return load_classification(options.data, options.text_column, options.label_column).label_names
+
+
+def _compiled_threshold(options: RunOptions, data_root: str) -> float:
+    """The threshold for a compiled pipeline: the baseline from a local data root, else from the data set."""
+    if os.path.isdir(data_root):
+        return evaluator_threshold(options, data_root)[0]
+    if options.task != "sentiment":
+        return DEFAULT_MIN_ACCURACY
+    from tfxformers.models.baseline import tfidf_baseline_for
+    from tfxformers.models.datasets import load_classification
+
+    return tfidf_baseline_for(load_classification(options.data, options.text_column, options.label_column)
+                              ).validation_accuracy

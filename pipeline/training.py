@@ -1,7 +1,8 @@
 """What the TFX Trainer's ``run_fn`` does: tf.Examples in, a trained classifier and its serving export out.
 
 Training is ``tfxformers train classifier``'s own code (``models.classifier_train.train_classifier``:
-frozen with cached encoder outputs, fine-tuned or hub-encoder, early stopping on the validation split,
+frozen with cached encoder outputs, partial (top layers on cached lower-layer outputs), fine-tuned or
+hub-encoder, early stopping on the validation split,
 TensorBoard logs, test metrics and plots). The Trainer's examples are handed to it as one CSV with a
 ``split`` column, which the data layer honours, so nothing about training is re-implemented here.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 from pathlib import Path
 
 from tfxformers.errors import UserError
@@ -107,10 +109,13 @@ def train_and_export(fn_args) -> dict:
         mode=config.get("mode", "frozen"), epochs=int(config.get("epochs", 3)),
         batch_size=int(config.get("batch_size", 32)), learning_rate=config.get("learning_rate"),
         max_length=int(config.get("max_length", 128)), seed=int(config.get("seed", 42)), verbose=2,
-        distribute=config.get("distribute", "none"),
+        distribute=config.get("distribute", "none"), trainable_layers=config.get("trainable_layers"),
     )
     metrics = train_classifier(train_config)
     csv_path.unlink()
+    # A Trainer run never reuses its predecessor's directory, so partial mode's hidden-state cache (hundreds
+    # of MB for Rotten Tomatoes) would only fill the artifact store.
+    shutil.rmtree(model_dir / "hidden_cache", ignore_errors=True)
     _restore_label_names(model_dir, label_names)
 
     trained = load_trained(model_dir)

@@ -91,14 +91,23 @@ def test_train_classifier_partial_writes_an_ordinary_model_directory(tiny_bert_d
     assert len(list((tmp_path / "run" / "hidden_cache").glob("hidden-*.npz"))) == 2
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "3"])
+@pytest.mark.parametrize("value, message", [
+    ("0", "--trainable-layers: must be an integer >= 1"),
+    ("-1", "--trainable-layers: must be an integer >= 1"),
+    ("3", "--trainable-layers must be between 1 and the encoder's depth (2), got 3"),
+])
 def test_trainable_layers_outside_the_encoder_is_a_one_line_error(tiny_bert_dir, tiny_reviews_csv, tmp_path, capsys,
-                                                                   value):
+                                                                   value, message):
     from tfxformers.cli import main
 
-    code = main(["train", "classifier", "--data", str(tiny_reviews_csv), "--text-column", "review",
-                 "--label-column", "sentiment", "--encoder", str(tiny_bert_dir), "--mode", "partial",
-                 "--trainable-layers", value, "--output", str(tmp_path / "run")])
+    argv = ["train", "classifier", "--data", str(tiny_reviews_csv), "--text-column", "review", "--label-column",
+            "sentiment", "--encoder", str(tiny_bert_dir), "--mode", "partial", "--trainable-layers", value,
+            "--output", str(tmp_path / "run")]
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own checks exit from parse_args, after printing the one line
+        code = exc.code
     err = capsys.readouterr().err
-    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
-    assert "--trainable-layers must be between 1 and the encoder's depth (2)" in err and "Traceback" not in err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "hidden_cache").exists()

@@ -28,7 +28,7 @@ def _options(root: Path, data: Path, encoder: Path, **overrides):
     values = dict(task="sentiment", data=str(data), text_column="review", label_column="sentiment",
                   encoder=str(encoder), name="tiny", model_base=str(root / "serving_models"),
                   pipeline_root=str(root / "pipeline"), epochs=8, learning_rate=3e-3, min_accuracy=0.0,
-                  beam_args=list(IN_PROCESS_BEAM))
+                  mode="partial", trainable_layers=1, beam_args=list(IN_PROCESS_BEAM))
     values.update(overrides)
     return RunOptions(**values)
 
@@ -70,6 +70,10 @@ def test_every_component_ran_and_printed_its_progress(first_run):
         assert f"] {component} ..." in output and f"] {component} done in " in output
     assert code == 0 and "pushed version 1 to" in output
     assert summary.test_metrics["examples"] > 0
+    # The Trainer trained in partial mode (the top layer of 2 on cached states) and left no cache behind.
+    info = json.loads((summary.trained_dir / "tfxformers.json").read_text())
+    assert info["mode"] == "partial" and info["trainable_layers"] == 1
+    assert not (summary.trained_dir / "hidden_cache").exists()
     # TFX's INFO logging went to the run's log file, not the terminal.
     assert "Component Trainer is running" in summary.log_file.read_text() and "INFO" not in output
 
@@ -213,6 +217,9 @@ def test_data_without_the_text_column_is_refused_before_tfx_starts(tmp_path, tin
     (["--min-accuracy", "1.5"], "--min-accuracy must be between 0 and 1"),
     (["--epochs", "0"], "--epochs and --batch-size must be at least 1"),
     (["--max-length", "4"], "--max-length must be between 8 and 512"),
+    (["--mode", "partial", "--trainable-layers", "3"], "--trainable-layers must be between 1 and the encoder's depth (2)"),
+    (["--mode", "partial", "--trainable-layers", "0"], "--trainable-layers must be at least 1"),
+    (["--mode", "frozen", "--trainable-layers", "1"], "--trainable-layers applies to --mode partial only"),
     (["--name", "a/b"], "model name 'a/b'"),
     (["--encoder", "/no/such/checkpoint"], "neither 'minilm' nor a checkpoint directory"),
 ])
@@ -226,6 +233,21 @@ def test_bad_options_are_refused_before_tfx_starts(tmp_path, tiny_reviews_csv, t
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "p" / "metadata.sqlite").exists()
+
+
+def test_the_sentiment_threshold_is_the_tfidf_baselines_eval_accuracy(tmp_path, tiny_reviews_csv):
+    from tfxformers.models.baseline import fit_tfidf_baseline
+    from tfxformers.pipeline.data import read_split_csv, write_split_csvs
+    from tfxformers.pipeline.runner import RunOptions, evaluator_threshold
+
+    prepared = write_split_csvs(str(tiny_reviews_csv), tmp_path / "data", "review", "sentiment")
+    threshold, baseline = evaluator_threshold(RunOptions(task="sentiment"), prepared.directory)
+    val_texts, val_labels = read_split_csv(prepared.directory, "validation")
+    expected = fit_tfidf_baseline(*read_split_csv(prepared.directory, "train"), val_texts, val_labels)
+    assert threshold == baseline == expected.validation_accuracy and 0.5 < threshold <= 1.0
+    assert len(val_texts) == prepared.counts["validation"]
+    assert evaluator_threshold(RunOptions(task="sentiment", min_accuracy=0.6), prepared.directory) == (0.6, None)
+    assert evaluator_threshold(RunOptions(task="classification"), prepared.directory) == (0.7, None)
 
 
 def test_compiled_vertex_spec_names_every_component(tmp_path, tiny_reviews_csv, tiny_bert_dir, monkeypatch, capsys):
