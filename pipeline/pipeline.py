@@ -15,7 +15,9 @@ the tests call it with temporary directories. Components, in order::
 """
 from __future__ import annotations
 
-import tensorflow_model_analysis as tfma
+# TFMA's config messages from their proto module: TFMA 0.47 also re-exports them as tfma.EvalConfig etc.,
+# TFMA 0.52 (TFX 1.21) no longer does.
+from tensorflow_model_analysis.proto import config_pb2 as tfma_config
 from tfx import v1 as tfx
 
 from tfxformers.pipeline.components import IntegerVersionPusher, ValidationGate
@@ -27,29 +29,29 @@ COMPONENT_IDS = ("CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleVa
                  "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher")
 
 
-def eval_config(label_names: list[str], min_accuracy: float, max_accuracy_drop: float) -> tfma.EvalConfig:
+def eval_config(label_names: list[str], min_accuracy: float, max_accuracy_drop: float) -> tfma_config.EvalConfig:
     """Accuracy with an absolute and a no-regression threshold; per-class metrics one-vs-rest (for two
     classes, class 1's AUC is the binary AUC)."""
-    accuracy_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_accuracy}),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+    accuracy_threshold = tfma_config.MetricThreshold(
+        value_threshold=tfma_config.GenericValueThreshold(lower_bound={"value": min_accuracy}),
+        change_threshold=tfma_config.GenericChangeThreshold(
+            direction=tfma_config.MetricDirection.HIGHER_IS_BETTER,
             # A tiny negative tolerance: re-evaluating the same model must not count as a regression.
             absolute={"value": -max_accuracy_drop - 1e-9}),
     )
-    return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name=EXAMPLES_SIGNATURE, label_key=LABEL_KEY,
+    return tfma_config.EvalConfig(
+        model_specs=[tfma_config.ModelSpec(signature_name=EXAMPLES_SIGNATURE, label_key=LABEL_KEY,
                                     prediction_key="probabilities")],
-        slicing_specs=[tfma.SlicingSpec()],
+        slicing_specs=[tfma_config.SlicingSpec()],
         metrics_specs=[
-            tfma.MetricsSpec(metrics=[
-                tfma.MetricConfig(class_name="ExampleCount"),
-                tfma.MetricConfig(class_name="SparseCategoricalAccuracy", threshold=accuracy_threshold),
-                tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+            tfma_config.MetricsSpec(metrics=[
+                tfma_config.MetricConfig(class_name="ExampleCount"),
+                tfma_config.MetricConfig(class_name="SparseCategoricalAccuracy", threshold=accuracy_threshold),
+                tfma_config.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
             ]),
-            tfma.MetricsSpec(
-                binarize=tfma.BinarizationOptions(class_ids={"values": list(range(len(label_names)))}),
-                metrics=[tfma.MetricConfig(class_name=name) for name in ("AUC", "Precision", "Recall")],
+            tfma_config.MetricsSpec(
+                binarize=tfma_config.BinarizationOptions(class_ids={"values": list(range(len(label_names)))}),
+                metrics=[tfma_config.MetricConfig(class_name=name) for name in ("AUC", "Precision", "Recall")],
             ),
         ],
     )

@@ -62,8 +62,12 @@ def config_messages() -> dict:
     monitoring.field.add(name="prometheus_config", number=1, type=fdp.TYPE_MESSAGE, label=fdp.LABEL_OPTIONAL,
                          type_name=".tensorflow.serving.PrometheusConfig")
     pool.Add(file)
-    factory = message_factory.MessageFactory(pool)
-    _MESSAGES = {n: factory.GetPrototype(pool.FindMessageTypeByName(f"tensorflow.serving.{n}"))
+    # GetMessageClass since protobuf 4.21; MessageFactory.GetPrototype is gone in 5.
+    if hasattr(message_factory, "GetMessageClass"):
+        make = message_factory.GetMessageClass
+    else:
+        make = message_factory.MessageFactory(pool).GetPrototype
+    _MESSAGES = {n: make(pool.FindMessageTypeByName(f"tensorflow.serving.{n}"))
                  for n in ("BatchingParameters", "MonitoringConfig")}
     return _MESSAGES
 

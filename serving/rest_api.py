@@ -343,22 +343,29 @@ def outputs_to_json(outputs: dict, output_dtypes: dict, fmt: str) -> str:
 # Status and metadata as JSON (http_rest_api_util.cc ToJsonString)
 # --------------------------------------------------------------------------------------------------
 
-def status_json(response) -> str:
+def _all_fields_json(message, **options) -> str:
+    """MessageToJson printing fields that hold their default value too, as TF Serving does."""
+    import inspect
+
     from google.protobuf import json_format
 
-    return json_format.MessageToJson(response, including_default_value_fields=True)
+    # protobuf 5.26 renamed including_default_value_fields (gone in 6) to always_print_fields_with_no_presence.
+    if "always_print_fields_with_no_presence" in inspect.signature(json_format.MessageToJson).parameters:
+        return json_format.MessageToJson(message, always_print_fields_with_no_presence=True, **options)
+    return json_format.MessageToJson(message, including_default_value_fields=True, **options)
+
+
+def status_json(response) -> str:
+    return _all_fields_json(response)
 
 
 def metadata_json(response) -> str:
-    from google.protobuf import json_format
     from tensorflow_serving.apis import get_model_metadata_pb2
 
-    spec = json_format.MessageToJson(response.model_spec, including_default_value_fields=True,
-                                     preserving_proto_field_name=True)
+    spec = _all_fields_json(response.model_spec, preserving_proto_field_name=True)
     signature_map = get_model_metadata_pb2.SignatureDefMap()
     response.metadata["signature_def"].Unpack(signature_map)
-    signatures = json_format.MessageToJson(signature_map, including_default_value_fields=True,
-                                           preserving_proto_field_name=True)
+    signatures = _all_fields_json(signature_map, preserving_proto_field_name=True)
     return '{\n"model_spec":' + spec + ',\n"metadata": {"signature_def": ' + signatures + "}\n}\n"
 
 
