@@ -6,7 +6,7 @@ import json
 import sys
 
 from tfxformers.cli_types import (int_range, nonnegative_int, output_dir, positive_float, positive_int,
-                                  probability)
+                                  probability, seed)
 
 
 def register(commands, train_commands) -> None:
@@ -40,7 +40,7 @@ def register(commands, train_commands) -> None:
     train.add_argument("--limit-train", type=positive_int, default=None, help="use only the first N training examples")
     train.add_argument("--limit-eval", type=positive_int, default=None, help="use only N validation and N test examples")
     train.add_argument("--checkpoint-every-steps", type=nonnegative_int, default=200, help="0: every epoch only")
-    train.add_argument("--seed", type=nonnegative_int, default=42)
+    train.add_argument("--seed", type=seed, default=42)
     train.add_argument("--distribute", default="none", choices=["none", "mirrored", "multi-worker"],
                        help="tf.distribute strategy: mirrored = every GPU of this machine, multi-worker = the "
                             "workers named in TF_CONFIG (default: TensorFlow's default device placement)")

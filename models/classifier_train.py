@@ -189,7 +189,8 @@ def check_config(config: ClassifierTrainConfig) -> None:
              ("--limit-eval", config.limit_eval, optional(config.limit_eval, lambda v: v >= 1), "at least 1"),
              ("--checkpoint-every-steps", config.checkpoint_every_steps, config.checkpoint_every_steps >= 0, ">= 0"),
              ("warmup_ratio", config.warmup_ratio, 0 <= config.warmup_ratio < 1, "in [0, 1)"),
-             ("weight_decay", config.weight_decay, config.weight_decay >= 0, ">= 0"))
+             ("weight_decay", config.weight_decay, config.weight_decay >= 0, ">= 0"),
+             ("--seed", config.seed, 0 <= config.seed <= 2**32 - 1, "between 0 and 2**32 - 1"))
     for name, value, ok, rule in rules:
         if not ok:
             raise UserError(f"{name} must be {rule} (got {value!r})")
@@ -218,6 +219,11 @@ def _train_classifier(config: ClassifierTrainConfig, directory: Path) -> dict:
     data = load_classification(config.data, config.text_column, config.label_column)
     data = data.limited(config.limit_train, config.limit_eval, config.limit_eval)
     encoder_dir = resolve_encoder_dir(config.encoder)
+    from tfxformers.models.bert import load_bert_config
+
+    positions = load_bert_config(encoder_dir).max_position_embeddings
+    if config.max_length > positions:
+        raise UserError(f"--max-length {config.max_length} is more than the encoder's {positions} positions")
     if config.mode == "partial":
         from tfxformers.models import bert as bert_config
         from tfxformers.models.partial import DEFAULT_TRAINABLE_LAYERS, check_trainable_layers

@@ -188,6 +188,8 @@ def _limit(documents: list[str], limit: int | None) -> list[str]:
 
 
 MIN_BLOCK_SIZE = 8
+MAX_BLOCK_SIZE = 2048  # twice GPT-2's context; attention memory grows with its square
+MAX_SEED = 2**32 - 1
 MIN_VOCAB_SIZE = 256 + 5  # every byte + the special tokens (gpt2_tokenizer.SPECIAL_TOKENS)
 
 
@@ -196,7 +198,9 @@ def check_config(config: Gpt2TrainConfig) -> None:
     if config.preset not in PRESETS:
         raise UserError(f"unknown preset {config.preset!r}; choose one of {', '.join(PRESETS)}")
     rules = (("--vocab-size", config.vocab_size, config.vocab_size >= MIN_VOCAB_SIZE, f"at least {MIN_VOCAB_SIZE}"),
-             ("--block-size", config.block_size, config.block_size >= MIN_BLOCK_SIZE, f"at least {MIN_BLOCK_SIZE}"),
+             ("--block-size", config.block_size, MIN_BLOCK_SIZE <= config.block_size <= MAX_BLOCK_SIZE,
+              f"between {MIN_BLOCK_SIZE} and {MAX_BLOCK_SIZE}"),
+             ("--seed", config.seed, 0 <= config.seed <= MAX_SEED, f"between 0 and {MAX_SEED}"),
              ("--epochs", config.epochs, config.epochs >= 1, "at least 1"),
              ("--batch-size", config.batch_size, config.batch_size >= 1, "at least 1"),
              ("--learning-rate", config.learning_rate, config.learning_rate > 0, "> 0"),
@@ -312,7 +316,7 @@ STRATEGIES = ("greedy", "beam", "sample")
 
 
 def check_generation(*, max_new_tokens: int, strategy: str, num_beams: int, temperature: float, top_k: int,
-                     top_p: float, no_repeat_ngram_size: int) -> None:
+                     top_p: float, no_repeat_ngram_size: int, seed: int | None = None) -> None:
     """Generation settings in range (cheap; before any model is read)."""
     if strategy not in STRATEGIES:
         raise UserError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
@@ -320,7 +324,8 @@ def check_generation(*, max_new_tokens: int, strategy: str, num_beams: int, temp
              ("--num-beams", num_beams, num_beams >= 1, "at least 1"),
              ("--top-k", top_k, top_k >= 0, ">= 0 (0: off)"),
              ("--top-p", top_p, 0 < top_p <= 1, "in (0, 1]"),
-             ("--no-repeat-ngram-size", no_repeat_ngram_size, no_repeat_ngram_size >= 0, ">= 0 (0: off)"))
+             ("--no-repeat-ngram-size", no_repeat_ngram_size, no_repeat_ngram_size >= 0, ">= 0 (0: off)"),
+             ("--seed", seed, seed is None or 0 <= seed <= MAX_SEED, f"between 0 and {MAX_SEED}"))
     for name, value, ok, rule in rules:
         if not ok:
             raise UserError(f"{name} must be {rule} (got {value!r})")
@@ -345,7 +350,7 @@ def generate_text(model_dir: str | os.PathLike, prompt: str, *, max_new_tokens: 
     from tfxformers.models.artifacts import context_length, load_trained, read_info
 
     check_generation(max_new_tokens=max_new_tokens, strategy=strategy, num_beams=num_beams, temperature=temperature,
-                     top_k=top_k, top_p=top_p, no_repeat_ngram_size=no_repeat_ngram_size)
+                     top_k=top_k, top_p=top_p, no_repeat_ngram_size=no_repeat_ngram_size, seed=seed)
     if not prompt or not prompt.strip():
         raise UserError("give a non-empty --prompt")
     info = read_info(model_dir)

@@ -5,11 +5,11 @@ import argparse
 import json
 
 from tfxformers.cli_types import (int_range, nonnegative_float, nonnegative_int, output_dir, positive_float,
-                                  positive_int, probability)
+                                  positive_int, probability, seed)
 
 
 def register(commands, train_commands) -> None:
-    from tfxformers.models.gpt2 import MIN_BLOCK_SIZE, MIN_VOCAB_SIZE, PRESETS  # no TensorFlow import there
+    from tfxformers.models.gpt2 import MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, MIN_VOCAB_SIZE, PRESETS  # no TensorFlow there
 
     train = train_commands.add_parser("gpt2", help="train a byte-level BPE tokenizer and a GPT-2 from scratch")
     train.add_argument("--corpus", required=True, help="emma (or another Austen novel, austen), a .txt file or a directory")
@@ -19,14 +19,14 @@ def register(commands, train_commands) -> None:
                        help="replace a run already in --output (swapped in only after the new run succeeds)")
     train.add_argument("--preset", default="mini", help=f"model size: {', '.join(PRESETS)}")
     train.add_argument("--vocab-size", type=int_range(MIN_VOCAB_SIZE), default=8000)
-    train.add_argument("--block-size", type=int_range(MIN_BLOCK_SIZE), default=128,
+    train.add_argument("--block-size", type=int_range(MIN_BLOCK_SIZE, MAX_BLOCK_SIZE), default=128,
                        help="tokens per training window; the model's context is max(block size, 64)")
     train.add_argument("--epochs", type=positive_int, default=3)
     train.add_argument("--batch-size", type=positive_int, default=16)
     train.add_argument("--learning-rate", type=positive_float, default=1e-3)
     train.add_argument("--lowercase", action="store_true")
     train.add_argument("--limit-chars", type=positive_int, default=None, help="train on the first N characters only")
-    train.add_argument("--seed", type=nonnegative_int, default=42)
+    train.add_argument("--seed", type=seed, default=42)
     train.set_defaults(func=run_train)
 
     generate = commands.add_parser("generate", help="continue a prompt with a trained GPT-2")
@@ -40,7 +40,7 @@ def register(commands, train_commands) -> None:
     generate.add_argument("--top-k", type=nonnegative_int, default=50, help="0: off")
     generate.add_argument("--top-p", type=probability(zero=False), default=1.0, help="in (0, 1]; 1: off")
     generate.add_argument("--no-repeat-ngram-size", type=nonnegative_int, default=0)
-    generate.add_argument("--seed", type=nonnegative_int, default=None)
+    generate.add_argument("--seed", type=seed, default=None)
     generate.add_argument("--json", action="store_true")
     generate.set_defaults(func=run_generate)
 

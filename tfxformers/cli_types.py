@@ -18,8 +18,10 @@ from typing import Callable
 
 __all__ = [
     "OneLineErrorParser", "positive_int", "nonnegative_int", "int_range", "positive_float",
-    "nonnegative_float", "probability", "existing_dir", "existing_file", "output_dir",
+    "nonnegative_float", "probability", "seed", "existing_dir", "existing_file", "output_dir",
 ]
+
+MAX_SEED = 2**32 - 1  # numpy's limit, and so tf.keras.utils.set_random_seed's
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -84,6 +86,7 @@ def _float_above(minimum: float, inclusive: bool, name: str) -> Callable[[str], 
     return _named(name, check)
 
 
+seed = _named("seed", int_range(0, MAX_SEED))
 positive_float = _float_above(0.0, False, "positive_float")
 nonnegative_float = _float_above(0.0, True, "nonnegative_float")
 

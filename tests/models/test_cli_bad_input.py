@@ -34,7 +34,7 @@ def gpt2_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def place(tmp_path_factory, trained_dir, gpt2_run, tiny_reviews_csv):
+def place(tmp_path_factory, trained_dir, gpt2_run, tiny_reviews_csv, tiny_bert_dir):
     """``{NAME}`` values for the case table: the runs, broken copies of them, stray files."""
     root = tmp_path_factory.mktemp("bad")
 
@@ -60,7 +60,7 @@ def place(tmp_path_factory, trained_dir, gpt2_run, tiny_reviews_csv):
     (root / "empty.txt").write_text("\n  \n")
     (root / "binary.txt").write_bytes(b"\xff\xfe\x00bad")
     values = {
-        "CLF": str(trained_dir), "GPT": str(gpt2_run), "CSV": str(tiny_reviews_csv), "ROOT": str(root),
+        "CLF": str(trained_dir), "GPT": str(gpt2_run), "BERT": str(tiny_bert_dir), "CSV": str(tiny_reviews_csv), "ROOT": str(root),
         "FILE": str(root / "file.txt"), "NOTES": str(root / "notes"), "EMPTYFILE": str(root / "empty.txt"),
         "BINARY": str(root / "binary.txt"),
         "CORPUS": str(gpt2_run.parent / "corpus.txt"),
@@ -103,7 +103,12 @@ CASES = [
     ("range", TRAIN_CLF + ["--output", "{ROOT}/o", "--patience", "-1"], "argument --patience: must be an integer >= 0"),
     ("range", TRAIN_CLF + ["--output", "{ROOT}/o", "--trainable-layers", "0"], "argument --trainable-layers: must be an integer >= 1"),
     ("range", TRAIN_CLF + ["--output", "{ROOT}/o", "--checkpoint-every-steps", "-5"], "must be an integer >= 0"),
-    ("range", TRAIN_GPT + ["--output", "{ROOT}/g", "--block-size", "0"], "argument --block-size: must be an integer >= 8"),
+    ("range", TRAIN_CLF + ["--output", "{ROOT}/o", "--seed", str(2**40)], "argument --seed: must be an integer between 0 and 4294967295"),
+    # the tiny encoder has 128 positions: found from its config.json, before TensorFlow builds anything
+    ("range", TRAIN_CLF + ["--output", "{ROOT}/o", "--encoder", "{BERT}", "--max-length", "256"],
+     "--max-length 256 is more than the encoder's 128 positions"),
+    ("range", TRAIN_GPT + ["--output", "{ROOT}/g", "--block-size", "0"], "argument --block-size: must be an integer between 8 and 2048"),
+    ("range", TRAIN_GPT + ["--output", "{ROOT}/g", "--block-size", "100000"], "argument --block-size: must be an integer between 8 and 2048"),
     ("range", TRAIN_GPT + ["--output", "{ROOT}/g", "--batch-size", "0"], "argument --batch-size: must be an integer >= 1"),
     ("range", TRAIN_GPT + ["--output", "{ROOT}/g", "--epochs", "two"], "argument --epochs: must be an integer (got 'two')"),
     ("range", TRAIN_GPT + ["--output", "{ROOT}/g", "--vocab-size", "100"], "argument --vocab-size: must be an integer >= 261"),
@@ -114,6 +119,7 @@ CASES = [
     ("range", GEN + ["--top-p", "0"], "argument --top-p: must be in (0, 1]"),
     ("range", GEN + ["--top-p", "1.5"], "argument --top-p: must be in (0, 1]"),
     ("range", GEN + ["--top-k", "-1"], "argument --top-k: must be an integer >= 0"),
+    ("range", GEN + ["--seed", "-1"], "argument --seed: must be an integer between 0 and 4294967295"),
     ("range", GEN + ["--temperature", "-1"], "argument --temperature: must be a number >= 0"),
     # checked by the library before the model is read: the model path does not even exist here
     ("range", ["generate", "--model", "{ROOT}/absent", "--prompt", "x", "--strategy", "sample", "--temperature", "0"],
