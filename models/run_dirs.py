@@ -36,6 +36,9 @@ CONFIG_FILE = "training_config.json"
 BACKUP = Path("checkpoints") / "backup"
 # Settings that do not change what a run computes, so they never block a resume.
 IGNORED_SETTINGS = ("output", "verbose")
+# Settings a run fills in itself when given None (partial mode's default depth), so None matches any value.
+# Elsewhere None is a real choice (limit_train=None: all the data) and must match exactly.
+DEFAULTED_SETTINGS = ("learning_rate", "trainable_layers")
 # What identifies the data a run learns from, per kind (for messages: "trained on ...").
 DATA_SETTINGS = {"classifier": ("data", "text_column", "label_column"), "gpt2": ("corpus", "limit_chars", "lowercase")}
 # Files and folders a training run writes: a directory holding only these (or nothing) is a run.
@@ -100,10 +103,10 @@ def describe(run: dict) -> str:
 
 
 def differences(old: dict, new: dict) -> list[str]:
-    """Settings that differ, as ``name: old -> new``; a None in ``new`` means "the default" and matches."""
+    """Settings that differ, as ``name: old -> new`` (None in ``DEFAULTED_SETTINGS`` matches anything)."""
     out = []
     for key, value in new.items():
-        if key in IGNORED_SETTINGS or value is None:
+        if key in IGNORED_SETTINGS or (value is None and key in DEFAULTED_SETTINGS):
             continue
         before = old.get(key)
         if key in ("data", "corpus"):

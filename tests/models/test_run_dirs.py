@@ -60,6 +60,10 @@ def test_an_unfinished_run_with_the_same_settings_resumes_in_place(tmp_path):
     with pytest.raises(UserError, match=r"unfinished classifier run \(data a.csv.*other settings \(epochs: 3 -> 4\)"):
         with run_dirs.claim(run, "classifier", {"data": "a.csv", "epochs": 4}):
             pass
+    with pytest.raises(UserError, match=r"other settings \(limit_train: 100 -> None\)"):  # None = all the data
+        (run / "training_config.json").write_text(json.dumps({"data": "a.csv", "epochs": 3, "limit_train": 100}))
+        with run_dirs.claim(run, "classifier", {"data": "a.csv", "epochs": 3, "limit_train": None}):
+            pass
 
 
 def test_a_run_failing_before_its_first_checkpoint_leaves_nothing(tmp_path):
