@@ -31,12 +31,13 @@ PLOT = ROOT / "docs" / "partial_accuracy_vs_cpu.png"
 # name -> train_classifier options. Full fine-tuning uses the 8e-5 of bench_classification.py.
 CONFIGS = {
     "tfidf": None,
-    "partial-2": dict(mode="partial", trainable_layers=2, epochs=2),
+    "partial-2": dict(mode="partial", trainable_layers=2, epochs=1),
     "finetune-1": dict(mode="finetune", epochs=1, learning_rate=8e-5),
-    "partial-1": dict(mode="partial", trainable_layers=1, epochs=2),
-    "partial-3": dict(mode="partial", trainable_layers=3, epochs=2),
+    "partial-3": dict(mode="partial", trainable_layers=3, epochs=1),
+    "partial-1": dict(mode="partial", trainable_layers=1, epochs=1),
     "frozen": dict(mode="frozen", epochs=20),
     "finetune-2": dict(mode="finetune", epochs=2, learning_rate=8e-5),
+    "partial-2x2": dict(mode="partial", trainable_layers=2, epochs=2),
 }
 
 
@@ -61,7 +62,11 @@ def run_one(name: str, options: dict | None, output: Path, limit_train: int | No
                                        **options)
         metrics = train_classifier(config)
         result = {"test_accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
-                  "learning_rate": config.learning_rate, **options}
+                  **options}
+        if config.mode == "partial" and config.learning_rate is None:
+            from tfxformers.models.partial import DEFAULT_LEARNING_RATE
+
+            result["learning_rate"] = DEFAULT_LEARNING_RATE
         cache = [f for d in ("hidden_cache", "feature_cache") for f in (output / d).glob("*") if f.is_file()]
         result["cache_mb"] = round(sum(f.stat().st_size for f in cache) / 1e6, 1)
     result.update(cpu_seconds=round(time.process_time() - cpu, 1), wall_seconds=round(time.perf_counter() - wall, 1))
@@ -75,7 +80,7 @@ LABELS = {"tfidf": "TF-IDF + LR", "frozen": "frozen (20 head epochs)", "finetune
 
 def label(name: str, r: dict) -> str:
     if name.startswith("partial"):
-        return f"partial, top {r['trainable_layers']} layers, {r['epochs']} epochs"
+        return f"partial, top {r['trainable_layers']} layers, {r['epochs']} epoch{'s' if r['epochs'] > 1 else ''}"
     return LABELS.get(name, name)
 
 

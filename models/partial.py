@@ -38,7 +38,7 @@ from tfxformers.models.buckets import DEFAULT_BUCKETS, bucket_length, buckets_up
 
 # Chosen with bench/bench_partial.py on Rotten Tomatoes (see docs/benchmarks.md).
 DEFAULT_TRAINABLE_LAYERS = 2
-DEFAULT_LEARNING_RATE = 2e-4
+DEFAULT_LEARNING_RATE = 5e-4
 CACHE_BATCH_SIZE = 128
 # Batches of cached states are padded to a multiple of 8 tokens, not to the 16/32/64/128 serving buckets: on
 # Rotten Tomatoes (27 tokens per text on average) that is 16% padding instead of 47%, and Keras' train and
