@@ -30,7 +30,7 @@ def register(commands, train_commands) -> None:
     train.add_argument("--epochs", type=positive_int, default=3)
     train.add_argument("--batch-size", type=positive_int, default=32)
     train.add_argument("--learning-rate", type=positive_float, default=None,
-                       help="peak learning rate (default 5e-5 finetune, 2e-4 partial, 1e-3 frozen/hub)")
+                       help="peak learning rate (default 5e-5 finetune, 5e-4 partial, 1e-3 frozen/hub)")
     train.add_argument("--max-length", type=int_range(8, 512), default=128)
     train.add_argument("--pooling", default="mean", choices=["mean", "cls", "pooled"])
     train.add_argument("--dropout", type=probability(one=False), default=0.1, help="in [0, 1)")
