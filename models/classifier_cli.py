@@ -101,7 +101,8 @@ def run_predict(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=2))
     else:
         for r in results:
-            print(f"{r['label']:>12}  {r['probability']:.3f}  {r['text']}")
+            windows = f"  ({r['windows']} windows of {r['tokens']} tokens)" if r["windows"] > 1 else ""
+            print(f"{r['label']:>12}  {r['probability']:.3f}  {r['text']}{windows}")
     return 0
 
 
