@@ -6,8 +6,8 @@
 #   1. debootstrap (minbase) from the Debian mirror this host's apt uses,
 #   2. the root's packages (g++ because pyfarmhash, a TFDV dependency, has no wheel; Python's libraries),
 #   3. a Python 3.12 copied in (stacks/find-python.sh: python3.12 on PATH, pyenv, uv's managed Python),
-#   4. a venv at /opt/tfxformers-venv with requirements/current.lock and this checkout editable (re-done
-#      when the lock or setup.py changes).
+#   4. a venv at /opt/tfxformers-venv with requirements/current.lock (re-done when the lock changes),
+#   5. this checkout installed editable (re-done when setup.py changes or another checkout uses the root).
 # Where the host cannot build it (not root, no Debian mirror, no mounts), prints "skipped: REASON" and
 # exits 0, so `make test` goes on with the legacy stack.
 set -euo pipefail
@@ -87,23 +87,29 @@ if [ ! -f "$STATE/python.done" ]; then
   stage_done python
 fi
 
-# 4. The venv: the current lock, then the project editable from the bind-mounted checkout. Both with
-# --no-deps, as `make setup` does for the legacy lock (the lock carries an override TFX contradicts).
-want_venv="$(sha256sum "$CHECKOUT/$LOCK" "$CHECKOUT/setup.py" | cut -d' ' -f1 | tr '\n' ' ')"
-if [ "$(cat "$STATE/venv.done" 2>/dev/null || true)" != "$want_venv" ]; then
+# 4. The venv with the current lock, re-done when the lock changes; 5. this checkout installed editable,
+# re-done when setup.py changes or another checkout (a CI clone) uses the root. Both with --no-deps, as
+# `make setup` does for the legacy lock (the lock carries an override that TFX's metadata contradicts).
+want_venv=$(sha256sum <"$CHECKOUT/$LOCK" | cut -d' ' -f1)
+want_editable="$CHECKOUT $(sha256sum <"$CHECKOUT/setup.py" | cut -d' ' -f1)"
+if [ "$(cat "$STATE/venv.done" 2>/dev/null || true)" != "$want_venv" ] ||
+  [ "$(cat "$STATE/editable.done" 2>/dev/null || true)" != "$want_editable" ]; then
   stage_start venv
   mount_common
   # uv's download cache, shared with the host when it has one: re-installs then take seconds.
   if [ -d "$HOME/.cache/uv" ]; then mount_into_root --bind "$HOME/.cache/uv"; fi
   python=$(cat "$STATE/python")
-  in_root /bin/bash -c "set -e
-    [ -x $VENV/bin/python ] || $python -m venv $VENV
-    $VENV/bin/python -m pip install --quiet --disable-pip-version-check uv==$UV_VERSION
-    UV_LINK_MODE=copy UV_CACHE_DIR=$HOME/.cache/uv $VENV/bin/uv pip install --python $VENV/bin/python --no-deps -r $LOCK
-    UV_LINK_MODE=copy UV_CACHE_DIR=$HOME/.cache/uv $VENV/bin/uv pip install --python $VENV/bin/python --no-deps -e ." 2>&1 |
-    tee "$STATE/venv.log"
+  uv="UV_LINK_MODE=copy UV_CACHE_DIR=$HOME/.cache/uv $VENV/bin/uv pip install --python $VENV/bin/python --no-deps"
+  if [ "$(cat "$STATE/venv.done" 2>/dev/null || true)" != "$want_venv" ]; then
+    in_root /bin/bash -c "set -e
+      [ -x $VENV/bin/python ] || $python -m venv $VENV
+      $VENV/bin/python -m pip install --quiet --disable-pip-version-check uv==$UV_VERSION
+      $uv -r $LOCK" 2>&1 | tee "$STATE/venv.log"
+    echo "$want_venv" >"$STATE/venv.done"
+  fi
+  in_root /bin/bash -c "$uv -e ." 2>&1 | tee "$STATE/editable.log"
+  echo "$want_editable" >"$STATE/editable.done"
   unmount_all
-  echo "$want_venv" >"$STATE/venv.done"
   echo "== root-build: venv took $((SECONDS - STAGE_T0)) s"
 fi
 echo "current stack root ready: $ROOT (venv $VENV inside)"
