@@ -49,7 +49,13 @@ def build_settings(args: argparse.Namespace):
     try:
         return ProxySettings(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        flags = {field: flag for flag, (field, _, _) in _FLAGS.items()}
+
+        def name(loc) -> str:  # the flag the user typed (or its variable), not the settings field
+            field = ".".join(str(p) for p in loc)
+            return f"{flags[field]} (TFXFORMERS_{field.upper()})" if field in flags else field
+
+        problems = "; ".join(f"{name(e['loc'])}: {e['msg']}" for e in exc.errors())
         raise UserError(f"bad proxy settings: {problems}") from None
 
 

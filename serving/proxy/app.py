@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tfxformers.serving.proxy import errors
 from tfxformers.serving.proxy.backends import make_backend
+from tfxformers.serving.proxy.body_limit import BodyLimitMiddleware, body_limit
 from tfxformers.serving.proxy.metrics import MetricsMiddleware, ProxyMetrics
 from tfxformers.serving.proxy.models import ModelRegistry
 from tfxformers.serving.proxy.routers import classify, embed, generate, health
@@ -54,6 +55,10 @@ def create_app(settings: ProxySettings | None = None) -> FastAPI:
     app.state.metrics = metrics
     for module in (classify, embed, generate, health):
         app.include_router(module.router)
+    # Before routing, so an oversized body is refused unread; inside MetricsMiddleware (added after it, so
+    # outermost), so the refusal is still counted.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=body_limit(settings.max_chars),
+                       on_refused=lambda: metrics.errors.labels("too_large").inc())
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _add_error_handlers(app, metrics)
     return app
@@ -72,21 +77,56 @@ def _field_name(loc) -> str:
     return name or "body"
 
 
+def _problem(error: dict, request: Request) -> dict:
+    """One validation error as ``{"field", "message"}``; errors about the body as a whole say what to send,
+    since pydantic's wording ("Input should be a valid dictionary") does not tell an HTTP client that."""
+    kind, loc = error.get("type"), tuple(error.get("loc", ()))
+    if kind == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "")
+        return {"field": "body", "message": f"not valid JSON ({reason})" if reason else "not valid JSON"}
+    if loc == ("body",):
+        content_type = request.headers.get("content-type", "")
+        if "json" not in content_type:
+            got = f"got {content_type!r}" if content_type else "none was given"
+            return {"field": "body", "message": f"send a JSON object with content-type: application/json ({got})"}
+        if kind == "missing":
+            return {"field": "body", "message": "the request has no body; send a JSON object"}
+        return {"field": "body", "message": "must be a JSON object with this endpoint's fields (see /docs)"}
+    message = error.get("msg", "invalid")
+    if kind == "value_error" and (error.get("ctx") or {}).get("error"):
+        message = str(error["ctx"]["error"])  # our own validators' words, without pydantic's "Value error, "
+    if kind == "extra_forbidden":
+        message = "not a field of this endpoint (see /docs)"
+    return {"field": _field_name(loc), "message": message}
+
+
 def _add_error_handlers(app: FastAPI, metrics: ProxyMetrics) -> None:
     @app.exception_handler(errors.ProxyError)
     async def proxy_error(request: Request, exc: errors.ProxyError):
-        return _error(metrics, exc.status_code, exc.kind, exc.message)
+        extra = {"fields": exc.fields} if getattr(exc, "fields", None) else {}
+        return _error(metrics, exc.status_code, exc.kind, exc.message, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_input(request: Request, exc: RequestValidationError):
-        fields = [{"field": _field_name(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors()]
+        fields = [_problem(e, request) for e in exc.errors()]
         message = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
         return _error(metrics, 422, "invalid_input", message, fields=fields)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        kind = "not_found" if exc.status_code == 404 else "http_error"
-        return _error(metrics, exc.status_code, kind, str(exc.detail))
+        if exc.status_code == 404:
+            return _error(metrics, 404, "not_found", f"no route {request.url.path!r}; models are at "
+                          "/v1/models/NAME:classify, :embed or :generate")
+        if exc.status_code == 405:
+            allowed = {k.lower(): v for k, v in (exc.headers or {}).items()}.get("allow", "")
+            return _error(metrics, 405, "method_not_allowed",
+                          f"{request.method} is not allowed on {request.url.path}" + (f"; use {allowed}" if allowed else ""))
+        if exc.status_code == 400 and request.method == "POST":
+            # FastAPI's answer to a body it cannot even decode (bytes that are not UTF-8): the same 422 as
+            # any other undecodable JSON.
+            return _error(metrics, 422, "invalid_input", "body: not valid JSON in UTF-8",
+                          fields=[{"field": "body", "message": "not valid JSON in UTF-8"}])
+        return _error(metrics, exc.status_code, "http_error", str(exc.detail))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):

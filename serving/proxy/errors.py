@@ -15,8 +15,15 @@ class ProxyError(Exception):
         self.message = message
 
 
-class BadRequest(ProxyError):
-    status_code, kind = 400, "bad_request"
+class InvalidInput(ProxyError):
+    """A request that is well-formed JSON but asks for something impossible (the same kind and status as a
+    schema violation, so clients handle one 422)."""
+
+    status_code, kind = 422, "invalid_input"
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(f"{field}: {message}" if field else message)
+        self.fields = [{"field": field, "message": message}] if field else []
 
 
 class TooLarge(ProxyError):

@@ -113,7 +113,7 @@ class InferenceService:
             self._require_kind(served, "gpt2", "generate")
             ids = served.encoder.tokenizer.encode(prompt).ids
             if not ids:
-                raise errors.BadRequest("prompt tokenizes to nothing")
+                raise errors.InvalidInput("tokenizes to no tokens at all; give some text to continue", "prompt")
             limit = served.encoder.max_length
             if len(ids) + max_new_tokens > limit:
                 raise errors.TooLarge(f"prompt is {len(ids)} tokens; with max_new_tokens {max_new_tokens} that is "
@@ -122,7 +122,9 @@ class InferenceService:
             out = await self.backend.predict(served.name, served.version, "generate", {
                 "input_ids": ("DT_INT32", [ids]), "max_new_tokens": ("DT_INT32", max_new_tokens),
                 "strategy": ("DT_INT32", 1 if strategy == "sample" else 0),
-                "temperature": ("DT_FLOAT", float(temperature)), "top_k": ("DT_INT32", top_k),
+                # Greedy ignores temperature; 1.0 keeps a 0 (allowed with greedy) away from the signature's
+                # own checks on it.
+                "temperature": ("DT_FLOAT", float(temperature) if strategy == "sample" else 1.0), "top_k": ("DT_INT32", top_k),
                 "top_p": ("DT_FLOAT", float(top_p)), "seed": ("DT_INT32", seed),
             }, ["output_ids", "num_generated"], deadline)
             n = int(out["num_generated"][0])

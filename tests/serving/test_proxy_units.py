@@ -96,7 +96,7 @@ def test_settings_come_from_env_and_flags_win(monkeypatch):
 @pytest.mark.parametrize("argv,message", [
     (["proxy", "--backend", "ftp://127.0.0.1:8500"], "backend must look like grpc://HOST:PORT"),
     (["proxy", "--backend", "grpc://127.0.0.1"], "backend must look like"),
-    (["proxy", "--timeout", "0"], "timeout_seconds"),
+    (["proxy", "--timeout", "0"], "--timeout (TFXFORMERS_TIMEOUT_SECONDS): Input should be greater than 0"),
 ])
 def test_bad_settings_exit_2_with_a_message(argv, message, capsys):
     from tfxformers.cli import main

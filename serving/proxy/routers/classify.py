@@ -2,17 +2,20 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field, StrictStr
+from pydantic import BaseModel, Field
 
 from tfxformers.serving.proxy.routers.deps import get_service
+from tfxformers.serving.proxy.routers.fields import STRICT_BODY, Text
 from tfxformers.serving.proxy.service import InferenceService
 
 router = APIRouter(tags=["models"])
 
 
 class TextsRequest(BaseModel):
-    texts: list[StrictStr] = Field(..., min_length=1, description="raw texts, at least one",
-                                   examples=[["a charming, funny and moving film"]])
+    model_config = STRICT_BODY
+
+    texts: list[Text] = Field(..., min_length=1, description="raw texts, at least one",
+                              examples=[["a charming, funny and moving film"]])
 
 
 class TextClassification(BaseModel):
@@ -31,7 +34,9 @@ class ClassifyResponse(BaseModel):
 
 
 @router.post("/v1/models/{name}:classify", response_model=ClassifyResponse,
-             responses={404: {"description": "unknown model"}, 413: {"description": "too many texts or characters"},
+             responses={400: {"description": "the model is not a classifier"}, 404: {"description": "unknown model"},
+                        413: {"description": "too many texts or characters"},
+                        422: {"description": "not a JSON object of valid texts"},
                         503: {"description": "model server unreachable"}, 504: {"description": "model server too slow"}})
 async def classify(name: str, body: TextsRequest, service: InferenceService = Depends(get_service)):
     return await service.classify(name, body.texts)

@@ -21,6 +21,9 @@ class EmbedResponse(BaseModel):
     tokens: list[int]
 
 
-@router.post("/v1/models/{name}:embed", response_model=EmbedResponse)
+@router.post("/v1/models/{name}:embed", response_model=EmbedResponse,
+             responses={400: {"description": "the model is not an encoder"}, 404: {"description": "unknown model"},
+                        413: {"description": "too many texts or characters"},
+                        422: {"description": "not a JSON object of valid texts"}})
 async def embed(name: str, body: TextsRequest, service: InferenceService = Depends(get_service)):
     return await service.embed(name, body.texts)

@@ -1,0 +1,172 @@
+"""Bad requests to the tokenizer proxy, one table: every case sends a real request to a real proxy (over
+the gRPC and the REST backend, fixtures in ``conftest.py``) and checks the status, the error ``kind`` and
+the message the contract promises (docs/contracts.md, proxy section), that no traceback leaks, and that
+the same proxy still answers a good request afterwards.
+
+Categories (the ``id`` prefix): ``text`` (texts that cannot be encoded), ``type`` (wrong JSON types),
+``field`` (missing, empty or unknown fields), ``range`` (numbers out of range, huge numbers, NaN),
+``body`` (not JSON, wrong content type, empty, too big), ``model`` (unknown model or route, wrong kind,
+wrong method), ``limit`` (over the proxy's request limits).
+"""
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+CLASSIFY, EMBED, GENERATE = "/v1/models/sentiment:classify", "/v1/models/encoder:embed", "/v1/models/emma:generate"
+JSON = {"content-type": "application/json"}
+LONG_TEXT = " ".join(f"the acting was good but the script was {w} and slow" for w in ("weak", "flat", "dull") * 5)
+
+
+def body(value) -> bytes:
+    """JSON as a client library would send it: ``json.dumps`` escapes a lone surrogate as ``\\ud800``."""
+    return json.dumps(value).encode()
+
+
+# (id, path, request body bytes, headers, status, kind, words the message must hold)
+CASES = [
+    # Text that cannot be encoded: lone UTF-16 surrogates (issue 16: these were 500 internal).
+    ("text-classify-lone-surrogate", CLASSIFY, body({"texts": ["\ud800"]}), JSON, 422, "invalid_input",
+     ["texts[0]", "surrogate", "UTF-8"]),
+    ("text-classify-second-text", CLASSIFY, body({"texts": ["fine", "ok \udfff then"]}), JSON, 422, "invalid_input",
+     ["texts[1]", "surrogate \\udfff at character 3"]),
+    ("text-embed-lone-surrogate", EMBED, body({"texts": ["\ud800"]}), JSON, 422, "invalid_input", ["texts[0]", "surrogate"]),
+    ("text-generate-prompt", GENERATE, body({"prompt": "Emma \ud83d walked"}), JSON, 422, "invalid_input",
+     ["prompt", "surrogate"]),
+    ("text-body-not-utf8", CLASSIFY, b'{"texts": ["caf\xe9"]}', JSON, 422, "invalid_input", ["UTF-8"]),
+    # Wrong JSON types.
+    ("type-texts-a-string", CLASSIFY, body({"texts": "not a list"}), JSON, 422, "invalid_input", ["texts", "list"]),
+    ("type-texts-number", CLASSIFY, body({"texts": ["ok", 3]}), JSON, 422, "invalid_input", ["texts[1]", "string"]),
+    ("type-texts-null", EMBED, body({"texts": [None]}), JSON, 422, "invalid_input", ["texts[0]", "string"]),
+    ("type-texts-nested", CLASSIFY, body({"texts": [["a"]]}), JSON, 422, "invalid_input", ["texts[0]", "string"]),
+    ("type-body-a-list", CLASSIFY, body(["a", "b"]), JSON, 422, "invalid_input", ["body", "JSON object"]),
+    ("type-body-null", CLASSIFY, b"null", JSON, 422, "invalid_input", ["body", "JSON object"]),
+    ("type-prompt-number", GENERATE, body({"prompt": 5}), JSON, 422, "invalid_input", ["prompt", "string"]),
+    ("type-max-new-tokens-string", GENERATE, body({"prompt": "Emma", "max_new_tokens": "8"}), JSON, 422,
+     "invalid_input", ["max_new_tokens", "integer"]),
+    ("type-max-new-tokens-float", GENERATE, body({"prompt": "Emma", "max_new_tokens": 8.5}), JSON, 422,
+     "invalid_input", ["max_new_tokens", "integer"]),
+    ("type-max-new-tokens-bool", GENERATE, body({"prompt": "Emma", "max_new_tokens": True}), JSON, 422,
+     "invalid_input", ["max_new_tokens", "integer"]),
+    ("type-temperature-string", GENERATE, body({"prompt": "Emma", "temperature": "1"}), JSON, 422, "invalid_input",
+     ["temperature", "number"]),
+    ("type-strategy-null", GENERATE, body({"prompt": "Emma", "strategy": None}), JSON, 422, "invalid_input",
+     ["strategy", "greedy", "sample"]),
+    # Missing, empty or unknown fields.
+    ("field-missing-texts", CLASSIFY, body({}), JSON, 422, "invalid_input", ["texts: Field required"]),
+    ("field-empty-texts", CLASSIFY, body({"texts": []}), JSON, 422, "invalid_input", ["texts", "at least 1"]),
+    ("field-empty-texts-embed", EMBED, body({"texts": []}), JSON, 422, "invalid_input", ["texts", "at least 1"]),
+    ("field-misspelt-texts", CLASSIFY, body({"text": ["x"]}), JSON, 422, "invalid_input",
+     ["texts: Field required", "text: not a field"]),
+    ("field-missing-prompt", GENERATE, body({"max_new_tokens": 4}), JSON, 422, "invalid_input", ["prompt: Field required"]),
+    ("field-empty-prompt", GENERATE, body({"prompt": ""}), JSON, 422, "invalid_input", ["prompt", "at least 1"]),
+    ("field-unknown-option", GENERATE, body({"prompt": "Emma", "max_tokens": 4}), JSON, 422, "invalid_input",
+     ["max_tokens: not a field"]),
+    # Numbers out of range, huge, NaN; generation options that contradict each other.
+    ("range-max-new-tokens-zero", GENERATE, body({"prompt": "Emma", "max_new_tokens": 0}), JSON, 422, "invalid_input",
+     ["max_new_tokens", "greater than or equal to 1"]),
+    ("range-max-new-tokens-negative", GENERATE, body({"prompt": "Emma", "max_new_tokens": -5}), JSON, 422,
+     "invalid_input", ["max_new_tokens", "greater than or equal to 1"]),
+    ("range-max-new-tokens-huge", GENERATE, body({"prompt": "Emma", "max_new_tokens": 2**31 - 1}), JSON, 413,
+     "too_large", ["max_new_tokens is 2147483647", "limit is 16"]),
+    ("range-max-new-tokens-1e30", GENERATE, body({"prompt": "Emma", "max_new_tokens": 10**30}), JSON, 413,
+     "too_large", ["limit is 16"]),
+    ("range-temperature-zero-sampling", GENERATE, body({"prompt": "Emma", "strategy": "sample", "temperature": 0}),
+     JSON, 422, "invalid_input", ["temperature", "> 0 with strategy 'sample'"]),
+    ("range-temperature-negative", GENERATE, body({"prompt": "Emma", "strategy": "sample", "temperature": -1.0}),
+     JSON, 422, "invalid_input", ["temperature", "greater than or equal to 0"]),
+    ("range-temperature-nan", GENERATE, b'{"prompt": "Emma", "strategy": "sample", "temperature": NaN}', JSON, 422,
+     "invalid_input", ["temperature", "finite"]),
+    ("range-temperature-infinite", GENERATE, b'{"prompt": "Emma", "strategy": "sample", "temperature": 1e400}', JSON,
+     422, "invalid_input", ["temperature", "finite"]),
+    ("range-top-p-zero", GENERATE, body({"prompt": "Emma", "strategy": "sample", "top_p": 0}), JSON, 422,
+     "invalid_input", ["top_p", "greater than 0"]),
+    ("range-top-p-over-one", GENERATE, body({"prompt": "Emma", "strategy": "sample", "top_p": 1.5}), JSON, 422,
+     "invalid_input", ["top_p", "less than or equal to 1"]),
+    ("range-top-k-negative", GENERATE, body({"prompt": "Emma", "strategy": "sample", "top_k": -1}), JSON, 422,
+     "invalid_input", ["top_k", "greater than or equal to 0"]),
+    ("range-top-k-huge", GENERATE, body({"prompt": "Emma", "top_k": 10**20}), JSON, 422, "invalid_input",
+     ["top_k", "less than or equal to 2147483647"]),
+    ("range-seed-negative", GENERATE, body({"prompt": "Emma", "seed": -1}), JSON, 422, "invalid_input", ["seed"]),
+    ("range-unknown-strategy", GENERATE, body({"prompt": "Emma", "strategy": "beam"}), JSON, 422, "invalid_input",
+     ["strategy", "'greedy' or 'sample'"]),
+    # Bodies that are not a JSON object sent as JSON.
+    ("body-not-json", CLASSIFY, b"{texts:", JSON, 422, "invalid_input", ["body: not valid JSON"]),
+    ("body-empty", CLASSIFY, b"", JSON, 422, "invalid_input", ["body", "no body"]),
+    ("body-text-plain", CLASSIFY, body({"texts": ["a"]}), {"content-type": "text/plain"}, 422, "invalid_input",
+     ["content-type: application/json", "text/plain"]),
+    ("body-form-encoded", GENERATE, b"prompt=Emma", {"content-type": "application/x-www-form-urlencoded"}, 422,
+     "invalid_input", ["content-type: application/json"]),
+    ("body-too-big", CLASSIFY, body({"texts": ["x" * 200_000]}), JSON, 413, "too_large",
+     ["request body is", "the limit is 97536 bytes"]),
+    # Models and routes.
+    ("model-unknown", CLASSIFY.replace("sentiment", "nothing"), body({"texts": ["x"]}), JSON, 404, "model_not_found",
+     ["'nothing'", "not served"]),
+    ("model-unknown-generate", GENERATE.replace("emma", "nothing"), body({"prompt": "x", "max_new_tokens": 4}), JSON, 404,
+     "model_not_found", ["'nothing'"]),
+    ("model-invalid-name", "/v1/models/bad%20name:classify", body({"texts": ["x"]}), JSON, 404, "model_not_found",
+     ["not a valid model name"]),
+    ("model-gpt2-classify", CLASSIFY.replace("sentiment", "emma"), body({"texts": ["x"]}), JSON, 400,
+     "wrong_model_kind", ["gpt2 model", "use :generate"]),
+    ("model-classifier-embed", EMBED.replace("encoder", "sentiment"), body({"texts": ["x"]}), JSON, 400,
+     "wrong_model_kind", ["classifier model", "use :classify"]),
+    ("model-encoder-generate", GENERATE.replace("emma", "encoder"), body({"prompt": "x", "max_new_tokens": 4}), JSON, 400,
+     "wrong_model_kind", ["encoder model", "use :embed"]),
+    ("model-unknown-route", "/v1/models/sentiment:predict", body({"texts": ["x"]}), JSON, 404, "not_found",
+     ["no route", ":classify"]),
+    ("model-wrong-method", "GET " + CLASSIFY, b"", {}, 405, "method_not_allowed", ["GET is not allowed", "use POST"]),
+    # The proxy's own limits (--max-texts 8, --max-chars 4000, --max-windows 6, --max-new-tokens 16).
+    ("limit-texts", CLASSIFY, body({"texts": ["x"] * 9}), JSON, 413, "too_large", ["9 entries", "limit is 8"]),
+    ("limit-chars", EMBED, body({"texts": ["x" * 3000, "y" * 1500]}), JSON, 413, "too_large",
+     ["4500 characters", "limit is 4000"]),
+    ("limit-windows", CLASSIFY, body({"texts": [LONG_TEXT * 2]}), JSON, 413, "too_large", ["texts[0]", "windows"]),
+    ("limit-prompt-chars", GENERATE, body({"prompt": "x" * 4001, "max_new_tokens": 4}), JSON, 413, "too_large", ["4001 characters"]),
+    ("limit-context", GENERATE, body({"prompt": "Emma " * 40, "max_new_tokens": 8}), JSON, 413, "too_large",
+     ["context of 32 tokens"]),
+]
+
+
+def _send(proxy, path: str, content: bytes, headers: dict) -> httpx.Response:
+    method, _, path = path.rpartition(" ")
+    return httpx.request(method or "POST", proxy["url"] + path, content=content, headers=headers, timeout=30)
+
+
+@pytest.mark.parametrize("path,content,headers,status,kind,needles", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_request_gets_its_status_kind_and_message(proxy, path, content, headers, status, kind, needles):
+    response = _send(proxy, path, content, headers)
+    assert "Traceback" not in response.text
+    assert response.status_code == status, response.text
+    answer = response.json()
+    assert answer["kind"] == kind, answer
+    for needle in needles:
+        assert needle in answer["error"], (needle, answer["error"])
+    if kind == "invalid_input":
+        assert answer["fields"] and all(f["field"] and f["message"] for f in answer["fields"])
+    # The proxy is unharmed: a good request right after is answered.
+    good = httpx.post(proxy["url"] + CLASSIFY, json={"texts": ["a fine film"]}, timeout=30)
+    assert good.status_code == 200, good.text
+
+
+def test_greedy_accepts_temperature_zero_and_surrogate_pairs_are_text(proxy):
+    """The edges of the cases above: valid requests that a too-strict check would refuse."""
+    greedy = _send(proxy, GENERATE, body({"prompt": "Emma", "max_new_tokens": 2, "temperature": 0}), JSON)
+    assert greedy.status_code == 200, greedy.text
+    # "\ud83d\ude00" in JSON is one emoji (a valid pair), not two lone surrogates.
+    emoji = _send(proxy, CLASSIFY, b'{"texts": ["fun \\ud83d\\ude00"]}', JSON)
+    assert emoji.status_code == 200, emoji.text
+
+
+def test_a_chunked_body_over_the_limit_is_refused_while_reading(proxy):
+    def chunks():
+        yield b'{"texts": ["'
+        for _ in range(20):
+            yield b"x" * 10_000
+        yield b'"]}'
+
+    response = httpx.post(proxy["url"] + CLASSIFY, content=chunks(), headers=JSON, timeout=30)
+    assert response.status_code == 413 and response.json()["kind"] == "too_large", response.text
+    good = httpx.post(proxy["url"] + CLASSIFY, json={"texts": ["a fine film"]}, timeout=30)
+    assert good.status_code == 200, good.text
+
