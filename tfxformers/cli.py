@@ -3,7 +3,9 @@
 Each module listed in ``COMMAND_MODULES`` defines ``register(commands, train_commands)``, adding its
 subcommands to the top-level subparsers or to ``tfxformers train ...``. A command's handler is stored as
 ``func`` and takes the parsed ``argparse.Namespace``; it returns an exit code (or None for 0).
-Heavy imports (TensorFlow, TFX) happen inside handlers, so ``tfxformers --help`` stays fast.
+Heavy imports (TensorFlow, TFX) happen inside handlers, so ``tfxformers --help`` stays fast, and so
+``--verbose`` (accepted before or after the command) can still turn the libraries' logging back on: by
+default ``import tfxformers`` silences their start-up noise (see ``tfxformers/__init__.py``).
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, export, serve and pipeline transformer NLP models on the TensorFlow stack.",
     )
     parser.add_argument("--version", action="version", version=f"tfxformers {tfxformers.__version__}")
+    parser.add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     train = commands.add_parser("train", help="train a model (classifier or gpt2)")
     train_commands = train.add_subparsers(dest="train_command", metavar="MODEL")
@@ -45,7 +48,23 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(commands, train_commands)
+    _add_verbose_everywhere(parser)
     return parser
+
+
+_VERBOSE_HELP = ("show TensorFlow, CUDA, absl and transformers logs and warnings, hidden by default "
+                 "(also TFXFORMERS_VERBOSE=1)")
+
+
+def _add_verbose_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``--verbose`` after the command too (``tfxformers train classifier ... --verbose``); SUPPRESS keeps a
+    subcommand's default from overwriting a ``--verbose`` given before it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                if "--verbose" not in sub._option_string_actions:
+                    sub.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=_VERBOSE_HELP)
+                _add_verbose_everywhere(sub)
 
 
 def _missing_subcommand(parser: argparse.ArgumentParser) -> int:
@@ -56,6 +75,8 @@ def _missing_subcommand(parser: argparse.ArgumentParser) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "verbose", False):
+        tfxformers.set_verbose()  # before the handler imports TensorFlow
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

@@ -1,0 +1,95 @@
+"""Quiet by default: a user error is one ``error: ...`` line, not the last line under TensorFlow's, CUDA's,
+absl's and transformers' start-up noise; ``--verbose`` / ``TFXFORMERS_VERBOSE=1`` bring that noise back.
+
+Every case runs the real ``tfxformers`` command in a subprocess (the noise comes from C++ and from
+libraries imported once per process, so only a fresh process shows it).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from tfxformers.testing import tfxformers_command
+
+
+def _run(args: list[str], cwd, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("TF_CPP_MIN_LOG_LEVEL", "TRANSFORMERS_VERBOSITY", "GRPC_VERBOSITY", "TFXFORMERS_VERBOSE")}
+    environment.update(env or {})
+    return subprocess.run(tfxformers_command() + args, cwd=cwd, env=environment, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _one_error_line(result: subprocess.CompletedProcess, needle: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert needle in result.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["train", "classifier", "--data", "nosuchfile.csv", "--output", "X"], "nosuchfile.csv"),
+    (["export", "--model", "nosuchdir", "--name", "x"], "model directory not found: nosuchdir"),
+    (["export", "--model", "minilm", "--name", "x", "--model-base", "a_file"], "a_file is an existing file"),
+    (["serve", "--model-base", "a_file"], "--model-base a_file is not a directory"),
+    (["pipeline", "run", "--data", "nosuch.csv"], "data file not found"),
+])
+def test_a_failing_command_prints_one_error_line(tmp_path, args, needle):
+    (tmp_path / "a_file").write_text("x")
+    _one_error_line(_run(args, tmp_path), needle)
+
+
+@pytest.fixture
+def busy_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+def test_an_error_after_tensorflow_loaded_is_still_one_line_and_verbose_shows_the_noise(tmp_path, busy_port):
+    """``serve`` on a port in use fails after the server imported TensorFlow: the case the noise buried."""
+    (tmp_path / "models").mkdir()
+    args = ["serve", "--model-base", "models", "--host", "127.0.0.1", "--grpc-port", "0", "--rest-port", str(busy_port)]
+    _one_error_line(_run(args, tmp_path), "Address already in use")
+    verbose = _run(["--verbose", *args], tmp_path)
+    assert verbose.returncode == 2 and verbose.stderr.rstrip().splitlines()[-1].startswith("error: ")
+    noise = verbose.stderr.rstrip().splitlines()[:-1]
+    # TensorFlow's C++ log lines ("2026-01-01 12:00:00.000000: I tensorflow/...") are back.
+    assert any(": I tensorflow/" in line or ": E external/" in line for line in noise), verbose.stderr
+
+
+def _environment_seen(tmp_path, code: str, env: dict) -> str:
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("TF_CPP_MIN_LOG_LEVEL", "TRANSFORMERS_VERBOSITY", "GRPC_VERBOSITY", "TFXFORMERS_VERBOSE")}
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**environment, **env},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip() + "|" + result.stderr.strip()
+
+
+CHECK = ("import os, warnings, tfxformers\n"
+         "{before}\n"
+         "warnings.warn('You are using a non-supported Python version (3.10.13).', FutureWarning)\n"
+         "print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'), os.environ.get('TRANSFORMERS_VERBOSITY'))")
+
+
+@pytest.mark.parametrize("env,before,quiet", [
+    ({}, "", True),
+    ({"TFXFORMERS_VERBOSE": "1"}, "", False),
+    ({}, "tfxformers.set_verbose()", False),  # what `tfxformers --verbose` calls before a command runs
+])
+def test_the_switches_set_log_levels_before_tensorflow_is_imported(tmp_path, env, before, quiet):
+    seen = _environment_seen(tmp_path, CHECK.format(before=before), env)
+    if quiet:
+        assert seen == "3 error|", seen
+    else:
+        assert seen.startswith("None None|") and "non-supported Python version" in seen, seen
+
+
+def test_a_users_own_log_level_wins(tmp_path):
+    seen = _environment_seen(tmp_path, CHECK.format(before=""), {"TF_CPP_MIN_LOG_LEVEL": "1"})
+    assert seen == "1 error|", seen
