@@ -9,8 +9,9 @@ the front ends call the checks below in this order:
 1. ``max_request_bytes``: the REST body (``Content-Length``, before the body is read or parsed; HTTP 413)
    and the gRPC message (``grpc.max_receive_message_length``; gRPC's own ``RESOURCE_EXHAUSTED``);
 2. ``check_shapes`` on the shapes a request *declares* (the JSON nesting, the ``TensorProto`` dims), before
-   they are turned into arrays: rows, sequence length, tokens (rows x length), elements, and sequence
-   inputs that disagree in shape (a mask longer than its ids would otherwise be broadcast);
+   they are turned into arrays: rows, sequence length, tokens (rows x length), elements, sequence inputs
+   that disagree in shape (a mask longer than its ids would otherwise be broadcast), and the values the
+   answer would hold (the signature's output shapes: GPT-2 logits are rows x tokens x vocabulary);
 3. ``check_values`` on the few scalars that size the work (``max_new_tokens`` against the model's context).
 
 Every refusal is ``INVALID_ARGUMENT`` (HTTP 400), except the byte limit: the request can never succeed as
@@ -51,10 +52,13 @@ class ServerLimits:
     max_sequence_length: int = 512  # a version's own maximum lowers it
     max_tokens: int = 16384  # rows x sequence length: attention memory grows with rows x length^2
     max_new_tokens: int = 1024  # a GPT-2 version's context lowers it
+    # Values in an answer, as the signature's output shapes predict them (GPT-2 logits are rows x tokens x
+    # vocabulary: 16384 tokens of a 50,257-word vocabulary would be 3 GB of floats, and many more in JSON).
+    max_response_values: int = 16 * 1024 * 1024
 
     FLAGS = {"max_request_bytes": "--max-request-bytes", "max_rows": "--max-rows",
              "max_sequence_length": "--max-sequence-length", "max_tokens": "--max-tokens",
-             "max_new_tokens": "--max-new-tokens"}
+             "max_new_tokens": "--max-new-tokens", "max_response_values": "--max-response-values"}
 
     def __post_init__(self):
         for name, flag in self.FLAGS.items():
@@ -136,6 +140,25 @@ def check_shapes(limits: ServerLimits, servable, signature_name: str, shapes: di
         raise ServingError("INVALID_ARGUMENT", f"the request holds {rows} rows of {length} tokens = {rows * length} "
                                                f"tokens; the limit is {limits.max_tokens} per request (--max-tokens): "
                                                "send fewer rows")
+    values = predicted_response_values(signature_def, rows, length) if signature_def is not None else 0
+    if values > limits.max_response_values:
+        raise ServingError("INVALID_ARGUMENT", f"the answer to {rows} rows of {length} tokens would hold {values} "
+                                               f"values; the limit is {limits.max_response_values} per request "
+                                               "(--max-response-values): send fewer rows or tokens")
+
+
+def predicted_response_values(signature_def, rows: int, length: int) -> int:
+    """Values the outputs will hold, reading a dynamic first dimension as the rows and a dynamic second
+    one as the tokens (outputs with other unknown dimensions are not counted)."""
+    total = 0
+    for info in signature_def.outputs.values():
+        if info.tensor_shape.unknown_rank:
+            continue
+        dims = [d.size for d in info.tensor_shape.dim]
+        sizes = [rows if i == 0 and d < 0 else length if i == 1 and d < 0 else d for i, d in enumerate(dims)]
+        if all(d >= 0 for d in sizes):
+            total += math.prod(sizes)
+    return total
 
 
 def check_values(limits: ServerLimits, servable, signature_name: str, inputs: dict) -> None:

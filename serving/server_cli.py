@@ -4,8 +4,10 @@ Flags mirror ``tensorflow_model_server`` (dashes instead of underscores): ``--mo
 subdirectory is a model served with the latest-version policy) or ``--model-config-file``,
 ``--grpc-port`` / ``--rest-port`` (8500 / 8501), ``--enable-batching`` with
 ``--batching-parameters-file``, ``--monitoring-config-file``, ``--file-system-poll-wait-seconds``.
-The process logs one ``serving N models on gRPC HOST:P, REST HOST:Q`` line when it is ready and stops
-cleanly on SIGTERM or SIGINT.
+The request limits (``--max-request-bytes``, ``--max-rows``, ``--max-sequence-length``, ``--max-tokens``,
+``--max-new-tokens``, ``--max-response-values``) are this server's own (``serving/limits.py``). The process
+logs one ``serving N models on gRPC HOST:P, REST HOST:Q`` line when it is ready and stops cleanly on
+SIGTERM or SIGINT.
 """
 from __future__ import annotations
 
@@ -55,6 +57,9 @@ def register(commands, train_commands) -> None:
     limits.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens,
                         help="largest max_new_tokens a generate request may ask for; a GPT-2 version's context minus "
                              "the prompt lowers it (default %(default)s)")
+    limits.add_argument("--max-response-values", type=int, default=defaults.max_response_values,
+                        help="values an answer may hold, predicted from the signature's output shapes (e.g. GPT-2 "
+                             "logits: rows x tokens x vocabulary) (default %(default)s)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.set_defaults(func=run)
 
@@ -68,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     limits = ServerLimits(max_request_bytes=args.max_request_bytes, max_rows=args.max_rows,
                           max_sequence_length=args.max_sequence_length, max_tokens=args.max_tokens,
-                          max_new_tokens=args.max_new_tokens)
+                          max_new_tokens=args.max_new_tokens, max_response_values=args.max_response_values)
     logging.basicConfig(level=getattr(logging, args.log_level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("tfxformers.serve")
     server = ModelServer(model_base=args.model_base, model_config_file=args.model_config_file,

@@ -3,8 +3,9 @@ TF Serving's status and a message that says what is wrong, and the server answer
 
 One server (a real subprocess, so that a crash fails the test instead of the test run) serves a tiny
 classifier and a tiny GPT-2 (context 32) with small limits, so that requests at and just over each limit
-stay cheap: --max-rows 8, --max-tokens 200, --max-request-bytes 65536, and the versions' own maximum
-positions (128 for the classifier, 32 for GPT-2) as sequence limits.
+stay cheap: --max-rows 8, --max-tokens 200, --max-request-bytes 65536, --max-response-values 12000 (one
+row of 32 GPT-2 logits over a vocabulary of about 300), and the versions' own maximum positions (128 for
+the classifier, 32 for GPT-2) as sequence limits.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from http.client import HTTPConnection
 import numpy as np
 import pytest
 
-MAX_ROWS, MAX_TOKENS, MAX_BYTES = 8, 200, 65536
+MAX_ROWS, MAX_TOKENS, MAX_BYTES, MAX_VALUES = 8, 200, 65536, 12000
 GEN = {"max_new_tokens": 4, "strategy": 0, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": 0}
 PROMPT = [[5, 6, 7]]
 FLOAT_INPUTS = ("temperature", "top_p")
@@ -65,6 +66,8 @@ BAD = [
     ("gpt2 logits mask longer than its ids", gpt2_logits(1, 3, mask_length=5),
      "input 'attention_mask' has shape [1, 5] but 'input_ids' has shape [1, 3]"),
     ("gpt2 logits sequence just over", gpt2_logits(1, 33), "has 33 tokens per row; the limit is 32"),
+    ("gpt2 logits answer too large", gpt2_logits(2, 32),
+     f"values; the limit is {MAX_VALUES} per request (--max-response-values): send fewer rows or tokens"),
 ]
 
 AT_LIMIT = [
@@ -88,7 +91,8 @@ def server(trained_dir, tiny_gpt2_base, tmp_path_factory):
     export_model(trained_dir, "sentiment", base)
     (base / "emma").symlink_to(tiny_gpt2_base / "emma", target_is_directory=True)
     process, grpc_port, rest_port = start_model_server(
-        base, file_system_poll_wait_seconds=0, max_rows=MAX_ROWS, max_tokens=MAX_TOKENS, max_request_bytes=MAX_BYTES)
+        base, file_system_poll_wait_seconds=0, max_rows=MAX_ROWS, max_tokens=MAX_TOKENS, max_request_bytes=MAX_BYTES,
+        max_response_values=MAX_VALUES)
     yield process
     stop_model_server(process)
 
@@ -267,12 +271,13 @@ def test_serve_help_lists_the_limits_with_their_defaults(capsys):
         main(["serve", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     for flag, default in (("--max-request-bytes", "4194304"), ("--max-rows", "128"), ("--max-sequence-length", "512"),
-                          ("--max-tokens", "16384"), ("--max-new-tokens", "1024")):
+                          ("--max-tokens", "16384"), ("--max-new-tokens", "1024"),
+                          ("--max-response-values", "16777216")):
         assert flag in text and f"(default {default}" in text.split(flag, 2)[-1][:400], flag
 
 
 @pytest.mark.parametrize("flag", ["--max-rows", "--max-request-bytes", "--max-sequence-length", "--max-tokens",
-                                  "--max-new-tokens"])
+                                  "--max-new-tokens", "--max-response-values"])
 def test_serve_refuses_a_limit_below_one(flag, tmp_path, capsys):
     from tfxformers.cli import main
 
