@@ -44,7 +44,7 @@ def tiny_gpt2_base(tiny_gpt2_dir, tmp_path_factory):
 
 PROXY_TIMEOUT = 3.0  # the proxies' --timeout
 PROXY_LIMITS = ["--max-texts", "8", "--max-chars", "4000", "--max-windows", "6", "--max-new-tokens", "16"]
-PROXY_MODELS = ("sentiment", "emma", "encoder")
+PROXY_MODELS = ("sentiment", "emma", "encoder", "plain")
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +59,23 @@ def proxy_models(trained_dir, tiny_gpt2_dir, tmp_path_factory):
     base = root / "models"
     for model, name in ((trained_dir, "sentiment"), (tiny_gpt2_dir, "emma"), (encoder, "encoder")):
         assert main(["export", "--model", str(model), "--name", name, "--model-base", str(base)]) == 0
+    _write_plain_saved_model(base / "plain" / "1")
     return {"classifier": trained_dir, "gpt2": tiny_gpt2_dir, "encoder": encoder, "base": base, "root": root}
+
+
+def _write_plain_saved_model(path: Path) -> None:
+    """A SavedModel that TF Serving serves but tfxformers did not export (no ``tfxformers_metadata``): what a
+    proxy pointed at someone else's model meets."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.scale = tf.Variable(2.0)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    def double(x):
+        return {"y": x * module.scale}
+
+    tf.saved_model.save(module, str(path), signatures={"serving_default": double})
 
 
 def wait_until(predicate, timeout: float, what: str, process=None):

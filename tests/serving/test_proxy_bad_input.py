@@ -6,7 +6,8 @@ the same proxy still answers a good request afterwards.
 Categories (the ``id`` prefix): ``text`` (texts that cannot be encoded), ``type`` (wrong JSON types),
 ``field`` (missing, empty or unknown fields), ``range`` (numbers out of range, huge numbers, NaN),
 ``body`` (not JSON, wrong content type, empty, too big), ``model`` (unknown model or route, wrong kind,
-wrong method), ``limit`` (over the proxy's request limits).
+wrong method, a model without tfxformers' metadata), ``limit`` (over the proxy's request limits). The
+backend failures (503 unreachable, 504 too slow) are in ``test_proxy.py``, which stops and freezes the server.
 """
 from __future__ import annotations
 
@@ -117,6 +118,9 @@ CASES = [
     ("model-unknown-route", "/v1/models/sentiment:predict", body({"texts": ["x"]}), JSON, 404, "not_found",
      ["no route", ":classify"]),
     ("model-wrong-method", "GET " + CLASSIFY, b"", {}, 405, "method_not_allowed", ["GET is not allowed", "use POST"]),
+    # A model the server serves but tfxformers did not export: the server's refusal is not the client's fault.
+    ("model-not-a-tfxformers-export", CLASSIFY.replace("sentiment", "plain"), body({"texts": ["x"]}), JSON, 502,
+     "backend_error", ["'plain'", "no usable tfxformers_metadata signature", "exported by tfxformers"]),
     # The proxy's own limits (--max-texts 8, --max-chars 4000, --max-windows 6, --max-new-tokens 16).
     ("limit-texts", CLASSIFY, body({"texts": ["x"] * 9}), JSON, 413, "too_large", ["9 entries", "limit is 8"]),
     ("limit-chars", EMBED, body({"texts": ["x" * 3000, "y" * 1500]}), JSON, 413, "too_large",
