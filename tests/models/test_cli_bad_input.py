@@ -170,6 +170,8 @@ CASES = [
     ("generation", GEN + ["--max-new-tokens", "200"], "--max-new-tokens is 200, but this model's context is 64 tokens; ask for at most"),
     ("generation", ["generate", "--model", "{GPT}", "--prompt", LONG_PROMPT, "--max-new-tokens", "10"],
      "but this model's context is 64 tokens; shorten the prompt"),
+    ("generation", GEN + ["--max-new-tokens", "63"], "--max-new-tokens is 63, but this model's context is 64 tokens"),
+    ("generation", ["generate", "--model", "{GPT}", "--prompt", "   "], "give a non-empty --prompt"),
 ]
 
 
@@ -223,3 +225,14 @@ def test_a_run_with_files_recorded_still_loads(place):
     gpt = artifacts.read_info(place["GPT"])
     assert artifacts.context_length(place["GPT"], gpt) == 64
     assert Path(place["GPT"], "training_config.json").is_file()
+
+
+def test_generation_at_the_context_limit_runs(place, capsys):
+    """The boundary the check draws is the real one: prompt + new tokens == context generates."""
+    from tokenizers import Tokenizer
+
+    prompt = "Emma walked"
+    tokens = len(Tokenizer.from_file(f"{place['GPT']}/tokenizer/tokenizer.json").encode(prompt).ids)
+    room = 64 - tokens
+    assert main(["generate", "--model", place["GPT"], "--prompt", prompt, "--max-new-tokens", str(room), "--json"]) == 0
+    assert 1 <= json.loads(capsys.readouterr().out)["new_tokens"] <= room
