@@ -3,7 +3,8 @@
 Implements ``tensorflow.serving.PredictionService/Predict`` and ``GetModelMetadata`` and
 ``tensorflow.serving.ModelService/GetModelStatus`` with the servicer base classes of the installed
 ``tensorflow-serving-api``; Classify, Regress, MultiInference and HandleReloadConfigRequest keep the
-base classes' ``UNIMPLEMENTED`` answers. Errors carry the status codes TF Serving uses.
+base classes' ``UNIMPLEMENTED`` answers. Errors carry the status codes TF Serving uses. Unlike TF Serving,
+a Predict is held to the server's request limits (``serving/limits.py``) before its tensors are decoded.
 """
 from __future__ import annotations
 

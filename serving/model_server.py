@@ -651,6 +651,7 @@ class ModelManager:
 class ModelServer:
     """An embedded TF-Serving-compatible server. Ports 0 pick free ports; ``start()`` returns when the
     start-up versions are loaded and both front ends listen; ``stop()`` shuts everything down.
+    ``limits`` (``serving.limits.ServerLimits``, default: the CLI's defaults) bound what one request may ask.
 
     >>> server = ModelServer(model_base="serving_models", grpc_port=0, rest_port=0, host="127.0.0.1")
     >>> server.start(); server.grpc_port, server.rest_port
