@@ -72,9 +72,13 @@ def load_bert_encoder(checkpoint_dir: str | os.PathLike, *, name: str = "bert_en
     weights_file = path / "model.safetensors"
     if not weights_file.is_file():
         raise UserError(f"{path} has no model.safetensors; only safetensors BERT checkpoints are supported")
+    try:  # read before building the model: a damaged file is reported before the expensive part
+        state = safetensors.numpy.load_file(str(weights_file))
+    except Exception as exc:  # noqa: BLE001  (safetensors' own error type for truncated or corrupt files)
+        raise UserError(f"{weights_file} is damaged ({exc}); copy the checkpoint again "
+                        "(or `tfxformers data fetch minilm` for MiniLM)") from None
     model = TFBertModel(config, name=name)
     model(model.dummy_inputs, training=False)
-    state = safetensors.numpy.load_file(str(weights_file))
     # Checkpoints saved from BertForX carry a "bert." prefix; the TF main layer expects bare names.
     state = {k[len("bert."):] if k.startswith("bert.") else k: v for k, v in state.items()}
     state.pop("embeddings.position_ids", None)

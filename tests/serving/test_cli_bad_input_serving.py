@@ -109,3 +109,16 @@ def test_one_error_line_and_exit_2(root, tiny_reviews_csv, monkeypatch, capsys, 
     assert "Traceback" not in captured.err + captured.out
     # Refused before doing anything: nothing was written (pipeline roots, model bases, versions).
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+
+
+def test_export_of_a_damaged_checkpoint_names_the_file(tmp_path, tiny_bert_dir, capsys):
+    """The one case here that reaches a model file (it has to open it to find it damaged)."""
+    import shutil
+
+    checkpoint = shutil.copytree(tiny_bert_dir, tmp_path / "ckpt")
+    weights = checkpoint / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:50])
+    code = main(["export", "--model", str(checkpoint), "--name", "e", "--model-base", str(tmp_path / "models")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith(f"error: {weights} is damaged"), err
+    assert not (tmp_path / "models" / "e").exists()
