@@ -16,12 +16,28 @@ import pytest
 from tfxformers.testing import tfxformers_command
 
 
-def _run(args: list[str], cwd, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+def _clean_environment(env: dict | None = None) -> dict:
+    """This process's environment without the switches under test (a developer may have set them)."""
     environment = {k: v for k, v in os.environ.items()
                    if k not in ("TF_CPP_MIN_LOG_LEVEL", "TRANSFORMERS_VERBOSITY", "GRPC_VERBOSITY", "TFXFORMERS_VERBOSE")}
-    environment.update(env or {})
-    return subprocess.run(tfxformers_command() + args, cwd=cwd, env=environment, capture_output=True, text=True,
-                          timeout=timeout)
+    return {**environment, **(env or {})}
+
+
+def _start(args: list[str], cwd) -> subprocess.Popen:
+    return subprocess.Popen(tfxformers_command() + args, cwd=cwd, env=_clean_environment(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _finish(process: subprocess.Popen, timeout: float = 180) -> subprocess.CompletedProcess:
+    try:
+        out, err = process.communicate(timeout=timeout)
+    finally:
+        process.kill()
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def _run(args: list[str], cwd) -> subprocess.CompletedProcess:
+    return _finish(_start(args, cwd))
 
 
 def _one_error_line(result: subprocess.CompletedProcess, needle: str) -> None:
@@ -54,8 +70,10 @@ def test_an_error_after_tensorflow_loaded_is_still_one_line_and_verbose_shows_th
     """``serve`` on a port in use fails after the server imported TensorFlow: the case the noise buried."""
     (tmp_path / "models").mkdir()
     args = ["serve", "--model-base", "models", "--host", "127.0.0.1", "--grpc-port", "0", "--rest-port", str(busy_port)]
-    _one_error_line(_run(args, tmp_path), "Address already in use")
-    verbose = _run(["--verbose", *args], tmp_path)
+    # Both at once: each spends its time importing TensorFlow.
+    quiet, verbose = _start(args, tmp_path), _start(["--verbose", *args], tmp_path)
+    _one_error_line(_finish(quiet), "Address already in use")
+    verbose = _finish(verbose)
     assert verbose.returncode == 2 and verbose.stderr.rstrip().splitlines()[-1].startswith("error: ")
     noise = verbose.stderr.rstrip().splitlines()[:-1]
     # TensorFlow's C++ log lines ("2026-01-01 12:00:00.000000: I tensorflow/...") are back.
@@ -63,9 +81,7 @@ def test_an_error_after_tensorflow_loaded_is_still_one_line_and_verbose_shows_th
 
 
 def _environment_seen(tmp_path, code: str, env: dict) -> str:
-    environment = {k: v for k, v in os.environ.items()
-                   if k not in ("TF_CPP_MIN_LOG_LEVEL", "TRANSFORMERS_VERBOSITY", "GRPC_VERBOSITY", "TFXFORMERS_VERBOSE")}
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**environment, **env},
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_clean_environment(env),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip() + "|" + result.stderr.strip()
