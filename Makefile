@@ -12,6 +12,8 @@
 SHELL := /bin/bash
 ifndef STACK
 STACK := $(shell stacks/glibc-at-least.sh 2.39 && echo current || echo legacy)
+# Nobody chose: `make test` on a legacy host also runs the current stack in the Debian 13 root.
+STACK_CHOSEN_BY_HOST := $(STACK)
 endif
 ifeq ($(STACK),current)
 VENV ?= .venv-current
@@ -47,10 +49,13 @@ NO_PYTHON_HELP := the legacy stack needs Python 3.10. This host's glibc is older
   with glibc 2.39 or newer and Python 3.12.
 endif
 
-.PHONY: setup data test test-legacy test-current test-both demo bench load lock lock-current current-root clean-venv
+.PHONY: setup data test test-stack test-legacy test-current test-both demo bench load lock lock-current current-root clean-venv
 
 # stacks/find-python.sh finds the stack's Python without needing pyenv (PATH, pyenv, uv's managed Python).
 $(PY):
+	@if [ $(STACK) = current ] && ! stacks/glibc-at-least.sh 2.39; then \
+	  echo "error: the current stack's TFX 1.21 wheels need glibc >= 2.39 (this host: $$(getconf GNU_LIBC_VERSION));" \
+	    "use STACK=legacy, or make test-current, which runs the current stack in a Debian 13 root" >&2; exit 2; fi
 	@py=$$(stacks/find-python.sh $(PYTHON_VERSION)) || { echo "error: $(NO_PYTHON_HELP)" >&2; exit 2; }; \
 	echo "creating $(VENV) with $$py ($(STACK) stack)"; "$$py" -m venv $(VENV)
 
@@ -65,20 +70,29 @@ setup: $(STAMP)
 data: setup
 	$(TFX) data fetch
 
-test: data
+# The whole suite on one stack, in $(VENV).
+test-stack: data
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# `make test`: the host's stack; where that is the legacy one (glibc < 2.39, e.g. this project's machines),
+# then the current stack too, in the Debian 13 root (or a one-line "skipped" where the host cannot build
+# it). Both run even when the first fails; the exit code is the worst. `make test STACK=...` runs one stack.
+ifeq ($(STACK_CHOSEN_BY_HOST),legacy)
+test: test-both
+else
+test: test-stack
+endif
+
 test-legacy:
-	$(MAKE) --no-print-directory STACK=legacy test
+	$(MAKE) --no-print-directory STACK=legacy test-stack
 
 # The current stack: in its own venv where glibc >= 2.39, else inside the Debian 13 root (built once, about
 # 2 minutes, kept in $$TFXFORMERS_HOME/debian13-root), or skipped with a one-line reason where the host
 # cannot build it (not root, no Debian mirror, no mounts).
 test-current:
-	@if stacks/glibc-at-least.sh 2.39; then $(MAKE) --no-print-directory STACK=current test; else \
-	  stacks/root-run.sh tfxformers data fetch && stacks/root-run.sh python -m pytest -p no:cacheprovider $(PYTEST_ARGS); fi
+	@if stacks/glibc-at-least.sh 2.39; then $(MAKE) --no-print-directory STACK=current test-stack; else \
+	  stacks/root-run.sh sh -c 'tfxformers data fetch && exec python -m pytest -p no:cacheprovider "$$@"' sh $(PYTEST_ARGS); fi
 
-# Both stacks, one after the other; the second runs even when the first fails, the exit code is the worst.
 test-both:
 	@rc=0; $(MAKE) --no-print-directory test-legacy || rc=$$?; $(MAKE) --no-print-directory test-current || rc=$$?; exit $$rc
 
@@ -102,12 +116,18 @@ load: data
 	  flock /tmp/tfxformers-heavy.lock $(TFX) train classifier --data rotten_tomatoes --mode frozen --output runs/rt-frozen; fi
 	flock /tmp/tfxformers-heavy.lock $(PY) bench/load_bench.py $(LOAD_ARGS)
 
-# Re-resolve the stack's lock after editing its .in file (about 20-40 s). Both locks can be resolved from any
-# host: `make lock STACK=current` resolves for manylinux_2_39 with whichever Python runs uv.
+# Re-resolve the stack's lock after editing its .in file (about 20-40 s).
 lock: $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(UV) pip compile $(LOCK_IN) --python-version $(PYTHON_VERSION) \
 	  --python-platform $(LOCK_PLATFORM) --override $(LOCK_OVERRIDES) -o $(LOCK)
+
+# requirements/current.lock from a host whose glibc is older than 2.39, with the legacy venv's uv: resolving
+# for manylinux_2_39 installs nothing.
+lock-current:
+	$(MAKE) --no-print-directory STACK=legacy setup
+	.venv/bin/uv pip compile requirements/current.in --python-version 3.12 \
+	  --python-platform x86_64-manylinux_2_39 --override requirements/current-overrides.txt -o requirements/current.lock
 
 clean-venv:
 	rm -rf $(VENV)

@@ -50,6 +50,7 @@ cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
 # 2. The root's packages.
 if [ ! -f "$STATE/packages.done" ]; then
   stage_start packages
+  unmount_stale
   mount_into_root --proc
   mount_into_root --rbind /dev
   chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \

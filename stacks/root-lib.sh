@@ -69,9 +69,20 @@ unmount_all() {
   MOUNTED=()
 }
 
+# Mounts left under the root by a run that was killed outright (SIGKILL skips the EXIT trap). Only called
+# with the root's lock held, so no live run is using them.
+unmount_stale() {
+  local target
+  { grep -F " $ROOT/" /proc/self/mounts || true; } | cut -d' ' -f2 | sort -r | while read -r target; do
+    echo "unmounting $target, left over by an earlier run" >&2
+    umount -l "$target" 2>/dev/null || true
+  done
+}
+
 # The mounts every command in the root gets: /proc, /dev (with /dev/shm for Beam's and multiprocessing's
 # semaphores), /sys, the checkout and the data sets at the same paths as on the host.
 mount_common() {
+  unmount_stale
   mount_into_root --proc
   mount_into_root --rbind /dev
   mount_into_root --rbind /sys
