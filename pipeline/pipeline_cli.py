@@ -52,10 +52,10 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
                              "lower ones), finetune, frozen (head only on cached encoder outputs; fastest, but "
                              "below the TF-IDF baseline on Rotten Tomatoes) or hub")
     parser.add_argument("--trainable-layers", type=int, default=None,
-                        help="partial mode: how many top encoder layers train (default 2)")
+                        help="partial mode: how many top encoder layers train (default 3)")
     parser.add_argument("--encoder", default="minilm", help="'minilm' or a local BERT checkpoint directory")
     parser.add_argument("--name", default=None, help="the served model's name (default: the task)")
-    parser.add_argument("--epochs", type=int, default=None, help="default 15 for frozen, 2 for partial, 3 otherwise")
+    parser.add_argument("--epochs", type=int, default=None, help="default 15 for frozen, 1 for partial, 3 otherwise")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128)
     # Checked here: otherwise a bad rate is only refused by the Trainer, minutes into the run.

@@ -278,7 +278,7 @@ class RunOptions:
 
 # Frozen mode trains only a head on cached encoder outputs: epochs cost seconds. Partial mode's count is the
 # one bench/bench_partial.py measured (docs/benchmarks.md).
-DEFAULT_EPOCHS = {"frozen": 15, "partial": 2}
+DEFAULT_EPOCHS = {"frozen": 15, "partial": 1}
 DEFAULT_MIN_ACCURACY = 0.7
 
 
