@@ -21,7 +21,7 @@ def register(commands, train_commands) -> None:
                             "the head on cached outputs of the frozen lower layers; frozen: train the head only; "
                             "hub: frozen encoder loaded with tensorflow_hub.KerasLayer")
     train.add_argument("--trainable-layers", type=positive_int, default=None,
-                       help="partial mode: how many of the encoder's top layers train (1..depth; default 3)")
+                       help="partial mode: how many of the encoder's top layers train (1..depth; default: the top half, 3 of MiniLM's 6)")
     train.add_argument("--output", required=True, type=output_dir,
                        help="directory for the trained model, metrics and plots; an existing run there is kept "
                             "unless --overwrite (an unfinished run with the same options resumes)")

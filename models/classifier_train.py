@@ -46,7 +46,7 @@ class ClassifierTrainConfig:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     cache_features: bool = True
-    # partial mode: how many of the encoder's top layers train (default: models.partial.DEFAULT_TRAINABLE_LAYERS)
+    # partial mode: how many of the encoder's top layers train (default: the top half, 3 of MiniLM's 6)
     trainable_layers: int | None = None
     limit_train: int | None = None
     limit_eval: int | None = None
@@ -226,11 +226,12 @@ def _train_classifier(config: ClassifierTrainConfig, directory: Path) -> dict:
         raise UserError(f"--max-length {config.max_length} is more than the encoder's {positions} positions")
     if config.mode == "partial":
         from tfxformers.models import bert as bert_config
-        from tfxformers.models.partial import DEFAULT_TRAINABLE_LAYERS, check_trainable_layers
+        from tfxformers.models.partial import check_trainable_layers, default_trainable_layers
 
+        depth = bert_config.load_bert_config(encoder_dir).num_hidden_layers
         if config.trainable_layers is None:
-            config.trainable_layers = DEFAULT_TRAINABLE_LAYERS
-        check_trainable_layers(config.trainable_layers, bert_config.load_bert_config(encoder_dir).num_hidden_layers)
+            config.trainable_layers = default_trainable_layers(depth)
+        check_trainable_layers(config.trainable_layers, depth)
 
     import tensorflow as tf
 

@@ -39,7 +39,7 @@ from tfxformers.models.buckets import DEFAULT_BUCKETS, bucket_length, buckets_up
 # Chosen with bench/bench_partial.py on Rotten Tomatoes (docs/benchmarks.md): one epoch with the top 3 of
 # MiniLM's 6 layers reached 0.811 test accuracy (2 layers: 0.806, full fine-tuning epoch: 0.825) for 54% of
 # a full epoch's CPU time; the learning rate from validation accuracy of the top layer at 1e-4 / 4e-4 / 1e-3.
-DEFAULT_TRAINABLE_LAYERS = 3
+DEFAULT_TRAINABLE_LAYERS = 3   # of MiniLM's 6: the top half, see default_trainable_layers
 DEFAULT_LEARNING_RATE = 5e-4
 CACHE_BATCH_SIZE = 128
 # Batches of cached states are padded to a multiple of 8 tokens, not to the 16/32/64/128 serving buckets: on
@@ -50,6 +50,11 @@ STATE_BUCKET_STEP = 8
 
 def state_buckets(max_length: int) -> tuple[int, ...]:
     return buckets_up_to(max_length, range(STATE_BUCKET_STEP, max_length + 1, STATE_BUCKET_STEP))
+
+
+def default_trainable_layers(depth: int) -> int:
+    """The top half of the encoder (3 of MiniLM's 6 layers, the benchmark's choice), at least one layer."""
+    return max(1, depth * DEFAULT_TRAINABLE_LAYERS // 6)
 
 
 def check_trainable_layers(trainable_layers: int, depth: int) -> None:

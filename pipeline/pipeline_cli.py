@@ -52,7 +52,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
                              "lower ones), finetune, frozen (head only on cached encoder outputs; fastest, but "
                              "below the TF-IDF baseline on Rotten Tomatoes) or hub")
     parser.add_argument("--trainable-layers", type=int, default=None,
-                        help="partial mode: how many top encoder layers train (default 3)")
+                        help="partial mode: how many top encoder layers train (default: the top half, 3 of MiniLM's 6)")
     parser.add_argument("--encoder", default="minilm", help="'minilm' or a local BERT checkpoint directory")
     parser.add_argument("--name", default=None, help="the served model's name (default: the task)")
     parser.add_argument("--epochs", type=int, default=None, help="default 15 for frozen, 1 for partial, 3 otherwise")

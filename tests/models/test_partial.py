@@ -79,8 +79,8 @@ def test_train_classifier_partial_writes_an_ordinary_model_directory(tiny_bert_d
     from tfxformers.models.artifacts import load_trained
 
     argv = ["train", "classifier", "--data", str(tiny_reviews_csv), "--text-column", "review", "--label-column",
-            "sentiment", "--encoder", str(tiny_bert_dir), "--mode", "partial", "--trainable-layers", "1",
-            "--epochs", "2", "--learning-rate", "3e-3", "--output", str(tmp_path / "run")]
+            "sentiment", "--encoder", str(tiny_bert_dir), "--mode", "partial",  # default: the top half, 1 of 2 layers
+            "--epochs", "2", "--learning-rate", "3e-3", "--distribute", "mirrored", "--output", str(tmp_path / "run")]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "hidden-state cache after layer 1 of 2:" in out and " MB " in out and "built in" in out
@@ -89,6 +89,44 @@ def test_train_classifier_partial_writes_an_ordinary_model_directory(tiny_bert_d
     assert (tmp_path / "run" / "history.csv").read_text().count("\n") == 3
     assert any((tmp_path / "run" / "logs" / "partial").iterdir())
     assert len(list((tmp_path / "run" / "hidden_cache").glob("hidden-*.npz"))) == 2
+
+
+def test_an_interrupted_partial_run_resumes_from_its_backup_and_cache(tiny_bert_dir, tiny_reviews_csv, tmp_path,
+                                                                     monkeypatch, capsys):
+    import tensorflow as tf
+
+    from tfxformers.models import classifier_train
+    from tfxformers.models.classifier_train import ClassifierTrainConfig, train_classifier
+
+    class StopInSecondEpoch(tf.keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.params.get("steps") and batch == 2 and self.model.optimizer.iterations.numpy() > self.params["steps"]:
+                raise KeyboardInterrupt  # what Ctrl-C does in the middle of epoch 2
+
+    config = ClassifierTrainConfig(data=str(tiny_reviews_csv), output=str(tmp_path / "run"), encoder=str(tiny_bert_dir),
+                                   mode="partial", trainable_layers=1, text_column="review", label_column="sentiment",
+                                   epochs=2, learning_rate=3e-3, checkpoint_every_steps=1, verbose=0)
+    callbacks = classifier_train._callbacks
+    monkeypatch.setattr(classifier_train, "_callbacks", lambda *a, **k: callbacks(*a, **k) + [StopInSecondEpoch()])
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(config)
+    assert (tmp_path / "run" / "checkpoints" / "backup").is_dir()
+
+    class CountBatches(tf.keras.callbacks.Callback):
+        batches = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            CountBatches.batches += 1
+
+    monkeypatch.setattr(classifier_train, "_callbacks", lambda *a, **k: callbacks(*a, **k) + [CountBatches()])
+    capsys.readouterr()
+    train_classifier(config)
+    out = capsys.readouterr().out
+    assert "resuming from the checkpoint" in out and "reused in" in out
+    assert 0 < CountBatches.batches <= 6  # at most the second epoch's 6 batches: the first was not trained again
+    epochs = [line.split(",")[0] for line in (tmp_path / "run" / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1"]  # epoch 1 (the second) was finished by the resumed run, not restarted from 0
+    assert not (tmp_path / "run" / "checkpoints" / "backup").exists()
 
 
 @pytest.mark.parametrize("value, message", [
