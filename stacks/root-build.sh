@@ -105,10 +105,12 @@ if [ "$(cat "$STATE/venv.done" 2>/dev/null || true)" != "$want_venv" ] ||
     in_root /bin/bash -c "set -e
       [ -x $VENV/bin/python ] || $python -m venv $VENV
       $VENV/bin/python -m pip install --quiet --disable-pip-version-check uv==$UV_VERSION
-      $uv -r $LOCK" 2>&1 | tee "$STATE/venv.log"
+      $uv -r $LOCK" >"$STATE/venv.log" 2>&1 ||
+      { tail -20 "$STATE/venv.log" >&2; echo "error: installing $LOCK failed, see $STATE/venv.log" >&2; exit 1; }
     echo "$want_venv" >"$STATE/venv.done"
   fi
-  in_root /bin/bash -c "$uv -e ." 2>&1 | tee "$STATE/editable.log"
+  in_root /bin/bash -c "$uv -e ." >"$STATE/editable.log" 2>&1 ||
+    { tail -20 "$STATE/editable.log" >&2; echo "error: installing the checkout failed, see $STATE/editable.log" >&2; exit 1; }
   echo "$want_editable" >"$STATE/editable.done"
   unmount_all
   echo "== root-build: venv took $((SECONDS - STAGE_T0)) s"
