@@ -303,7 +303,10 @@ def evaluator_threshold(options: RunOptions, data_root: str | os.PathLike) -> tu
 
     train_texts, train_labels = read_split_csv(data_root, "train")
     val_texts, val_labels = read_split_csv(data_root, "validation")
-    baseline = fit_tfidf_baseline(train_texts, train_labels, val_texts, val_labels)
+    try:
+        baseline = fit_tfidf_baseline(train_texts, train_labels, val_texts, val_labels)
+    except ValueError:  # no word occurs twice, or a single class: there is no baseline to beat
+        return DEFAULT_MIN_ACCURACY, None
     return baseline.validation_accuracy, baseline.validation_accuracy
 
 
