@@ -6,8 +6,8 @@
 # Two stacks (requirements/): `current` (Python 3.12, TF 2.21, TFX 1.21; current.lock, in .venv-current)
 # needs glibc >= 2.39 for TFX 1.21's wheels; `legacy` (Python 3.10, TF 2.16, TFX 1.16; requirements.lock,
 # in .venv) runs on older hosts. STACK is chosen from the host's glibc; `make test STACK=legacy` overrides.
-# On hosts whose glibc is too old, `make test-current` runs the suite on the current stack inside a
-# Debian 13 root (stacks/root-build.sh, stacks/root-run.sh), or says why it skipped.
+# On hosts whose glibc is too old, `make test` runs the suite on the legacy stack, then on the current
+# stack inside a Debian 13 root (stacks/root-build.sh, stacks/root-run.sh), or says why it skipped that.
 
 SHELL := /bin/bash
 ifndef STACK
@@ -43,8 +43,8 @@ NO_PYTHON_HELP := the current stack needs Python 3.12: install it (your distribu
   python3.12-venv, 'pyenv install 3.12', or 'uv python install 3.12' where the host has internet), or run \
   with STACK=legacy and Python 3.10.
 else
-NO_PYTHON_HELP := the legacy stack needs Python 3.10. This host's glibc is older than 2.39, so the current \
-  stack (Python 3.12, TFX 1.21) cannot run on it directly; install Python 3.10 ('pyenv install 3.10', \
+NO_PYTHON_HELP := the legacy stack needs Python 3.10. On a host whose glibc is older than 2.39 the current \
+  stack (Python 3.12, TFX 1.21) cannot run directly; install Python 3.10 ('pyenv install 3.10', \
   'uv python install 3.10' where the host has internet, or your distribution's python3.10), or use a host \
   with glibc 2.39 or newer and Python 3.12.
 endif
