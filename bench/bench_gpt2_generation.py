@@ -19,13 +19,9 @@ import tfxformers  # noqa: F401
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="mini")
-    parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args(argv)
-
+def model_and_prompt(preset: str):
+    """(tokenizer, random GPT-2 of ``preset`` seeded 0, the 16-token prompt, its compiled generate function);
+    also used by bench_stacks.py."""
     import tensorflow as tf
 
     from tfxformers.models.datasets import gpt2_bpe_dir
@@ -36,10 +32,20 @@ def main(argv=None) -> int:
     tokenizer = GPT2TokenizerFast(vocab_file=str(gpt2_bpe_dir() / "vocab.json"),
                                   merges_file=str(gpt2_bpe_dir() / "merges.txt"), pad_token="<|endoftext|>")
     tf.keras.utils.set_random_seed(0)
-    hf = build_lm(make_config(tokenizer, args.preset, 256), compile=False).hf_model
+    hf = build_lm(make_config(tokenizer, preset, 256), compile=False).hf_model
     ids = tf.constant([tokenizer("Emma Woodhouse, handsome, clever, and rich, with a comfortable home")["input_ids"]],
                       dtype=tf.int32)
-    compiled = make_generate_fn(hf, eos_id=-1, pad_id=tokenizer.pad_token_id)
+    return tokenizer, hf, ids, make_generate_fn(hf, eos_id=-1, pad_id=tokenizer.pad_token_id)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="mini")
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    tokenizer, hf, ids, compiled = model_and_prompt(args.preset)
     n = args.new_tokens
 
     def run_compiled():
