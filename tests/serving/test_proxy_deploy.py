@@ -62,9 +62,19 @@ def test_compose_file_runs_serving_and_proxy_on_the_documented_ports():
     assert services["proxy"]["depends_on"] == ["serving"]
 
 
+def _base_python() -> str:
+    """The X.Y of the image's ``FROM python:X.Y-slim``."""
+    found = re.findall(r"^FROM python:(3\.\d+)-slim$", (ROOT / "Dockerfile.proxy").read_text(), re.M)
+    assert len(found) == 1, found
+    return found[0]
+
+
 def test_dockerfile_is_slim_non_root_and_copies_existing_paths():
     text = (ROOT / "Dockerfile.proxy").read_text()
-    assert re.search(r"^FROM python:3\.10-slim$", text, re.M)
+    # Issue 12: the proxy runs the current stack's Python, and its pins were resolved for that Python.
+    assert _base_python() == "3.12"
+    resolved_for = re.search(r"--python-version (\S+)", (ROOT / "requirements" / "proxy.txt").read_text())
+    assert resolved_for and resolved_for.group(1) == _base_python()
     user = re.findall(r"^USER (\S+)$", text, re.M)
     assert user and user[-1] not in ("root", "0")
     instructions = "\n".join(line for line in text.lower().splitlines() if not line.startswith("#"))
@@ -79,15 +89,20 @@ def test_proxy_requirements_are_lock_pins_and_a_complete_closure():
 
     from packaging.requirements import Requirement
 
-    pins, lock = _pins(ROOT / "requirements" / "proxy.txt"), _pins(ROOT / "requirements" / "requirements.lock")
+    # The image's Python is the current stack's, so its pins are current.lock's.
+    pins, lock = _pins(ROOT / "requirements" / "proxy.txt"), _pins(ROOT / "requirements" / "current.lock")
     assert {name: lock.get(name) for name in pins} == pins
+    direct = {_norm(line.strip()) for line in (ROOT / "requirements" / "proxy.in").read_text().splitlines()
+              if line.strip() and not line.startswith("#")}
+    assert direct <= set(pins), direct - set(pins)
     assert not any(name.startswith("tensorflow") or name in ("tf-keras", "tfx", "numpy", "transformers") for name in pins)
     installed = {name: importlib.metadata.version(name) for name in pins if _installed(name)}
     if installed != pins:
-        # The closure is read from installed metadata, which only the legacy stack (the proxy image's
-        # Python 3.10 set, requirements.lock) has at exactly these versions.
-        pytest.skip("the installed packages are not requirements.lock's (current stack): closure not checkable")
-    env = {"python_version": "3.10", "python_full_version": "3.10.13", "sys_platform": "linux",
+        # The closure is read from installed metadata, which only the current stack (the proxy image's
+        # Python 3.12 set, current.lock) has at exactly these versions.
+        pytest.skip("the installed packages are not current.lock's (legacy stack): closure not checkable")
+    python = _base_python()
+    env = {"python_version": python, "python_full_version": f"{python}.0", "sys_platform": "linux",
            "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
            "implementation_name": "cpython", "platform_python_implementation": "CPython", "extra": ""}
     missing = set()
@@ -137,6 +152,13 @@ print("ok")
     shown = subprocess.run([sys.executable, "-m", "tfxformers.serving.proxy", "--help"], capture_output=True,
                            text=True, timeout=60, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert shown.returncode == 0 and "--backend" in shown.stdout, shown.stderr[-2000:]
+    # A bad argument is refused before anything starts, with the modules the image carries (a helper the
+    # CLI imports but the Dockerfile forgets would show up here as a traceback).
+    refused = subprocess.run([sys.executable, "-m", "tfxformers.serving.proxy", "--port", "not-a-port"],
+                             capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                             env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    assert refused.stderr.rstrip().splitlines()[-1].startswith(("error: ", "tfxformers-proxy: error: ")), refused.stderr
 
 
 def _fields(descriptor_set_bytes: bytes) -> set[tuple]:
