@@ -79,9 +79,10 @@ def register(commands, train_commands) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """The proxy alone, for its container (no other tfxformers command is installed there)."""
+    from tfxformers.cli_types import OneLineErrorParser
     from tfxformers.errors import UserError
 
-    parser = argparse.ArgumentParser(prog="tfxformers-proxy", description=_DESCRIPTION)
+    parser = OneLineErrorParser(prog="tfxformers-proxy", description=_DESCRIPTION)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
