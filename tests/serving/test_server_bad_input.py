@@ -197,6 +197,23 @@ def test_rest_body_limit(server):
     assert_still_serves(server)
 
 
+def test_rest_body_limit_with_expect_100_continue(server):
+    """A client that asks first (curl does for bodies over 1 MiB) gets the 413 before it sends the body."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.rest_port), timeout=30) as connection:
+        connection.sendall(f"POST /v1/models/sentiment:predict HTTP/1.1\r\nHost: test\r\nContent-Length: {MAX_BYTES + 1}"
+                           "\r\nExpect: 100-continue\r\n\r\n".encode())
+        answer = b""
+        while chunk := connection.recv(65536):  # the server closes the connection after its answer
+            answer += chunk
+        head, _, body = answer.decode().partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 413") and "Connection: close" in head
+    assert json.loads(body) == {"error": f"the request body is {MAX_BYTES + 1} bytes; the limit is {MAX_BYTES} bytes "
+                                         "(--max-request-bytes)"}
+    assert_still_serves(server)
+
+
 def test_rest_twelve_thousand_rows_of_a_hundred_tokens(server):
     """The request that once grew the server to every byte of the machine: refused by its size."""
     model, signature, inputs = classify(12_000, 100)
