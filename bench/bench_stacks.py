@@ -38,6 +38,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
+LEGACY_PYTHON = ROOT / ".venv" / "bin" / "python"
+CURRENT_PYTHON = ROOT / ".venv-current" / "bin" / "python"
 KINDS = ("finetune", "encode", "generate", "grpc")
 # kind -> (the worker's headline key, unit, True when higher is better)
 METRICS = {"finetune": ("examples_per_second", "examples/s", True),
@@ -207,17 +209,25 @@ def run_worker(kind: str, size_name: str, work: Path) -> int:
 def _clean_env(extra: dict) -> dict:
     """The environment root-run.sh gives the current side (env -i plus a few), for the legacy side too."""
     env = {"HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8", "TERM": os.environ.get("TERM", "dumb"),
-           "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"}
+           "PATH": "/usr/local/bin:/usr/bin:/bin"}
     if "TFXFORMERS_HOME" in os.environ:
         env["TFXFORMERS_HOME"] = os.environ["TFXFORMERS_HOME"]
     env.update(extra)
     return env
 
 
+def _host_glibc_at_least(version: str) -> bool:
+    return subprocess.run([str(ROOT / "stacks" / "glibc-at-least.sh"), version], capture_output=True).returncode == 0
+
+
 def worker_command(stack: str, kind: str, size: str, work: Path, extra_env: dict) -> tuple[list[str], dict | None]:
+    """The legacy side runs in .venv; the current side in .venv-current where the host's glibc runs TFX 1.21
+    (as the Makefile does), else in the Debian 13 root."""
     args = [str(Path(__file__).resolve()), "--worker", kind, "--size", size, "--work", str(work / stack)]
     if stack == "legacy":
-        return [sys.executable, *args], _clean_env(extra_env)
+        return [str(LEGACY_PYTHON), *args], _clean_env(extra_env)
+    if CURRENT_PYTHON.exists() and _host_glibc_at_least("2.39"):
+        return [str(CURRENT_PYTHON), *args], _clean_env(extra_env)
     assignments = [f"{k}={v}" for k, v in extra_env.items()]
     return [str(ROOT / "stacks" / "root-run.sh"), "env", *assignments, "python", *args], None
 
@@ -295,6 +305,9 @@ def main(argv=None) -> int:
     if args.worker:
         return run_worker(args.worker, args.size, Path(args.work))
 
+    if not LEGACY_PYTHON.exists():
+        print(f"skipped: no legacy venv at {LEGACY_PYTHON} (make setup STACK=legacy)")
+        return 0
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
