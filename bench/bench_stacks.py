@@ -96,12 +96,12 @@ def worker_finetune(size: dict, work: Path) -> dict:
     tf.keras.utils.set_random_seed(0)
     model = bert.build_bert_classifier(bert.load_bert_encoder(minilm_dir()), 2, num_train_steps=1000)
     model.fit(dataset, epochs=1, verbose=0)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     model.fit(dataset, epochs=1, verbose=0)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     widths = sorted({int(x["input_ids"].shape[1]) for x, _ in dataset})
     return {"examples_per_second": len(texts) / seconds, "examples": len(texts), "seconds": seconds,
-            "bucket_widths": widths}
+            "cpu_seconds": cpu, "bucket_widths": widths}
 
 
 def worker_encode(size: dict, work: Path) -> dict:
@@ -112,10 +112,10 @@ def worker_encode(size: dict, work: Path) -> dict:
     encoder = bert.load_bert_encoder(minilm_dir())
     tokenizer = bert.load_bert_tokenizer(minilm_dir())
     transfer.encode_features(encoder, tokenizer, texts[:64], progress=False)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     features = transfer.encode_features(encoder, tokenizer, texts, progress=False)
-    seconds = time.perf_counter() - start
-    return {"texts_per_second": len(texts) / seconds, "texts": len(texts), "seconds": seconds,
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return {"texts_per_second": len(texts) / seconds, "texts": len(texts), "seconds": seconds, "cpu_seconds": cpu,
             "feature_shape": list(features.shape)}
 
 
@@ -126,12 +126,13 @@ def worker_generate(size: dict, work: Path) -> dict:
     n = size["new_tokens"]
     for _ in range(2):  # trace, then one more: TF 2.21's second call was still slow in a trial run
         compiled(ids, n, 0, 1.0, 0, 1.0, 0)["output_ids"].numpy()
-    rates = []
+    rates, cpu = [], []
     for _ in range(5):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         compiled(ids, n, 0, 1.0, 0, 1.0, 0)["output_ids"].numpy()
         rates.append(n / (time.perf_counter() - start))
-    return {"tokens_per_second": statistics.median(rates), "runs": rates, "new_tokens": n,
+        cpu.append(time.process_time() - cpu_start)
+    return {"tokens_per_second": statistics.median(rates), "runs": rates, "cpu_seconds_per_call": cpu, "new_tokens": n,
             "prompt_tokens": int(ids.shape[1])}
 
 
@@ -265,6 +266,12 @@ def machine_facts() -> dict:
     return facts
 
 
+def _cpu_seconds(result: dict) -> float | None:
+    if "cpu_seconds_per_call" in result:
+        return statistics.median(result["cpu_seconds_per_call"])
+    return result.get("cpu_seconds")
+
+
 def summarize(runs: list[dict], kinds) -> dict:
     summary = {}
     for kind in kinds:
@@ -279,6 +286,12 @@ def summarize(runs: list[dict], kinds) -> dict:
             worse = (1 - ratio) if higher_better else (ratio - 1)  # > 0: the current stack is worse by that share
             entry.update(legacy_median=round(legacy, 3), current_median=round(current, 3), ratio=round(ratio, 3),
                          regression_over_10_percent=worse > 0.10)
+        cpu = {s: [_cpu_seconds(r["result"]) for r in runs if r["kind"] == kind and r["stack"] == s
+                   and _cpu_seconds(r["result"]) is not None] for s in ("legacy", "current")}
+        if cpu["legacy"] and cpu["current"]:
+            # CPU seconds of the same work: legacy / current, so that like `ratio`, above 1 = current faster.
+            entry.update({f"{s}_cpu_seconds": [round(v, 3) for v in values] for s, values in cpu.items()})
+            entry["cpu_ratio"] = round(statistics.median(cpu["legacy"]) / statistics.median(cpu["current"]), 3)
         if kind == "grpc":
             for s in ("legacy", "current"):
                 local = [r["result"]["in_process_median_ms"] for r in runs
@@ -363,14 +376,14 @@ def main(argv=None) -> int:
 
 
 def markdown_table(report: dict) -> str:
-    lines = ["| metric | legacy median | current median | ratio current / legacy | runs (legacy; current) |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = ["| metric | legacy median | current median | ratio current / legacy | CPU-time ratio | runs (legacy; current) |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for kind, entry in report["summary"].items():
         if "ratio" not in entry:
             continue
         better = "higher is better" if entry["higher_is_better"] else "lower is better"
         lines.append(f"| {kind} ({entry['unit']}, {better}) | {entry['legacy_median']:.2f} | {entry['current_median']:.2f} | "
-                     f"**{entry['ratio']:.2f}** | {', '.join(f'{v:.1f}' for v in entry['legacy_runs'])}; "
+                     f"**{entry['ratio']:.2f}** | {entry.get('cpu_ratio', '-')} | {', '.join(f'{v:.1f}' for v in entry['legacy_runs'])}; "
                      f"{', '.join(f'{v:.1f}' for v in entry['current_runs'])} |")
     return "\n".join(lines)
 
