@@ -46,7 +46,7 @@ METRICS = {"finetune": ("examples_per_second", "examples/s", True),
            "encode": ("texts_per_second", "texts/s", True),
            "generate": ("tokens_per_second", "tokens/s", True),
            "grpc": ("grpc_median_ms", "ms", False)}
-SIZES = {"full": {"finetune_batches": 4, "encode_texts": 1000, "new_tokens": 64, "grpc_calls": 200},
+SIZES = {"full": {"finetune_batches": 6, "encode_texts": 1000, "new_tokens": 64, "grpc_calls": 200},
          "small": {"finetune_batches": 2, "encode_texts": 96, "new_tokens": 8, "grpc_calls": 20}}
 
 
