@@ -80,7 +80,8 @@ LABELS = {"tfidf": "TF-IDF + LR", "frozen": "frozen (20 head epochs)", "finetune
 
 def label(name: str, r: dict) -> str:
     if name.startswith("partial"):
-        return f"partial, top {r['trainable_layers']} layers, {r['epochs']} epoch{'s' if r['epochs'] > 1 else ''}"
+        layers = r["trainable_layers"]
+        return f"partial, top {layers} layer{'s' if layers > 1 else ''}, {r['epochs']} epoch{'s' if r['epochs'] > 1 else ''}"
     return LABELS.get(name, name)
 
 
@@ -117,7 +118,7 @@ def plot(report: dict, out: Path) -> None:
     ax.set_ylabel("test accuracy (Rotten Tomatoes)")
     ax.set_title("MiniLM-L6 on Rotten Tomatoes: accuracy vs training CPU time")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
