@@ -60,7 +60,7 @@ def _versions() -> dict:
     import transformers
     from google import protobuf
 
-    try:
+    try:  # IsMklEnabled: whether this process runs oneDNN's ops (False under TF_ENABLE_ONEDNN_OPTS=0)
         from tensorflow.python.util import _pywrap_util_port
         onednn = bool(_pywrap_util_port.IsMklEnabled())
     except (ImportError, AttributeError):
