@@ -24,6 +24,7 @@ import numpy as np
 import tfxformers  # noqa: F401
 from tfxformers.errors import UserError
 from tfxformers.models.buckets import DEFAULT_BUCKETS
+from tfxformers.models.tokenization import softmax  # noqa: F401  (tests and notebooks import it from here)
 
 MODES = ("finetune", "partial", "frozen", "hub")
 
@@ -221,14 +222,14 @@ def _train_classifier(config: ClassifierTrainConfig, directory: Path) -> dict:
     encoder_dir = resolve_encoder_dir(config.encoder)
     from tfxformers.models.bert import load_bert_config
 
-    positions = load_bert_config(encoder_dir).max_position_embeddings
+    encoder_config = load_bert_config(encoder_dir)
+    positions = encoder_config.max_position_embeddings
     if config.max_length > positions:
         raise UserError(f"--max-length {config.max_length} is more than the encoder's {positions} positions")
     if config.mode == "partial":
-        from tfxformers.models import bert as bert_config
         from tfxformers.models.partial import check_trainable_layers, default_trainable_layers
 
-        depth = bert_config.load_bert_config(encoder_dir).num_hidden_layers
+        depth = encoder_config.num_hidden_layers
         if config.trainable_layers is None:
             config.trainable_layers = default_trainable_layers(depth)
         check_trainable_layers(config.trainable_layers, depth)
@@ -373,12 +374,6 @@ def evaluate_model(model_dir: str | os.PathLike, data: str | None = None, split:
     metrics = classification_metrics(part.labels, logits, trained.label_names)
     metrics.update(split=split, data=str(source))
     return metrics
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def predict_texts(model_dir: str | os.PathLike, texts: list[str], *, window_overlap: int = 32) -> list[dict]:

@@ -273,7 +273,8 @@ def build_partial_model(classifier, encoder, trainable_layers: int, *, pooling: 
 
 
 def train_partial(encoder, tokenizer, train, validation, *, num_labels: int, trainable_layers: int,
-                  epochs: int, batch_size: int, learning_rate: float | None, max_length: int, pooling: str, dropout: float, warmup_ratio: float, weight_decay: float,
+                  epochs: int, batch_size: int, learning_rate: float | None, max_length: int, pooling: str,
+                  dropout: float, warmup_ratio: float, weight_decay: float,
                   seed: int, cache_dir: str | os.PathLike | None, callbacks, verbose, out=print):
     """Cache the frozen layers' states for ``train`` and ``validation`` (``Split``s), train the top layers and
     head on them, and return the full text -> logits classifier holding the trained weights."""

@@ -139,18 +139,15 @@ def plan(output: str | os.PathLike, kind: str, config: dict, overwrite: bool = F
         return "fresh", None
     if overwrite:
         _replaceable(directory)
+        return "replace", run
     hint = ("pass --overwrite to train again and replace it (the old run is kept until the new one succeeds), "
             "or choose another --output")
     if run["kind"] != kind:
-        if overwrite:
-            return "replace", run
         raise UserError(f"--output {directory} holds {describe(run)}, not a {kind} run; {hint}")
     # The finished model records its data as an absolute path; the start-of-run config as typed.
     recorded = {**run["config"], **{k: v for k, v in run["info"].items() if k in ("data", "corpus")}}
     changed = differences(recorded, config)
     data_changed = [c for c in changed if c.split(":")[0] in DATA_SETTINGS.get(kind, ())]
-    if overwrite:
-        return "replace", run
     if run["finished"]:
         if data_changed:
             raise UserError(f"--output {directory} holds {describe(run)}, other data than asked "

@@ -157,6 +157,12 @@ def text_windows(tokenizer, texts: Sequence[str], max_length: int, overlap: int)
     return out
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of logits, computed stably."""
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
 def windowed_probabilities(model, tokenizer, texts: Sequence[str], *, max_length: int = 128, overlap: int = 32,
                            buckets: Sequence[int] = DEFAULT_BUCKETS) -> tuple[np.ndarray, list[int], list[int]]:
     """Class probabilities per text, long texts scored in windows and combined as the proxy does; also the
@@ -166,9 +172,7 @@ def windowed_probabilities(model, tokenizer, texts: Sequence[str], *, max_length
     planned = text_windows(tokenizer, texts, max_length, overlap)
     logits = logits_for_ids(model, [w.ids for w in planned], tokenizer.pad_token_id or 0, max_length=max_length,
                             buckets=buckets)
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    probabilities = shifted / shifted.sum(axis=-1, keepdims=True)
-    combined, counts = windows.combine(planned, probabilities.tolist(), len(texts))
+    combined, counts = windows.combine(planned, softmax(logits).tolist(), len(texts))
     tokens = [0] * len(texts)
     for w in planned:
         tokens[w.text_index] = w.text_tokens
