@@ -20,6 +20,7 @@ Paths, JSON shapes, error texts and HTTP statuses follow tensorflow/serving
 from __future__ import annotations
 
 import base64
+import functools
 import binascii
 import json
 import logging
@@ -343,16 +344,24 @@ def outputs_to_json(outputs: dict, output_dtypes: dict, fmt: str) -> str:
 # Status and metadata as JSON (http_rest_api_util.cc ToJsonString)
 # --------------------------------------------------------------------------------------------------
 
-def _all_fields_json(message, **options) -> str:
-    """MessageToJson printing fields that hold their default value too, as TF Serving does."""
+@functools.lru_cache(maxsize=None)
+def _default_fields_option() -> str:
+    """MessageToJson's keyword for printing default-valued fields in the installed protobuf (asked once:
+    status requests arrive every few seconds from each proxy)."""
     import inspect
 
     from google.protobuf import json_format
 
     # protobuf 5.26 renamed including_default_value_fields (gone in 6) to always_print_fields_with_no_presence.
-    if "always_print_fields_with_no_presence" in inspect.signature(json_format.MessageToJson).parameters:
-        return json_format.MessageToJson(message, always_print_fields_with_no_presence=True, **options)
-    return json_format.MessageToJson(message, including_default_value_fields=True, **options)
+    new = "always_print_fields_with_no_presence"
+    return new if new in inspect.signature(json_format.MessageToJson).parameters else "including_default_value_fields"
+
+
+def _all_fields_json(message, **options) -> str:
+    """MessageToJson printing fields that hold their default value too, as TF Serving does."""
+    from google.protobuf import json_format
+
+    return json_format.MessageToJson(message, **{_default_fields_option(): True}, **options)
 
 
 def status_json(response) -> str:
