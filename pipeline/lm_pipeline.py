@@ -1,0 +1,91 @@
+"""The TFX pipeline from a text corpus to a blessed, pushed GPT-2: ``create_lm_pipeline(...)``.
+
+The language-model sibling of ``pipeline.pipeline.create_pipeline``: one pure function returning a
+``tfx.dsl.Pipeline``, nothing built or run at import time; ``tfxformers pipeline run --task lm`` builds
+the paths and runs it with ``LocalDagRunner`` (``pipeline.lm_runner``). Components, in order::
+
+    ImportExampleGen (train / eval / test: the corpus's documents, written by pipeline.lm_data)
+    StatisticsGen -> ImportSchemaGen (pipeline/schema/lm.pbtxt) -> ExampleValidator
+    ValidationGate (fails the run on any anomaly: empty documents, text that is not UTF-8)
+    BpeTokenizer (byte-level BPE trained on the train split; fails if a split cannot fill one block)
+    Trainer (run_fn = tfxformers.pipeline.lm_trainer_module.run_fn: train gpt2's recipe)
+    latest blessed model resolver -> PerplexityEvaluator (below the bigram baseline, no worse than the
+        latest blessed model) -> Pusher (blessed only; next integer version; IntegerVersionPusher)
+"""
+from __future__ import annotations
+
+from tfx import v1 as tfx
+
+from tfxformers.pipeline.components import IntegerVersionPusher, ValidationGate
+from tfxformers.pipeline.lm_components import BpeTokenizer, PerplexityEvaluator
+from tfxformers.pipeline.lm_data import SPLITS
+
+RUN_FN = "tfxformers.pipeline.lm_trainer_module.run_fn"
+COMPONENT_IDS = ("ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
+                 "BpeTokenizer", "Trainer", "latest_blessed_model_resolver", "PerplexityEvaluator", "Pusher")
+
+
+def create_lm_pipeline(
+    *,
+    pipeline_name: str,
+    pipeline_root: str,
+    data_root: str,
+    schema_path: str,
+    push_directory: str,
+    trainer_config: dict,
+    vocab_size: int = 8000,
+    lowercase: bool = False,
+    metadata_path: str | None = None,
+    beam_pipeline_args: list[str] | None = None,
+    enable_cache: bool = True,
+) -> tfx.dsl.Pipeline:
+    """The pipeline (see the module docstring).
+
+    ``data_root`` holds ``train/``, ``eval/``, ``test/`` TFRecords (``pipeline.lm_data.write_corpus_records``);
+    ``push_directory`` is ``serving_models/NAME``; ``trainer_config`` goes to ``run_fn`` as
+    ``custom_config`` (preset, block_size, epochs, batch_size, learning_rate, seed, model_name, corpus).
+    """
+    splits = [tfx.proto.Input.Split(name=name, pattern=f"{directory}/*") for name, directory in SPLITS.items()]
+    example_gen = tfx.components.ImportExampleGen(input_base=data_root, input_config=tfx.proto.Input(splits=splits))
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    validation_gate = ValidationGate(anomalies=example_validator.outputs["anomalies"])
+    tokenizer = BpeTokenizer(examples=example_gen.outputs["examples"], vocab_size=int(vocab_size),
+                             block_size=int(trainer_config["block_size"]), lowercase=int(bool(lowercase)))
+    # The tokenizer reads only the examples; without this edge it could train on data the gate refuses.
+    tokenizer.add_upstream_node(validation_gate)
+
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=example_gen.outputs["examples"],
+        transform_graph=tokenizer.outputs["tokenizer"],
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config=dict(trainer_config),
+    )
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = PerplexityEvaluator(examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+                                    baseline_model=model_resolver.outputs["model"])
+    pusher = IntegerVersionPusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=push_directory)),
+    ).with_id("Pusher")
+    components = [example_gen, statistics_gen, schema_gen, example_validator, validation_gate, tokenizer, trainer,
+                  model_resolver, evaluator, pusher]
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=components,
+        enable_cache=enable_cache,
+        metadata_connection_config=(tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
+                                    if metadata_path else None),
+        beam_pipeline_args=list(beam_pipeline_args or []),
+    )
