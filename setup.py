@@ -44,6 +44,21 @@ _PIPELINE = _SERVING + [
     "kfp-pipeline-spec>=0.1.10",
 ]
 
+# Installed package name (under tfxformers.) -> folder in the repository.
+_SUBPACKAGES = {
+    "": "tfxformers",
+    "models": "models",
+    "models.data": "models/data",
+    "models.encoders": "models/encoders",
+    "models.classification": "models/classification",
+    "models.lm": "models/lm",
+    "models.qa": "models/qa",
+    "pipeline": "pipeline",
+    "serving": "serving",
+    "serving.proxy": "serving/proxy",
+    "serving.proxy.routers": "serving/proxy/routers",
+}
+
 
 def _extras():
     return {
@@ -64,22 +79,8 @@ setup(
     description="Transformer NLP models from training to production with TensorFlow, TFX and TF Serving",
     # Two tested stacks: legacy (3.10, TF 2.16, TFX 1.16) and current (3.12, TF 2.21, TFX 1.21).
     python_requires=">=3.10,<3.13",
-    packages=[
-        "tfxformers",
-        "tfxformers.models",
-        "tfxformers.pipeline",
-        "tfxformers.serving",
-        "tfxformers.serving.proxy",
-        "tfxformers.serving.proxy.routers",
-    ],
-    package_dir={
-        "tfxformers": "tfxformers",
-        "tfxformers.models": "models",
-        "tfxformers.pipeline": "pipeline",
-        "tfxformers.serving": "serving",
-        "tfxformers.serving.proxy": "serving/proxy",
-        "tfxformers.serving.proxy.routers": "serving/proxy/routers",
-    },
+    packages=[f"tfxformers.{name}" if name else "tfxformers" for name in _SUBPACKAGES],
+    package_dir={f"tfxformers.{name}" if name else "tfxformers": folder for name, folder in _SUBPACKAGES.items()},
     package_data={"tfxformers.pipeline": ["*.pbtxt", "schema/*.pbtxt"], "tfxformers.serving": ["*.proto", "*.config"]},
     # Honest ranges: what the code is written against and tested with (TensorFlow 2.16 to 2.21, TFX 1.16 to
     # 1.21). The two locks in requirements/ pin what CI tests: requirements.lock (legacy) and current.lock.

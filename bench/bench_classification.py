@@ -29,7 +29,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def tfidf_baseline(data) -> dict:
-    from tfxformers.models.baseline import tfidf_baseline_for
+    from tfxformers.models.classification.baseline import tfidf_baseline_for
 
     baseline = tfidf_baseline_for(data)  # C chosen on the validation split, never on test
     return {"test_accuracy": baseline.accuracy(data.test.texts, data.test.labels),
@@ -54,7 +54,7 @@ def finetune_throughput(encoder_dir, data, *, batch_size: int, n_batches: int, r
     """Bucketed batches vs every example padded to 256, same model weights and the same examples."""
     import tensorflow as tf
 
-    from tfxformers.models import bert
+    from tfxformers.models.encoders import bert
     from tfxformers.models.buckets import bucket_length
     from tfxformers.models.tokenization import encode_texts, pad_to
 
@@ -99,7 +99,8 @@ def frozen_cached_vs_reencode(encoder_dir, data, *, n_examples: int, repeats: in
     """One head epoch on cached encoder outputs vs one epoch that runs the frozen encoder on every text."""
     import tensorflow as tf
 
-    from tfxformers.models import bert, transfer
+    from tfxformers.models.encoders import bert
+    from tfxformers.models.classification import transfer
     from tfxformers.models.tokenization import encode_texts, make_dataset
 
     encoder = bert.load_bert_encoder(encoder_dir)
@@ -128,7 +129,7 @@ def frozen_cached_vs_reencode(encoder_dir, data, *, n_examples: int, repeats: in
 
 
 def train_run(mode: str, epochs: int, output: Path, limit_train: int | None, learning_rate: float | None = None) -> dict:
-    from tfxformers.models.classifier_train import ClassifierTrainConfig, train_classifier
+    from tfxformers.models.classification.train import ClassifierTrainConfig, train_classifier
 
     config = ClassifierTrainConfig(data="rotten_tomatoes", output=str(output), encoder="minilm", mode=mode,
                                    epochs=epochs, batch_size=32, max_length=128, verbose=2, patience=2,
@@ -150,7 +151,8 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-finetune", action="store_true")
     args = parser.parse_args(argv)
 
-    from tfxformers.models.datasets import load_classification, minilm_dir
+    from tfxformers.models.data.classification import load_classification
+    from tfxformers.models.data.sources import minilm_dir
 
     data = load_classification("rotten_tomatoes")
     encoder_dir = minilm_dir()

@@ -24,9 +24,9 @@ def model_and_prompt(preset: str):
     also used by bench_stacks.py."""
     import tensorflow as tf
 
-    from tfxformers.models.datasets import gpt2_bpe_dir
-    from tfxformers.models.gpt2 import build_lm, make_config
-    from tfxformers.models.gpt2_generate import make_generate_fn
+    from tfxformers.models.data.sources import gpt2_bpe_dir
+    from tfxformers.models.lm.gpt2 import build_lm, make_config
+    from tfxformers.models.lm.generate import make_generate_fn
     from transformers import GPT2TokenizerFast
 
     tokenizer = GPT2TokenizerFast(vocab_file=str(gpt2_bpe_dir() / "vocab.json"),

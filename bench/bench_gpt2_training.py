@@ -48,9 +48,9 @@ def main(argv=None) -> int:
 
     import tensorflow as tf
 
-    from tfxformers.models import gpt2
-    from tfxformers.models.datasets import load_corpus
-    from tfxformers.models.gpt2_tokenizer import train_bpe_tokenizer
+    from tfxformers.models.lm import gpt2
+    from tfxformers.models.data.corpus import load_corpus
+    from tfxformers.models.lm.tokenizer import train_bpe_tokenizer
 
     corpus = load_corpus("emma")
     tokenizer = train_bpe_tokenizer(corpus.train, tempfile.mkdtemp(), vocab_size=8000, max_length=args.block_size)
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     past = tf.keras.layers.Lambda(lambda t: tf.reduce_sum(t) * 0.0, name="past_key_values")(
         tf.stack([tf.convert_to_tensor(p) for p in out.past_key_values]))
     textbook = tf.keras.Model(ids, {"logits": out.logits, "past_key_values": past})
-    from tfxformers.models.bert import skip_autograph
+    from tfxformers.models.encoders.bert import skip_autograph
 
     skip_autograph(textbook)
     textbook.compile(optimizer=tf.keras.optimizers.Adam(3e-5),

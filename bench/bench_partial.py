@@ -43,18 +43,18 @@ CONFIGS = {
 
 def run_one(name: str, options: dict | None, output: Path, limit_train: int | None) -> dict:
     """One configuration, timed in this process."""
-    from tfxformers.models.datasets import load_classification
+    from tfxformers.models.data.classification import load_classification
 
     data = load_classification("rotten_tomatoes").limited(limit_train, None, None)
     cpu, wall = time.process_time(), time.perf_counter()
     if options is None:
-        from tfxformers.models.baseline import tfidf_baseline_for
+        from tfxformers.models.classification.baseline import tfidf_baseline_for
 
         baseline = tfidf_baseline_for(data)
         result = {"test_accuracy": baseline.accuracy(data.test.texts, data.test.labels),
                   "validation_accuracy": baseline.validation_accuracy, "C": baseline.C}
     else:
-        from tfxformers.models.classifier_train import ClassifierTrainConfig, train_classifier
+        from tfxformers.models.classification.train import ClassifierTrainConfig, train_classifier
 
         shutil.rmtree(output, ignore_errors=True)
         config = ClassifierTrainConfig(data="rotten_tomatoes", output=str(output), encoder="minilm", verbose=2,
@@ -64,7 +64,7 @@ def run_one(name: str, options: dict | None, output: Path, limit_train: int | No
         result = {"test_accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
                   **options}
         if config.mode == "partial" and config.learning_rate is None:
-            from tfxformers.models.partial import DEFAULT_LEARNING_RATE
+            from tfxformers.models.classification.partial import DEFAULT_LEARNING_RATE
 
             result["learning_rate"] = DEFAULT_LEARNING_RATE
         cache = [f for d in ("hidden_cache", "feature_cache") for f in (output / d).glob("*") if f.is_file()]

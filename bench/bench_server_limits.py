@@ -41,9 +41,9 @@ GPT2_CONTEXT = 256
 
 
 def export_minilm_classifier(base: Path) -> None:
-    from tfxformers.models import bert
+    from tfxformers.models.encoders import bert
     from tfxformers.models.artifacts import TrainedModel
-    from tfxformers.models.datasets import minilm_dir
+    from tfxformers.models.data.sources import minilm_dir
     from tfxformers.serving.export import export_trained
 
     encoder = bert.load_bert_encoder(minilm_dir())

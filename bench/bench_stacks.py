@@ -74,7 +74,7 @@ def _versions() -> dict:
 def _train_texts(n: int, seed: int = 0):
     import numpy as np
 
-    from tfxformers.models.datasets import load_classification
+    from tfxformers.models.data.classification import load_classification
 
     data = load_classification("rotten_tomatoes")
     pick = np.random.default_rng(seed).choice(len(data.train), size=n, replace=False)
@@ -84,8 +84,8 @@ def _train_texts(n: int, seed: int = 0):
 def worker_finetune(size: dict, work: Path) -> dict:
     import tensorflow as tf
 
-    from tfxformers.models import bert
-    from tfxformers.models.datasets import minilm_dir
+    from tfxformers.models.encoders import bert
+    from tfxformers.models.data.sources import minilm_dir
     from tfxformers.models.tokenization import encode_texts, make_dataset
 
     texts, labels = _train_texts(32 * size["finetune_batches"])
@@ -105,8 +105,9 @@ def worker_finetune(size: dict, work: Path) -> dict:
 
 
 def worker_encode(size: dict, work: Path) -> dict:
-    from tfxformers.models import bert, transfer
-    from tfxformers.models.datasets import minilm_dir
+    from tfxformers.models.encoders import bert
+    from tfxformers.models.classification import transfer
+    from tfxformers.models.data.sources import minilm_dir
 
     texts, _ = _train_texts(size["encode_texts"])
     encoder = bert.load_bert_encoder(minilm_dir())
@@ -142,8 +143,8 @@ def worker_grpc(size: dict, work: Path) -> dict:
     from bench_serving import export_minilm_classifier, features_32
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from tfxformers.models import bert
-    from tfxformers.models.datasets import minilm_dir
+    from tfxformers.models.encoders import bert
+    from tfxformers.models.data.sources import minilm_dir
     from tfxformers.testing import start_model_server, stop_model_server
 
     base = work / "grpc"

@@ -85,7 +85,7 @@ def ensure_export(trained: Path, model_base: Path) -> None:
 
 
 def load_texts(path: Path) -> list[str]:
-    from tfxformers.models.datasets import load_classification
+    from tfxformers.models.data.classification import load_classification
 
     texts = load_classification("rotten_tomatoes").test.texts
     path.write_text(json.dumps(texts))

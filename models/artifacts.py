@@ -175,13 +175,13 @@ def save_classifier(directory: str | os.PathLike, model, tokenizer, label_names:
 def build_classifier_from_info(directory: Path, info: dict):
     """A freshly built (uncompiled) classifier with the architecture the info describes."""
     if info["mode"] == "hub":
-        from tfxformers.models.transfer import build_hub_classifier
+        from tfxformers.models.classification.transfer import build_hub_classifier
 
         return build_hub_classifier(directory / info["hub_dir"], info["num_labels"],
                                     dropout=info["head"]["dropout"], compile=False)
     from transformers import BertConfig
 
-    from tfxformers.models.bert import build_bert_classifier
+    from tfxformers.models.encoders.bert import build_bert_classifier
 
     config = BertConfig.from_dict(info["encoder_config"])
     return build_bert_classifier(
@@ -209,7 +209,7 @@ def load_trained(directory: str | os.PathLike) -> TrainedModel:
         status.expect_partial()
         tokenizer = _load_tokenizer(path, lambda p: AutoTokenizer.from_pretrained(p))
         return TrainedModel(path, info, model, tokenizer, list(info["label_names"]))
-    from tfxformers.models import gpt2
+    from tfxformers.models.lm import gpt2
 
     return gpt2.load_trained_gpt2(path, info)
 

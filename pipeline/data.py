@@ -1,7 +1,7 @@
 """The pipeline's input directory: a data set's fixed splits as CSV files that CsvExampleGen reads.
 
 ``write_split_csvs("rotten_tomatoes", data_dir)`` loads a built-in data set or a user's CSV / JSONL
-through ``tfxformers.models.datasets.load_classification`` (same columns checks, same seeded 80/10/10
+through ``tfxformers.models.data.classification.load_classification`` (same columns checks, same seeded 80/10/10
 splits as ``tfxformers train classifier``) and writes::
 
     data_dir/train/data.csv        text,label     (label = class id, an index into label_names)
@@ -47,7 +47,7 @@ def _write_if_changed(path: Path, content: str) -> None:
 def write_split_csvs(source: str, data_dir: str | os.PathLike, text_column: str = "text",
                      label_column: str = "label") -> SplitCsvs:
     """Write ``source``'s train/validation/test splits under ``data_dir`` (see the module docstring)."""
-    from tfxformers.models.datasets import load_classification
+    from tfxformers.models.data.classification import load_classification
 
     data = load_classification(source, text_column, label_column)
     directory = Path(data_dir)

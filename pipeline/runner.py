@@ -298,7 +298,7 @@ def evaluator_threshold(options: RunOptions, data_root: str | os.PathLike) -> tu
         return options.min_accuracy, None
     if options.task != "sentiment":
         return DEFAULT_MIN_ACCURACY, None
-    from tfxformers.models.baseline import fit_tfidf_baseline
+    from tfxformers.models.classification.baseline import fit_tfidf_baseline
     from tfxformers.pipeline.data import read_split_csv
 
     train_texts, train_labels = read_split_csv(data_root, "train")
@@ -311,7 +311,7 @@ def evaluator_threshold(options: RunOptions, data_root: str | os.PathLike) -> tu
 
 
 def _check_options(options: RunOptions) -> None:
-    from tfxformers.models.classifier_train import MODES
+    from tfxformers.models.classification.train import MODES
 
     if options.mode not in MODES:
         raise UserError(f"unknown mode {options.mode!r}; choose one of {', '.join(MODES)}")
@@ -336,7 +336,7 @@ def _check_options(options: RunOptions) -> None:
 
 def build_local_pipeline(options: RunOptions):
     """(pipeline, pipeline_name, paths) for a local run: data prepared, nothing run yet."""
-    from tfxformers.models.classifier_train import resolve_encoder_dir
+    from tfxformers.models.classification.train import resolve_encoder_dir
     from tfxformers.pipeline.data import write_split_csvs
 
     _check_options(options)
@@ -348,8 +348,8 @@ def build_local_pipeline(options: RunOptions):
         encoder = str(Path(encoder).expanduser().resolve())
     encoder_dir = resolve_encoder_dir(encoder)  # fails now, not in the Trainer, if the weights are missing
     if options.mode == "partial" and options.trainable_layers is not None:
-        from tfxformers.models.bert import load_bert_config
-        from tfxformers.models.partial import check_trainable_layers
+        from tfxformers.models.encoders.bert import load_bert_config
+        from tfxformers.models.classification.partial import check_trainable_layers
 
         check_trainable_layers(options.trainable_layers, load_bert_config(encoder_dir).num_hidden_layers)
     prepared = write_split_csvs(options.data, root / "data", options.text_column, options.label_column)
@@ -483,7 +483,7 @@ def options_label_names(options: RunOptions, data_root: str, read_label_names) -
     """Label names for a compiled pipeline: from a local data root's labels.json, else from the data set."""
     if os.path.isdir(data_root):
         return read_label_names(data_root)
-    from tfxformers.models.datasets import load_classification
+    from tfxformers.models.data.classification import load_classification
 
     return load_classification(options.data, options.text_column, options.label_column).label_names
 
@@ -494,8 +494,8 @@ def _compiled_threshold(options: RunOptions, data_root: str) -> float:
         return evaluator_threshold(options, data_root)[0]
     if options.task != "sentiment":
         return DEFAULT_MIN_ACCURACY
-    from tfxformers.models.baseline import tfidf_baseline_for
-    from tfxformers.models.datasets import load_classification
+    from tfxformers.models.classification.baseline import tfidf_baseline_for
+    from tfxformers.models.data.classification import load_classification
 
     return tfidf_baseline_for(load_classification(options.data, options.text_column, options.label_column)
                               ).validation_accuracy

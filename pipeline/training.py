@@ -83,7 +83,7 @@ def _restore_label_names(model_dir: Path, label_names: list[str]) -> None:
 def train_and_export(fn_args) -> dict:
     """Train per ``fn_args.custom_config`` and fill ``fn_args.serving_model_dir``; returns the test metrics."""
     from tfxformers.models.artifacts import load_trained
-    from tfxformers.models.classifier_train import ClassifierTrainConfig, train_classifier
+    from tfxformers.models.classification.train import ClassifierTrainConfig, train_classifier
     from tfxformers.serving.export import write_trained
 
     config = dict(fn_args.custom_config or {})

@@ -125,7 +125,7 @@ class _EncoderModule:
     """Builds the tf.Module whose functions become the sentence-encoder signatures."""
 
     def __init__(self, tf, encoder, sep_id: int, metadata_json: str, tokenizer_json: str):
-        from tfxformers.models.bert import _masked_mean
+        from tfxformers.models.encoders.bert import _masked_mean
 
         main_layer = encoder.bert if hasattr(encoder, "bert") else encoder
         module = tf.Module(name="tfxformers_encoder")
@@ -154,7 +154,7 @@ def export_encoder(checkpoint_dir: str | os.PathLike, name: str, model_base: str
     """Export a BERT checkpoint (e.g. MiniLM) as a sentence encoder: ``embed`` -> masked-mean ``embedding``."""
     import tensorflow as tf
 
-    from tfxformers.models import bert
+    from tfxformers.models.encoders import bert
 
     encoder = bert.load_bert_encoder(checkpoint_dir)
     tokenizer = bert.load_bert_tokenizer(checkpoint_dir)
@@ -194,7 +194,7 @@ class _Gpt2Module:
 
     def __init__(self, tf, hf_model, eos_id: int, pad_id: int, metadata_json: str, tokenizer_json: str,
                  context: int | None = None):
-        from tfxformers.models.gpt2_generate import make_generate_fn
+        from tfxformers.models.lm.generate import make_generate_fn
 
         module = tf.Module(name="tfxformers_gpt2")
         module.model_variables = list(hf_model.variables)
@@ -334,7 +334,7 @@ def export_model(model_dir: str | os.PathLike, name: str, model_base: str | os.P
     from tfxformers.models.artifacts import INFO_FILE, load_trained, read_info
 
     if str(model_dir) == "minilm":
-        from tfxformers.models.datasets import minilm_dir
+        from tfxformers.models.data.sources import minilm_dir
 
         return export_encoder(minilm_dir(), name, model_base, version)
     if (Path(model_dir) / "config.json").is_file() and not (Path(model_dir) / INFO_FILE).is_file():

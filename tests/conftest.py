@@ -36,7 +36,7 @@ def tiny_reviews_csv(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained_dir(tiny_bert_dir, tiny_reviews_csv, tmp_path_factory):
     """A tiny fine-tuned classifier's trained-model directory (read-only: tests export from it)."""
-    from tfxformers.models.classifier_train import ClassifierTrainConfig, train_classifier
+    from tfxformers.models.classification.train import ClassifierTrainConfig, train_classifier
 
     out = tmp_path_factory.mktemp("trained") / "clf"
     train_classifier(ClassifierTrainConfig(

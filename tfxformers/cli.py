@@ -18,9 +18,9 @@ from tfxformers.cli_types import OneLineErrorParser
 from tfxformers.errors import UserError
 
 COMMAND_MODULES = (
-    "tfxformers.models.data_cli",        # data fetch | data list
-    "tfxformers.models.classifier_cli",  # train classifier | evaluate | predict
-    "tfxformers.models.gpt2_cli",        # train gpt2 | generate
+    "tfxformers.models.data.cli",        # data fetch | data list
+    "tfxformers.models.classification.cli",  # train classifier | evaluate | predict
+    "tfxformers.models.lm.cli",        # train gpt2 | generate
     "tfxformers.serving.export_cli",     # export
     "tfxformers.serving.server_cli",     # serve
     "tfxformers.serving.proxy_cli",      # proxy

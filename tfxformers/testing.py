@@ -94,9 +94,9 @@ def requires_real(*names: str):
     first, so there a missing source is a failure, not a skip)."""
     import pytest
 
-    from tfxformers.models import datasets
+    from tfxformers.models.data.sources import is_fetched
 
-    missing = [n for n in names if not datasets.is_fetched(n)]
+    missing = [n for n in names if not is_fetched(n)]
     return pytest.mark.skipif(bool(missing) and not os.environ.get("CI"),
                               reason=f"needs `tfxformers data fetch {' '.join(missing)}`")
 

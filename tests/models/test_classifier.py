@@ -28,7 +28,7 @@ def _inputs(tokenizer, texts):
 def test_loader_puts_the_safetensors_weights_into_tf(tiny_bert_dir, tf):
     import safetensors.numpy
 
-    from tfxformers.models import bert
+    from tfxformers.models.encoders import bert
 
     encoder = bert.load_bert_encoder(tiny_bert_dir)
     state = safetensors.numpy.load_file(str(tiny_bert_dir / "model.safetensors"))
@@ -45,14 +45,14 @@ def test_loader_puts_the_safetensors_weights_into_tf(tiny_bert_dir, tf):
 
 def test_loader_rejects_a_directory_without_weights(tmp_path):
     from tfxformers.errors import UserError
-    from tfxformers.models import bert
+    from tfxformers.models.encoders import bert
 
     with pytest.raises(UserError, match="no config.json"):
         bert.load_bert_encoder(tmp_path)
 
 
 def test_frozen_model_trains_only_the_head(tiny_bert_dir, tf):
-    from tfxformers.models import bert
+    from tfxformers.models.encoders import bert
 
     encoder = bert.load_bert_encoder(tiny_bert_dir)
     model = bert.build_bert_classifier(encoder, num_labels=3, mode="frozen")
@@ -65,7 +65,7 @@ def test_frozen_model_trains_only_the_head(tiny_bert_dir, tf):
 
 
 def test_buckets_pad_to_few_shapes(tiny_bert_dir, tf):
-    from tfxformers.models import bert
+    from tfxformers.models.encoders import bert
     from tfxformers.models.tokenization import encode_texts, make_dataset
 
     tokenizer = bert.load_bert_tokenizer(tiny_bert_dir)
@@ -78,7 +78,7 @@ def test_buckets_pad_to_few_shapes(tiny_bert_dir, tf):
 @pytest.mark.parametrize("mode", ["finetune", "frozen", "hub", "cached"])
 def test_every_mode_trains_saves_and_reloads_with_the_same_output(mode, tiny_bert_dir, tiny_reviews_csv, tmp_path, tf):
     from tfxformers.models import artifacts
-    from tfxformers.models.classifier_train import ClassifierTrainConfig, train_classifier
+    from tfxformers.models.classification.train import ClassifierTrainConfig, train_classifier
     from tfxformers.models.tokenization import predict_logits
 
     config = ClassifierTrainConfig(
@@ -101,7 +101,7 @@ def test_every_mode_trains_saves_and_reloads_with_the_same_output(mode, tiny_ber
     again = predict_logits(artifacts.load_trained(out).keras_model, trained.tokenizer, texts, max_length=32)
     np.testing.assert_allclose(reloaded, again, atol=1e-5)
     # The metrics were computed by the in-memory model before saving: the reloaded one must agree.
-    from tfxformers.models.classifier_train import evaluate_model
+    from tfxformers.models.classification.train import evaluate_model
 
     assert evaluate_model(out, str(tiny_reviews_csv), text_column="review", label_column="sentiment")["accuracy"] == \
         pytest.approx(metrics["accuracy"])

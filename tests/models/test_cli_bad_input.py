@@ -22,7 +22,7 @@ from tfxformers.cli import main
 @pytest.fixture(scope="module")
 def gpt2_run(tmp_path_factory):
     """A tiny GPT-2 run (context 64 tokens) trained on a small text file."""
-    from tfxformers.models.gpt2 import Gpt2TrainConfig, train_gpt2
+    from tfxformers.models.lm.gpt2 import Gpt2TrainConfig, train_gpt2
 
     root = tmp_path_factory.mktemp("gpt2")
     corpus = root / "corpus.txt"

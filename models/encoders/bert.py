@@ -2,7 +2,7 @@
 
 Typical notebook use::
 
-    from tfxformers.models import bert
+    from tfxformers.models.encoders import bert
     encoder = bert.load_bert_encoder(checkpoint_dir)        # TFBertModel, weights loaded without torch
     tokenizer = bert.load_bert_tokenizer(checkpoint_dir)    # the checkpoint's own WordPiece tokenizer
     model = bert.build_bert_classifier(encoder, num_labels=2, num_train_steps=1000)

@@ -62,7 +62,7 @@ class ClassifierTrainConfig:
 
 def resolve_encoder_dir(encoder: str) -> Path:
     if encoder == "minilm":
-        from tfxformers.models.datasets import minilm_dir
+        from tfxformers.models.data.sources import minilm_dir
 
         return minilm_dir()
     path = Path(encoder).expanduser()
@@ -215,19 +215,19 @@ def _train_classifier(config: ClassifierTrainConfig, directory: Path) -> dict:
         raise UserError(f"unknown mode {config.mode!r}; choose one of {', '.join(MODES)}")
     if config.distribute not in DISTRIBUTE_CHOICES:
         raise UserError(f"unknown --distribute {config.distribute!r}; choose one of {', '.join(DISTRIBUTE_CHOICES)}")
-    from tfxformers.models.datasets import load_classification
+    from tfxformers.models.data.classification import load_classification
 
     data = load_classification(config.data, config.text_column, config.label_column)
     data = data.limited(config.limit_train, config.limit_eval, config.limit_eval)
     encoder_dir = resolve_encoder_dir(config.encoder)
-    from tfxformers.models.bert import load_bert_config
+    from tfxformers.models.encoders.bert import load_bert_config
 
     encoder_config = load_bert_config(encoder_dir)
     positions = encoder_config.max_position_embeddings
     if config.max_length > positions:
         raise UserError(f"--max-length {config.max_length} is more than the encoder's {positions} positions")
     if config.mode == "partial":
-        from tfxformers.models.partial import check_trainable_layers, default_trainable_layers
+        from tfxformers.models.classification.partial import check_trainable_layers, default_trainable_layers
 
         depth = encoder_config.num_hidden_layers
         if config.trainable_layers is None:
@@ -236,7 +236,9 @@ def _train_classifier(config: ClassifierTrainConfig, directory: Path) -> dict:
 
     import tensorflow as tf
 
-    from tfxformers.models import artifacts, bert, transfer
+    from tfxformers.models import artifacts
+    from tfxformers.models.encoders import bert
+    from tfxformers.models.classification import transfer
     from tfxformers.models.tokenization import encode_texts, make_dataset, predict_logits
 
     output = Path(directory)
@@ -267,7 +269,7 @@ def _train_classifier(config: ClassifierTrainConfig, directory: Path) -> dict:
         started = time.perf_counter()
 
         if config.mode == "partial":
-            from tfxformers.models import partial
+            from tfxformers.models.classification import partial
 
             model = partial.train_partial(
                 encoder, tokenizer, data.train, data.validation, num_labels=num_labels,
@@ -330,7 +332,7 @@ def _train_classifier(config: ClassifierTrainConfig, directory: Path) -> dict:
 
 def _source_reference(source: str) -> str:
     """How to find the training data again later: a built-in name, or an absolute path."""
-    from tfxformers.models.datasets import CLASSIFICATION_SOURCES
+    from tfxformers.models.data.sources import CLASSIFICATION_SOURCES
 
     return source if source in CLASSIFICATION_SOURCES else str(Path(source).expanduser().resolve())
 
@@ -347,7 +349,7 @@ def evaluate_model(model_dir: str | os.PathLike, data: str | None = None, split:
                    text_column: str = "text", label_column: str = "label", limit: int | None = None) -> dict:
     """Metrics of a trained classifier on a split of its own data set, or of another one with the same labels."""
     from tfxformers.models import artifacts
-    from tfxformers.models.datasets import load_classification
+    from tfxformers.models.data.classification import load_classification
     from tfxformers.models.tokenization import predict_logits
 
     info = artifacts.read_info(model_dir)

@@ -32,7 +32,7 @@ def export_encoder_for_hub(encoder, directory: str | os.PathLike) -> Path:
     """Save the encoder as a TF2 SavedModel usable by ``hub.KerasLayer``; returns the directory."""
     import tensorflow as tf
 
-    from tfxformers.models.bert import _masked_mean
+    from tfxformers.models.encoders.bert import _masked_mean
 
     main_layer = _encoder_main_layer(encoder)
     spec = {
@@ -66,7 +66,7 @@ def build_hub_classifier(hub_dir: str | os.PathLike, num_labels: int, *, dropout
     import tensorflow as tf
     import tensorflow_hub as hub
 
-    from tfxformers.models.bert import create_adamw, skip_autograph
+    from tfxformers.models.encoders.bert import create_adamw, skip_autograph
 
     inputs = {n: tf.keras.Input(shape=(None,), dtype=tf.int32, name=n) for n in ("input_ids", "attention_mask")}
     encoder = hub.KerasLayer(str(hub_dir), trainable=False, output_key="embedding", name="hub_encoder")
@@ -98,7 +98,7 @@ def encode_features(encoder, tokenizer, texts: Sequence[str], *, pooling: str = 
     import tensorflow as tf
     from tqdm.auto import tqdm
 
-    from tfxformers.models.bert import _masked_mean
+    from tfxformers.models.encoders.bert import _masked_mean
     from tfxformers.models.buckets import buckets_up_to, bucket_length
     from tfxformers.models.tokenization import encode_texts, pad_to, plan_batches
 
@@ -149,7 +149,7 @@ def build_head(hidden_size: int, num_labels: int, *, dropout: float = 0.1, learn
     """The classifier head alone (same layer names as ``build_bert_classifier``), on feature vectors."""
     import tensorflow as tf
 
-    from tfxformers.models.bert import create_adamw, skip_autograph
+    from tfxformers.models.encoders.bert import create_adamw, skip_autograph
 
     features = tf.keras.Input(shape=(hidden_size,), dtype=tf.float32, name="features")
     x = tf.keras.layers.Dropout(dropout, name="head_dropout")(features)

@@ -9,7 +9,7 @@ from tfxformers.cli_types import (int_range, nonnegative_float, nonnegative_int,
 
 
 def register(commands, train_commands) -> None:
-    from tfxformers.models.gpt2 import MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, MIN_VOCAB_SIZE, PRESETS  # no TensorFlow there
+    from tfxformers.models.lm.gpt2 import MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, MIN_VOCAB_SIZE, PRESETS  # no TensorFlow there
 
     train = train_commands.add_parser("gpt2", help="train a byte-level BPE tokenizer and a GPT-2 from scratch")
     train.add_argument("--corpus", required=True, help="emma (or another Austen novel, austen), a .txt file or a directory")
@@ -46,7 +46,7 @@ def register(commands, train_commands) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from tfxformers.models.gpt2 import Gpt2TrainConfig, train_gpt2
+    from tfxformers.models.lm.gpt2 import Gpt2TrainConfig, train_gpt2
 
     metrics = train_gpt2(Gpt2TrainConfig(
         corpus=args.corpus, output=args.output, preset=args.preset, vocab_size=args.vocab_size,
@@ -58,7 +58,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from tfxformers.models.gpt2 import generate_text
+    from tfxformers.models.lm.gpt2 import generate_text
 
     result = generate_text(args.model, args.prompt, max_new_tokens=args.max_new_tokens, strategy=args.strategy,
                            num_beams=args.num_beams, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,

