@@ -123,10 +123,12 @@ def _serialize(document: Document) -> bytes:
             return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
+    # deterministic=True: map entries otherwise serialize in a per-process order, and a rewritten file
+    # (ExampleGen fingerprints modification times) would defeat the pipeline's cache.
     return tf.train.Example(features=tf.train.Features(feature={
         TEXT_KEY: feature(document.raw), CHARACTERS_KEY: feature(document.characters),
         INVALID_UTF8_KEY: feature(document.invalid_utf8), DOCUMENT_KEY: feature(document.name.encode("utf-8")),
-    })).SerializeToString()
+    })).SerializeToString(deterministic=True)
 
 
 def _tfrecord_bytes(records: list[bytes]) -> bytes:

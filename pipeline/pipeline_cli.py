@@ -1,6 +1,7 @@
 """``tfxformers pipeline run`` and ``tfxformers pipeline compile``: the TFX pipeline from the command line.
 
     tfxformers pipeline run --task sentiment --data rotten_tomatoes --mode partial
+    tfxformers pipeline run --task lm --corpus emma --preset mini --name emma     # GPT-2 pretraining
     tfxformers pipeline run ... --beam-args="--direct_num_workers=1"        # passed to Beam as they are
     tfxformers pipeline compile --runner vertex --output pipeline.json --image IMAGE \\
         --pipeline-root gs://BUCKET/root --data-root gs://BUCKET/data --model-base gs://BUCKET/serving_models
@@ -13,7 +14,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from tfxformers.cli_types import output_dir, positive_float
+from tfxformers.cli_types import output_dir, positive_float, positive_int, seed
 
 
 def register(commands, train_commands) -> None:
@@ -43,7 +44,8 @@ def register(commands, train_commands) -> None:
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", default="sentiment", help="sentiment (binary, curated schema) or classification")
+    parser.add_argument("--task", default="sentiment",
+                        help="sentiment (binary, curated schema), classification, or lm (GPT-2 pretraining on --corpus)")
     parser.add_argument("--data", default="rotten_tomatoes", help="a built-in data set or a CSV / JSONL file")
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--label-column", default="label")
@@ -56,7 +58,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder", default="minilm", help="'minilm' or a local BERT checkpoint directory")
     parser.add_argument("--name", default=None, help="the served model's name (default: the task)")
     parser.add_argument("--epochs", type=int, default=None, help="default 15 for frozen, 1 for partial, 3 otherwise")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=None, help="default 32 (16 for --task lm)")
     parser.add_argument("--max-length", type=int, default=128)
     # Checked here: otherwise a bad rate is only refused by the Trainer, minutes into the run.
     parser.add_argument("--learning-rate", type=positive_float, default=None)
@@ -68,6 +70,14 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
                              "of TF-IDF + logistic regression fitted on the train split; 0.7 otherwise)")
     parser.add_argument("--max-accuracy-drop", type=float, default=0.0,
                         help="how much accuracy may fall against the latest blessed model (no-regression threshold)")
+    lm = parser.add_argument_group("--task lm (GPT-2 pretraining; the recipe of `tfxformers train gpt2`)")
+    lm.add_argument("--corpus", default="emma", help="emma (or another Austen novel, austen), a .txt file or a directory")
+    lm.add_argument("--preset", default="mini", help="model size: tiny, mini, small-6, small")
+    lm.add_argument("--vocab-size", type=positive_int, default=8000, help="byte-level BPE vocabulary (trained on the train split)")
+    lm.add_argument("--block-size", type=positive_int, default=128, help="tokens per training window")
+    lm.add_argument("--lowercase", action="store_true")
+    lm.add_argument("--limit-chars", type=positive_int, default=None, help="train on the first N characters only")
+    lm.add_argument("--seed", type=seed, default=42)
     parser.add_argument("--beam-args", default="", help='Beam pipeline options, passed through; write them after "=": --beam-args="--runner=FlinkRunner --flink_master=HOST:8081"')
 
 
@@ -80,6 +90,17 @@ def _output_file(text: str) -> str:
     return text
 
 
+def _lm_options(args):
+    from tfxformers.pipeline.lm_runner import LmRunOptions
+
+    return LmRunOptions(
+        corpus=args.corpus, name=args.name, model_base=args.model_base, pipeline_root=getattr(args, "pipeline_root", None),
+        preset=args.preset, vocab_size=args.vocab_size, block_size=args.block_size, epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.learning_rate, lowercase=args.lowercase,
+        limit_chars=args.limit_chars, seed=args.seed, beam_args=shlex.split(args.beam_args or ""),
+        enable_cache=not getattr(args, "no_cache", False))
+
+
 def _options(args):
     from tfxformers.pipeline.runner import RunOptions
 
@@ -87,7 +108,7 @@ def _options(args):
         task=args.task, data=args.data, mode=args.mode, encoder=args.encoder, name=args.name,
         model_base=args.model_base, pipeline_root=getattr(args, "pipeline_root", None),
         text_column=args.text_column, label_column=args.label_column, epochs=args.epochs,
-        batch_size=args.batch_size, max_length=args.max_length, learning_rate=args.learning_rate,
+        batch_size=args.batch_size or 32, max_length=args.max_length, learning_rate=args.learning_rate,
         trainable_layers=args.trainable_layers, distribute=args.distribute, min_accuracy=args.min_accuracy,
         max_accuracy_drop=args.max_accuracy_drop,
         beam_args=shlex.split(args.beam_args or ""), enable_cache=not getattr(args, "no_cache", False),
@@ -95,6 +116,10 @@ def _options(args):
 
 
 def _run(args) -> int:
+    if args.task == "lm":
+        from tfxformers.pipeline.lm_runner import report_lm, run_lm_local
+
+        return report_lm(run_lm_local(_lm_options(args)))
     from tfxformers.pipeline.runner import report, run_local
 
     return report(run_local(_options(args)))
@@ -105,6 +130,10 @@ def _compile(args) -> int:
 
     from tfxformers.pipeline.runner import compile_for_vertex
 
+    if args.task == "lm":
+        from tfxformers.errors import UserError
+
+        raise UserError("pipeline compile supports the classification tasks only; run --task lm with `pipeline run`")
     options = _options(args)
     name = options.name or options.task
     data_root = args.data_root
