@@ -51,45 +51,22 @@ def load_bert_config(checkpoint_dir: str | os.PathLike):
     path = _check_checkpoint_dir(checkpoint_dir)
     config = BertConfig.from_pretrained(str(path))
     if config.model_type != "bert":
-        raise UserError(f"{path} holds a {config.model_type!r} model; tfxformers encoders are BERT models")
+        raise UserError(f"{path} holds a {config.model_type!r} model; this loader is BERT's; "
+                        "tfxformers.models.encoders.load_encoder loads every family")
     return config
 
 
 def load_bert_encoder(checkpoint_dir: str | os.PathLike, *, name: str = "bert_encoder"):
-    """A ``TFBertModel`` with the checkpoint's weights, loaded without PyTorch.
+    """A ``TFBertModel`` with the checkpoint's weights, loaded without PyTorch (``base.load_encoder``).
 
     ``TFBertModel.from_pretrained`` cannot read these safetensors files with transformers 4.57 (and
     ``from_pt=True`` needs torch), so the model is built from its config, called once to create its
     variables, and filled from the safetensors arrays with transformers' own PT->TF name mapping.
     """
-    tf = _tf()
-    import safetensors.numpy
-    from transformers import TFBertModel
-    from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
+    from tfxformers.models.encoders import base
 
-    path = _check_checkpoint_dir(checkpoint_dir)
-    config = load_bert_config(path)
-    weights_file = path / "model.safetensors"
-    if not weights_file.is_file():
-        raise UserError(f"{path} has no model.safetensors; only safetensors BERT checkpoints are supported")
-    try:  # read before building the model: a damaged file is reported before the expensive part
-        state = safetensors.numpy.load_file(str(weights_file))
-    except Exception as exc:  # noqa: BLE001  (safetensors' own error type for truncated or corrupt files)
-        raise UserError(f"{weights_file} is damaged ({exc}); copy the checkpoint again "
-                        "(or `tfxformers data fetch minilm` for MiniLM)") from None
-    model = TFBertModel(config, name=name)
-    model(model.dummy_inputs, training=False)
-    # Checkpoints saved from BertForX carry a "bert." prefix; the TF main layer expects bare names.
-    state = {k[len("bert."):] if k.startswith("bert.") else k: v for k, v in state.items()}
-    state.pop("embeddings.position_ids", None)
-    _, info = load_pytorch_state_dict_in_tf2_model(
-        model, state, allow_missing_keys=True, output_loading_info=True, skip_logger_warnings=True
-    )
-    missing = [k for k in info["missing_keys"] if "pooler" not in k]
-    if missing:
-        raise UserError(f"{weights_file} lacks weights the BERT encoder needs: {missing[:5]}")
-    del tf
-    return model
+    load_bert_config(checkpoint_dir)  # BERT only: other families go through the registry
+    return base.load_encoder(checkpoint_dir, name=name)
 
 
 def load_bert_tokenizer(checkpoint_dir: str | os.PathLike):
@@ -140,81 +117,57 @@ def skip_autograph(model):
 
 
 def _masked_mean(tf, hidden, mask):
-    mask = tf.cast(mask, hidden.dtype)[:, :, None]
-    return tf.reduce_sum(hidden * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+    from tfxformers.models.encoders.base import masked_mean
+
+    return masked_mean(tf, hidden, mask)
 
 
-def build_bert_classifier(
-    encoder,
-    num_labels: int,
-    *,
-    mode: str = "finetune",
-    pooling: str = "mean",
-    dropout: float = 0.1,
-    use_token_type_ids: bool = False,
-    learning_rate: float | None = None,
-    num_train_steps: int = 1000,
-    warmup_ratio: float = 0.1,
-    weight_decay: float = 0.01,
-    compile: bool = True,
-    name: str = "bert_classifier",
-):
-    """A compiled functional Keras classifier: BERT main layer -> pooling -> dropout -> dense logits.
+def build_bert_classifier(encoder, num_labels: int, **kwargs):
+    """A compiled functional Keras classifier: encoder main layer -> pooling -> dropout -> dense logits.
 
-    ``encoder`` is a ``TFBertModel`` (pretrained weights) or a ``BertConfig`` (random weights, for tests).
-    ``mode="frozen"`` freezes the encoder so only the head trains. The output is logits
-    ``[batch, num_labels]``; the loss is sparse categorical cross-entropy from logits.
+    Despite the name, ``encoder`` may be any registered family's TF model, config or config dict (see
+    ``base.build_classifier`` for the arguments): the name stays because notebooks and the QA and
+    comparison code call it.
     """
-    tf = _tf()
-    from transformers import BertConfig, TFBertModel
+    from tfxformers.models.encoders.base import build_classifier
 
-    if mode not in MODES:
-        raise UserError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    if pooling not in POOLINGS:
-        raise UserError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
-    if num_labels < 2:
-        raise UserError(f"a classifier needs at least 2 labels, got {num_labels}")
-    if isinstance(encoder, BertConfig):
-        encoder = TFBertModel(encoder, name="bert_encoder")
-        encoder(encoder.dummy_inputs, training=False)
-    main_layer = encoder.bert if hasattr(encoder, "bert") else encoder
-    main_layer.trainable = mode != "frozen"
-    if pooling != "pooled" and getattr(main_layer, "pooler", None) is not None:
-        main_layer.pooler.trainable = False  # unused: no gradient reaches it
-    # Building the functional graph would otherwise AutoGraph-convert all of BERT's Python (10+ s).
-    if not getattr(main_layer, "_tfxformers_no_autograph", False):
-        main_layer.call = tf.autograph.experimental.do_not_convert(main_layer.call)
-        main_layer._tfxformers_no_autograph = True
+    return build_classifier(encoder, num_labels, **kwargs)
 
-    inputs = {
-        n: tf.keras.Input(shape=(None,), dtype=tf.int32, name=n) for n in bert_input_names(use_token_type_ids)
-    }
-    outputs = main_layer(
-        input_ids=inputs["input_ids"],
-        attention_mask=inputs["attention_mask"],
-        token_type_ids=inputs.get("token_type_ids"),
-    )
-    if pooling == "cls":
-        features = outputs.last_hidden_state[:, 0, :]
-    elif pooling == "pooled":
-        features = outputs.pooler_output
-    else:
-        features = tf.keras.layers.Lambda(
-            lambda t: _masked_mean(tf, t[0], t[1]), name="masked_mean"
-        )([outputs.last_hidden_state, inputs["attention_mask"]])
-    features = tf.keras.layers.Dropout(dropout, name="head_dropout")(features)
-    initializer = tf.keras.initializers.TruncatedNormal(stddev=main_layer.config.initializer_range)
-    logits = tf.keras.layers.Dense(num_labels, kernel_initializer=initializer, name="logits")(features)
-    model = skip_autograph(tf.keras.Model(inputs=inputs, outputs=logits, name=name))
-    if compile:
-        if learning_rate is None:
-            learning_rate = 1e-3 if mode == "frozen" else 5e-5
-        model.compile(
-            optimizer=create_adamw(learning_rate, num_train_steps, warmup_ratio, weight_decay),
-            loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        )
-    return model
+
+# --- the family interface the registry (tfxformers.models.encoders) dispatches to -----------------------
+
+def config_class():
+    from transformers import BertConfig
+
+    return BertConfig
+
+
+def model_class():
+    from transformers import TFBertModel
+
+    return TFBertModel
+
+
+def main_layer(encoder):
+    return encoder.bert if hasattr(encoder, "bert") else encoder
+
+
+def layers(main) -> list:
+    return list(main.encoder.layer)
+
+
+def embed(main, input_ids, training=False):
+    return main.embeddings(input_ids=input_ids, training=training)
+
+
+def run_layer(layer, hidden, mask, training=False, output_attentions=False):
+    from tfxformers.models.encoders.base import bert_style_run_layer
+
+    return bert_style_run_layer(layer, hidden, mask, training, output_attentions)
+
+
+def load_tokenizer(checkpoint_dir):
+    return load_bert_tokenizer(checkpoint_dir)
 
 
 def encoder_config_dict(encoder) -> dict:
