@@ -20,6 +20,7 @@ from tfxformers.errors import UserError
 COMMAND_MODULES = (
     "tfxformers.models.data.cli",        # data fetch | data list
     "tfxformers.models.classification.cli",  # train classifier | evaluate | predict
+    "tfxformers.models.classification.report_cli",  # compare | attention
     "tfxformers.models.lm.cli",        # train gpt2 | generate
     "tfxformers.serving.export_cli",     # export
     "tfxformers.serving.server_cli",     # serve
