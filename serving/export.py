@@ -31,6 +31,8 @@ from pathlib import Path
 import tfxformers  # noqa: F401
 from tfxformers.errors import UserError
 
+from tfxformers.models.lm.generate import INPUT_NAMES as GENERATE_INPUTS, OUTPUT_NAMES as GENERATE_OUTPUTS
+
 WARMUP_FILE = "tf_serving_warmup_requests"
 WARMUP_TEXTS = (
     "a charming, funny and moving film",
@@ -237,7 +239,24 @@ def _warmup_records(tf, tokenizer, info: dict, name: str, path: Path) -> int:
             log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())
             count += 1
+        if info["kind"] == "gpt2":
+            # One short generation, so the first client does not pay for the generate graph's first run.
+            writer.write(_generate_warmup(tf, tokenizer, info, name).SerializeToString())
+            count += 1
     return count
+
+
+def _generate_warmup(tf, tokenizer, info: dict, name: str):
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    from tfxformers.models.lm.generate import as_arrays, request_inputs
+
+    ids = tokenizer(WARMUP_TEXTS[0], truncation=True, max_length=max(info["max_positions"] - 2, 1))["input_ids"]
+    inputs = as_arrays(request_inputs([ids], info["pad_id"] or 0, max_new_tokens=2))
+    request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name, signature_name="generate"))
+    for key, value in inputs.items():
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+    return prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
 
 
 def export_trained(trained, name: str, model_base: str | os.PathLike, version: int | None = None,
@@ -277,8 +296,8 @@ def write_trained(trained, directory: str | os.PathLike, *, name: str, version: 
             "buckets": [b for b in (16, 32, 64, 128, 256, 512, 1024) if b < trained.max_length] + [trained.max_length],
             "pad_id": tokenizer.pad_token_id, "eos_id": tokenizer.eos_token_id, "bos_id": tokenizer.bos_token_id,
             "signatures": {"serving_default": {"inputs": ["input_ids", "attention_mask"], "outputs": ["logits"]},
-                           "generate": {"inputs": ["input_ids", "max_new_tokens", "strategy", "temperature", "top_k",
-                                                   "top_p", "seed"], "outputs": ["output_ids", "num_generated"]},
+                           # Every input [batch]-shaped (input_ids [batch, seq]): models/lm/generate.py.
+                           "generate": {"inputs": list(GENERATE_INPUTS), "outputs": list(GENERATE_OUTPUTS)},
                            "tfxformers_metadata": {"inputs": ["probe"], "outputs": ["metadata_json", "tokenizer_json"]}},
         }
         return _write_version(tf, info, tokenizer, final, model_dir, version, name,

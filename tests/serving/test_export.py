@@ -160,15 +160,13 @@ def test_gpt2_export_serves_logits_and_generates_in_graph(tiny_gpt2_dir, tiny_gp
     ids = tf.constant([trained.tokenizer("Emma walked to")["input_ids"]], dtype=tf.int32)
     logits = loaded.signatures["serving_default"](input_ids=ids, attention_mask=tf.ones_like(ids))["logits"]
     np.testing.assert_allclose(logits.numpy(), trained.keras_model(ids).logits.numpy(), atol=1e-4)
-    out = loaded.signatures["generate"](input_ids=ids, max_new_tokens=tf.constant(8), strategy=tf.constant(0),
-                                        temperature=tf.constant(1.0), top_k=tf.constant(0), top_p=tf.constant(1.0),
-                                        seed=tf.constant(0))
+    out = loaded.signatures["generate"](**_generate_args([ids.numpy()[0].tolist()], max_new_tokens=8))
     reference = trained.keras_model.generate(ids, max_new_tokens=8, do_sample=False,
                                              pad_token_id=trained.tokenizer.pad_token_id,
                                              eos_token_id=trained.tokenizer.eos_token_id).numpy()[0, ids.shape[1]:]
-    n = int(out["num_generated"].numpy()[0])
-    np.testing.assert_array_equal(out["output_ids"].numpy()[0, :n], reference[:n])
-    assert out["output_ids"].shape == (1, 8)
+    n = int(out["num_generated"].numpy()[0, 0])
+    np.testing.assert_array_equal(out["output_ids"].numpy()[0, 0, :n], reference[:n])
+    assert out["output_ids"].shape == (1, 1, 8)
     meta = json.loads(loaded.signatures["tfxformers_metadata"](probe=tf.constant([0]))["metadata_json"].numpy()[0])
     assert meta["kind"] == "gpt2" and meta["eos_id"] == trained.tokenizer.eos_token_id
 
@@ -194,8 +192,16 @@ def test_encoder_export_embeds_like_the_encoder(tiny_bert_dir, tmp_path):
     assert meta["kind"] == "encoder" and meta["hidden_size"] == out.shape[1]
 
 
-# The generate signature's own checks, as a raw TF Serving client reaches them (no server-side limits).
-GENERATE_OK = {"max_new_tokens": 4, "strategy": 0, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": 0}
+def _generate_args(prompts, **options) -> dict:
+    import tensorflow as tf
+
+    from tfxformers.models.lm.generate import as_arrays, request_inputs
+
+    return {k: tf.constant(v) for k, v in as_arrays(request_inputs(prompts, 0, **options)).items()}
+
+
+# The generate signature's own checks, as a raw TF Serving client reaches them (no server-side limits);
+# every input has a batch dimension (one row here). The full list: tests/models/test_gpt2_generate.py.
 BAD_GENERATE_ARGS = [
     ({"max_new_tokens": 2147483647}, "max_new_tokens must be between 1 and the context minus the prompt length"),
     ({"max_new_tokens": 30}, "max_new_tokens must be between 1"),  # prompt 3 + 30 > context 32
@@ -204,8 +210,10 @@ BAD_GENERATE_ARGS = [
     ({"strategy": 1, "temperature": float("nan")}, "temperature must be > 0 when sampling"),
     ({"top_p": 0.0}, "top_p must be in (0, 1]"),
     ({"top_p": 1.5}, "top_p must be in (0, 1]"),
-    ({"strategy": 2}, "strategy must be 0 (greedy) or 1 (sample)"),
+    ({"strategy": 3}, "strategy must be 0 (greedy), 1 (sample) or 2 (beam)"),
     ({"top_k": -1}, "top_k must be >= 0"),
+    ({"prompt_length": [4]}, "prompt_length must be between 1 and the width of input_ids"),
+    ({"seed": [1, 2]}, "seed must have one value per row of input_ids"),
 ]
 
 
@@ -214,13 +222,13 @@ def test_generate_signature_refuses_bad_arguments_in_graph(tiny_gpt2_base, chang
     import tensorflow as tf
 
     generate = _loaded(tiny_gpt2_base / "emma" / "1").signatures["generate"]
-    args = {k: tf.constant(v, tf.float32 if isinstance(v, float) else tf.int32) for k, v in {**GENERATE_OK, **change}.items()}
+    args = _generate_args([[5, 6, 7]], **{"max_new_tokens": 4, **{k: v for k, v in change.items()
+                                                                 if not isinstance(v, list)}})
+    args.update({k: tf.constant(v) for k, v in change.items() if isinstance(v, list)})
     with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(message)):
-        generate(input_ids=tf.constant([[5, 6, 7]]), **args)
+        generate(**args)
     # At the edge of the context it generates: 3 prompt tokens + 29 = 32.
-    edge = {k: tf.constant(v, tf.float32 if isinstance(v, float) else tf.int32) for k, v in GENERATE_OK.items()}
-    edge["max_new_tokens"] = tf.constant(29)
-    assert generate(input_ids=tf.constant([[5, 6, 7]]), **edge)["output_ids"].shape == (1, 29)
+    assert generate(**_generate_args([[5, 6, 7]], max_new_tokens=29))["output_ids"].shape == (1, 1, 29)
 
 
 def test_signatures_refuse_a_mask_that_disagrees_with_its_ids(tiny_gpt2_base, exported, tiny_bert_dir, tmp_path):
