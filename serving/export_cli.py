@@ -22,6 +22,9 @@ def register(commands, train_commands) -> None:
     export.add_argument("--model-base", default="serving_models", type=output_dir,
                         help="TF Serving's model base directory")
     export.add_argument("--version", type=positive_int, default=None, help="default: the next integer")
+    export.add_argument("--with-attention", action="store_true",
+                        help="classifiers: add the `attention` signature (every layer's and head's attention "
+                             "weights; the proxy's :attention endpoint needs it)")
     export.set_defaults(func=run_export)
 
 
@@ -46,7 +49,10 @@ def check_export_arguments(model: str, name: str, model_base: str, version: int 
 
 def run_export(args: argparse.Namespace) -> int:
     check_export_arguments(args.model, args.name, args.model_base, args.version)
-    from tfxformers.serving.export import export_model
+    if getattr(args, "with_attention", False):
+        from tfxformers.serving.export_attention import export_with_attention as export_model
+    else:
+        from tfxformers.serving.export import export_model
 
     path = export_model(args.model, args.name, args.model_base, args.version)
     print(f"exported {args.model} as {path}")

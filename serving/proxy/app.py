@@ -20,7 +20,7 @@ from tfxformers.serving.proxy.backends import make_backend
 from tfxformers.serving.proxy.body_limit import BodyLimitMiddleware, body_limit
 from tfxformers.serving.proxy.metrics import MetricsMiddleware, ProxyMetrics
 from tfxformers.serving.proxy.models import ModelRegistry
-from tfxformers.serving.proxy.routers import classify, embed, generate, health
+from tfxformers.serving.proxy.routers import answer, attention, classify, embed, generate, health
 from tfxformers.serving.proxy.service import InferenceService
 from tfxformers.serving.proxy.settings import ProxySettings
 
@@ -53,7 +53,7 @@ def create_app(settings: ProxySettings | None = None) -> FastAPI:
                   lifespan=lifespan)
     app.state.settings = settings
     app.state.metrics = metrics
-    for module in (classify, embed, generate, health):
+    for module in (classify, embed, generate, attention, answer, health):
         app.include_router(module.router)
     # Before routing, so an oversized body is refused unread; inside MetricsMiddleware (added after it, so
     # outermost), so the refusal is still counted.
