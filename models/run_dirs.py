@@ -40,7 +40,8 @@ IGNORED_SETTINGS = ("output", "verbose")
 # Elsewhere None is a real choice (limit_train=None: all the data) and must match exactly.
 DEFAULTED_SETTINGS = ("learning_rate", "trainable_layers")
 # What identifies the data a run learns from, per kind (for messages: "trained on ...").
-DATA_SETTINGS = {"classifier": ("data", "text_column", "label_column"), "gpt2": ("corpus", "limit_chars", "lowercase")}
+DATA_SETTINGS = {"classifier": ("data", "text_column", "label_column"), "gpt2": ("corpus", "limit_chars", "lowercase"),
+                 "qa": ("data", "eval_data")}
 # Files and folders a training run writes: a directory holding only these (or nothing) is a run.
 RUN_MARKERS = (INFO_FILE, CONFIG_FILE, "checkpoints", "history.csv", "tokenizer", "weights", "model", "logs")
 # Everything a classifier or GPT-2 run may write: --overwrite replaces a directory only if it holds nothing else.
@@ -83,7 +84,8 @@ def existing_run(directory: Path) -> dict | None:
                         "choose a new or empty directory")
     kind = (info or {}).get("kind")
     if kind is None and config is not None:
-        kind = "gpt2" if "corpus" in config else "classifier" if "data" in config else None
+        # Runs that record their kind (question answering) say so; older kinds are told by their data key.
+        kind = config.get("kind") or ("gpt2" if "corpus" in config else "classifier" if "data" in config else None)
     return {"kind": kind, "finished": info is not None and not (directory / BACKUP).exists(),
             "config": config or {}, "info": info or {}}
 

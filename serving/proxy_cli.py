@@ -29,6 +29,10 @@ _FLAGS = {
     "--max-batch-size": ("max_batch_size", int, "rows per backend call (default 32)"),
     "--max-new-tokens": ("max_new_tokens", int, "largest max_new_tokens a request may ask (default 256)"),
     "--status-refresh": ("status_refresh_seconds", float, "seconds between served-version checks (default 2)"),
+    "--max-context-chars": ("max_context_chars", int, ":answer context characters (default 200000)"),
+    "--max-answer-windows": ("max_answer_windows", int, ":answer windows per context (default 256)"),
+    "--answer-batch-windows": ("answer_batch_windows", int, ":answer windows per Predict call (default 0: all in one)"),
+    "--answer-timeout": ("answer_timeout_seconds", float, "seconds an :answer request may spend on backend calls (default 30)"),
     "--models": ("models", str, "comma-separated models /readyz checks and that are loaded at start"),
     "--log-level": ("log_level", str, "uvicorn log level (default info)"),
 }

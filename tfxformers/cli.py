@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "tfxformers.models.classification.cli",  # train classifier | evaluate | predict
     "tfxformers.models.classification.report_cli",  # compare | attention
     "tfxformers.models.lm.cli",        # train gpt2 | generate
+    "tfxformers.models.qa.cli",          # train qa | answer
     "tfxformers.serving.export_cli",     # export
     "tfxformers.serving.server_cli",     # serve
     "tfxformers.serving.proxy_cli",      # proxy

@@ -1,6 +1,7 @@
 """SQuAD-format data, and question + context -> overlapping encoder windows with character offsets.
 
-One window is ``[CLS] question [SEP] context tokens [SEP]`` (``token_type_ids`` 0 then 1), at most
+One window is ``[CLS] question [SEP] context tokens [SEP]`` (``token_type_ids`` 0 then 1; RoBERTa's
+``<s> question </s></s> context </s>``), at most
 ``max_seq_len`` tokens. A context too long for one window is split into several whose context parts
 share ``doc_stride`` tokens (the meaning Hugging Face's tokenizers and QA pipeline give it: the overlap,
 not the step; capped at half the room a window has, so windows always advance by at least half). Each
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Sequence
 
 from tfxformers.errors import UserError
+from tfxformers.models.buckets import DEFAULT_BUCKETS, bucket_length, buckets_up_to
 from tfxformers.models.windows import window_starts
 
 MAX_SEQ_LEN = 384
@@ -72,18 +74,28 @@ class QAWindow:
 
 @dataclass
 class Specials:
+    """The special tokens of a window: ``[CLS] q [SEP] c [SEP]`` (WordPiece families) or
+    ``<s> q </s></s> c </s>`` (RoBERTa's byte-level BPE: ``pair_seps`` 2)."""
+
     cls_id: int
     sep_id: int
     pad_id: int = 0
+    pair_seps: int = 1
 
     @classmethod
     def of(cls, tokenizer) -> "Specials":
-        """Read ``[CLS]``/``[SEP]``/``[PAD]`` from a ``tokenizers.Tokenizer``."""
-        ids = {t: tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]")}
-        if ids["[CLS]"] is None or ids["[SEP]"] is None:
-            raise UserError("the tokenizer has no [CLS]/[SEP] tokens; question answering here needs a BERT-style "
-                            "tokenizer (question and context joined with [SEP])")
-        return cls(ids["[CLS]"], ids["[SEP]"], ids["[PAD]"] or 0)
+        """Read them from a ``tokenizers.Tokenizer``."""
+        for cls_token, sep_token, pad_token, pair_seps in (("[CLS]", "[SEP]", "[PAD]", 1), ("<s>", "</s>", "<pad>", 2)):
+            ids = [tokenizer.token_to_id(t) for t in (cls_token, sep_token, pad_token)]
+            if ids[0] is not None and ids[1] is not None:
+                return cls(ids[0], ids[1], ids[2] or 0, pair_seps)
+        raise UserError("the tokenizer has neither [CLS]/[SEP] nor <s>/</s> tokens; question answering needs "
+                        "one of those to join question and context")
+
+    @classmethod
+    def from_metadata(cls, metadata: dict) -> "Specials":
+        return cls(int(metadata["cls_id"]), int(metadata["sep_id"]), int(metadata.get("pad_id") or 0),
+                   int(metadata.get("pair_seps") or 1))
 
 
 def fast_tokenizer(tokenizer):
@@ -111,7 +123,9 @@ def check_window_settings(max_seq_len: int, doc_stride: int) -> None:
 def encode_context(tokenizer, context: str):
     """The context's tokens (no specials) and their character offsets."""
     encoding = tokenizer.encode(context, add_special_tokens=False)
-    return encoding.ids, [tuple(o) for o in encoding.offsets]
+    # A token covering no character (byte-level BPE's lone space after offset trimming) can neither start
+    # nor end an answer: it gets no offsets, like question and special tokens.
+    return encoding.ids, [tuple(o) if o[1] > o[0] else None for o in encoding.offsets]
 
 
 def plan_windows(tokenizer, question: str, context: str, *, max_seq_len: int = MAX_SEQ_LEN,
@@ -132,16 +146,16 @@ def plan_windows(tokenizer, question: str, context: str, *, max_seq_len: int = M
     q_ids = tokenizer.encode(question, add_special_tokens=False).ids
     if not q_ids:
         raise UserError("the question has no tokens (only spaces or characters the tokenizer drops)")
-    q_ids = q_ids[: min(max_question_tokens, max_seq_len - 3 - MIN_CONTEXT_TOKENS)]
+    q_ids = q_ids[: min(max_question_tokens, max_seq_len - 2 - specials.pair_seps - MIN_CONTEXT_TOKENS)]
     c_ids, c_offsets = context_tokens if context_tokens is not None else encode_context(tokenizer, context)
     if not c_ids:
         raise UserError("the context has no tokens (only spaces or characters the tokenizer drops)")
-    room = max_seq_len - len(q_ids) - 3
+    room = max_seq_len - len(q_ids) - 2 - specials.pair_seps
     starts = window_starts(len(c_ids), room, doc_stride)
     if max_windows is not None and len(starts) > max_windows:
         raise ContextTooLong(f"the context is {len(c_ids)} tokens and needs {len(starts)} windows of {max_seq_len} "
                              f"tokens; the limit is {max_windows} windows")
-    head = [specials.cls_id, *q_ids, specials.sep_id]
+    head = [specials.cls_id, *q_ids, *[specials.sep_id] * specials.pair_seps]
     windows = []
     for start in starts:
         body = c_ids[start:start + room]
@@ -205,6 +219,24 @@ def build_features(tokenizer, examples: Sequence[QAExample], *, max_seq_len: int
                 continue
         windows.extend(planned)
     return Features(windows, skipped, truncated)
+
+
+def window_buckets(max_seq_len: int) -> tuple[int, ...]:
+    """Padding lengths for windows: the usual buckets below ``max_seq_len``, then ``max_seq_len``."""
+    return buckets_up_to(max_seq_len, DEFAULT_BUCKETS)
+
+
+def pad_windows(windows: Sequence[QAWindow], pad_id: int, max_seq_len: int) -> dict[str, list[list[int]]]:
+    """The rows of one model call, padded to the smallest bucket that holds the longest window (pure
+    Python; the proxy sends exactly these lists)."""
+    width = bucket_length(max(len(w) for w in windows), window_buckets(max_seq_len))
+    rows = {"input_ids": [], "attention_mask": [], "token_type_ids": []}
+    for window in windows:
+        padding = width - len(window)
+        rows["input_ids"].append(window.input_ids + [pad_id] * padding)
+        rows["attention_mask"].append([1] * len(window) + [0] * padding)
+        rows["token_type_ids"].append(window.token_type_ids + [0] * padding)
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------- SQuAD files

@@ -27,6 +27,11 @@ class ProxySettings(BaseSettings):
     max_batch_size: int = Field(32, ge=1, description="rows per backend call; bigger requests are split")
     max_new_tokens: int = Field(256, ge=1, description="upper limit a :generate request may ask for")
     status_refresh_seconds: float = Field(2.0, ge=0, description="how often a model's served version is re-checked")
+    # :answer (question answering): a context is one text of any length, split into windows server-side.
+    max_context_chars: int = Field(200_000, ge=1, description=":answer context characters (more: 413)")
+    max_answer_windows: int = Field(256, ge=1, description=":answer windows one context may need (more: 413)")
+    answer_batch_windows: int = Field(0, ge=0, description=":answer windows per Predict call; 0 = all in one call")
+    answer_timeout_seconds: float = Field(30.0, gt=0, description="the backend budget for one :answer request")
     models: str = Field("", description="comma-separated models /readyz checks (and that are loaded at start)")
     log_level: str = "info"
 

@@ -1,0 +1,224 @@
+"""The question-answering model: an encoder with a span head, as a functional Keras model.
+
+``build_qa_model(encoder)`` returns a Keras model whose inputs are named as the tokenizer names them
+(``input_ids``, ``attention_mask``, ``token_type_ids``; int32, dynamic batch and length) and whose
+outputs are ``{"start_logits": [batch, seq], "end_logits": [batch, seq]}``: a ``Dense(2)`` named
+``qa_outputs`` over every token's last hidden state, exactly as ``BertForQuestionAnswering`` computes them,
+so a checkpoint saved from that class (SQuAD-trained BERTs on the Hugging Face Hub) loads into it without
+torch: ``load_qa_checkpoint(dir)`` fills the encoder (any family of ``models.encoders``: BERT, RoBERTa,
+DistilBERT, ELECTRA) from its base-model weights and the head from ``qa_outputs.*``.
+A plain encoder checkpoint (MiniLM) loads too, with a freshly initialised head, to be trained.
+
+Trained QA directories (``tfxformers train qa``) hold ``tfxformers.json`` (kind ``qa``), ``weights/``
+and ``tokenizer/``; ``save_qa``/``load_qa`` write and read them, rebuilding the model from the recorded
+encoder config before loading its weights (as ``models.artifacts`` does for classifiers).
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import tfxformers  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+from tfxformers.errors import UserError
+
+KIND = "qa"
+INFO_FILE = "tfxformers.json"
+HEAD = "qa_outputs"
+
+
+def safetensors_keys(path: str | os.PathLike) -> list[str]:
+    """Tensor names of a safetensors file, from its JSON header alone (no numpy, nothing else read)."""
+    with open(path, "rb") as handle:
+        size = struct.unpack("<Q", handle.read(8))[0]
+        if size > 100 * 1024 * 1024:
+            raise UserError(f"{path} is not a safetensors file (header of {size} bytes)")
+        header = json.loads(handle.read(size))
+    return [k for k in header if k != "__metadata__"]
+
+
+def is_qa_checkpoint(directory: str | os.PathLike) -> bool:
+    """A Hugging Face checkpoint directory with a span head (saved from ``*ForQuestionAnswering``)."""
+    path = Path(directory)
+    if not (path / "config.json").is_file() or (path / INFO_FILE).is_file():
+        return False
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if any("QuestionAnswering" in a for a in config.get("architectures") or []):
+        return True
+    weights = path / "model.safetensors"
+    try:
+        return weights.is_file() and f"{HEAD}.weight" in safetensors_keys(weights)
+    except (OSError, ValueError, struct.error):
+        return False
+
+
+def build_qa_model(encoder, *, name: str = "qa_model"):
+    """The span model around ``encoder``: any registered family's TF model (``models.encoders``), or its
+    config / config dict for random weights. ``token_type_ids`` is an input for families that take it."""
+    from tfxformers.models import encoders
+    from tfxformers.models.encoders import base
+    from tfxformers.models.encoders.bert import skip_autograph
+
+    tf = base._tf()
+    if not hasattr(encoder, "layers") and not hasattr(encoder, "call"):  # a config or a config dict
+        encoder = base.model_from_config(encoder)
+    main_layer = base.main_layer(encoder)
+    if getattr(main_layer, "pooler", None) is not None:
+        main_layer.pooler.trainable = False  # the span head never reads it: no gradient would reach it
+    # As for classifiers: building the graph would otherwise AutoGraph-convert all of the encoder's Python.
+    if not getattr(main_layer, "_tfxformers_no_autograph", False):
+        main_layer.call = tf.autograph.experimental.do_not_convert(main_layer.call)
+        main_layer._tfxformers_no_autograph = True
+    inputs = {n: tf.keras.Input(shape=(None,), dtype=tf.int32, name=n)
+              for n in encoders.input_names(main_layer, use_token_type_ids=True)}
+    hidden = base.call_main_layer(main_layer, inputs["input_ids"], inputs["attention_mask"],
+                                  inputs.get("token_type_ids")).last_hidden_state
+    initializer = tf.keras.initializers.TruncatedNormal(stddev=main_layer.config.initializer_range)
+    logits = tf.keras.layers.Dense(2, kernel_initializer=initializer, name=HEAD)(hidden)
+    start = tf.keras.layers.Lambda(lambda t: t[..., 0], name="start_logits")(logits)
+    end = tf.keras.layers.Lambda(lambda t: t[..., 1], name="end_logits")(logits)
+    model = tf.keras.Model(inputs=inputs, outputs={"start_logits": start, "end_logits": end}, name=name)
+    model.encoder_config = main_layer.config
+    return skip_autograph(model)
+
+
+def compile_qa_model(model, *, learning_rate: float = 5e-5, num_train_steps: int = 1000, warmup_ratio: float = 0.1,
+                     weight_decay: float = 0.01):
+    """AdamW with warm-up and decay; the loss is the mean of the start and end cross-entropies."""
+    import tensorflow as tf
+
+    from tfxformers.models.encoders import bert
+
+    loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=bert.create_adamw(learning_rate, num_train_steps, warmup_ratio, weight_decay),
+                  loss={"start_logits": loss, "end_logits": loss}, loss_weights={"start_logits": 0.5, "end_logits": 0.5},
+                  metrics={"start_logits": [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                           "end_logits": [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")]})
+    return model
+
+
+def load_qa_checkpoint(checkpoint_dir: str | os.PathLike):
+    """``(model, has_head)``: a checkpoint's encoder (any registered family) and its ``qa_outputs`` head, if
+    it has one, loaded without torch. ``has_head`` False: the head is freshly initialised, to be trained."""
+    import safetensors.numpy
+
+    from tfxformers.models import encoders
+
+    encoder = encoders.load_encoder(checkpoint_dir)
+    model = build_qa_model(encoder)
+    weights = Path(checkpoint_dir) / "model.safetensors"
+    keys = safetensors_keys(weights) if weights.is_file() else []
+    if f"{HEAD}.weight" not in keys:
+        return model, False
+    state = safetensors.numpy.load_file(str(weights))
+    kernel, bias = state[f"{HEAD}.weight"], state.get(f"{HEAD}.bias")
+    hidden = model.get_layer(HEAD).kernel.shape[0]
+    if kernel.shape != (2, hidden) or (bias is not None and bias.shape != (2,)):
+        raise UserError(f"{weights}: {HEAD}.weight is {tuple(kernel.shape)}, expected (2, {hidden}) for a span head")
+    head = model.get_layer(HEAD)
+    head.set_weights([kernel.T, bias if bias is not None else head.get_weights()[1] * 0])
+    return model, True
+
+
+@dataclass
+class TrainedQA:
+    directory: Path
+    info: dict
+    keras_model: object
+    tokenizer: object
+
+    kind = KIND
+
+    @property
+    def max_seq_len(self) -> int:
+        return int(self.info["max_seq_len"])
+
+    @property
+    def doc_stride(self) -> int:
+        return int(self.info.get("doc_stride", 128))
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.info["input_names"])
+
+
+def _file_sizes(path: Path) -> dict[str, int]:
+    return {f.relative_to(path).as_posix(): f.stat().st_size
+            for folder in ("weights", "tokenizer") for f in sorted((path / folder).rglob("*")) if f.is_file()}
+
+
+def save_qa(directory: str | os.PathLike, model, tokenizer, *, max_seq_len: int, doc_stride: int,
+            input_names: list[str], extra: dict | None = None) -> Path:
+    path = Path(directory)
+    (path / "weights").mkdir(parents=True, exist_ok=True)
+    model.save_weights(str(path / "weights" / "model"))
+    tokenizer.save_pretrained(str(path / "tokenizer"))
+    info = {"kind": KIND, "format_version": 1, "max_seq_len": int(max_seq_len), "doc_stride": int(doc_stride),
+            "input_names": list(input_names), "encoder_config": json.loads(model.encoder_config.to_json_string()),
+            "pad_id": int(tokenizer.pad_token_id or 0), "cls_id": tokenizer.cls_token_id,
+            "sep_id": tokenizer.sep_token_id, **(extra or {})}
+    info["files"] = _file_sizes(path)
+    # Written last: its presence means the model is complete (models.run_dirs relies on it).
+    (path / INFO_FILE).write_text(json.dumps(info, indent=2))
+    return path
+
+
+def read_qa_info(directory: str | os.PathLike) -> dict:
+    """``tfxformers.json`` of a QA directory after cheap checks (no TensorFlow): kind, keys, files whole."""
+    path = Path(directory)
+    if not path.is_dir():
+        raise UserError(f"model directory not found: {path}")
+    info_file = path / INFO_FILE
+    if not info_file.is_file():
+        raise UserError(f"{path} is not a tfxformers model directory (no {INFO_FILE}); train one with "
+                        "`tfxformers train qa` or give a Hugging Face question-answering checkpoint directory")
+    try:
+        info = json.loads(info_file.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{info_file} is corrupt (not JSON: {exc}); retrain the model") from None
+    if not isinstance(info, dict) or info.get("kind") != KIND:
+        kind = info.get("kind") if isinstance(info, dict) else None
+        raise UserError(f"{path} holds a {kind!r} model, not a question-answering one (`tfxformers train qa`)")
+    missing = [k for k in ("max_seq_len", "input_names", "encoder_config") if k not in info]
+    if missing:
+        raise UserError(f"{info_file} is corrupt (no {', '.join(missing)}); retrain the model")
+    for name, size in (info.get("files") or {}).items():
+        file = path / name
+        if not file.is_file() or file.stat().st_size != size:
+            raise UserError(f"{path} is damaged or incomplete: {name} is missing or not {size} bytes; "
+                            "copy the whole directory again or retrain")
+    return info
+
+
+def load_qa(directory: str | os.PathLike) -> TrainedQA:
+    """A trained QA directory, or a Hugging Face QA checkpoint directory (its head loaded as is)."""
+    path = Path(directory)
+    if is_qa_checkpoint(path):
+        from tfxformers.models import encoders
+
+        tokenizer = encoders.load_tokenizer(path)
+        model, _ = load_qa_checkpoint(path)
+        info = {"kind": KIND, "max_seq_len": min(384, encoders.max_input_tokens(model.encoder_config)),
+                "doc_stride": 128, "input_names": list(model.input_names), "source": str(path.resolve())}
+        return TrainedQA(path, info, model, tokenizer)
+    info = read_qa_info(path)
+    from transformers import AutoTokenizer
+
+    try:
+        model = build_qa_model(info["encoder_config"])
+        status = model.load_weights(str(path / "weights" / "model"))
+        status.assert_existing_objects_matched()
+        status.expect_partial()
+        tokenizer = AutoTokenizer.from_pretrained(str(path / "tokenizer"))
+    except UserError:
+        raise
+    except Exception as exc:  # TensorFlow's errors name tensors, not what the user must do
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise UserError(f"{path}: the weights or tokenizer are damaged or belong to another model ({first}); "
+                        "retrain the model or copy it again") from None
+    return TrainedQA(path, info, model, tokenizer)

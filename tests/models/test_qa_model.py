@@ -1,0 +1,138 @@
+"""The QA model: a BertForQuestionAnswering checkpoint loads without torch and computes what transformers'
+own TF class computes; every encoder family gets a span head; save -> load gives the same logits; the
+`train qa` run directory rules and resume."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tfxformers.errors import UserError
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "qa_course.json"
+CONTEXT = "Le café de Zoë ouvre à 8 h. Müller bakes a 🎂 cake at 175 °C for Ēmma, then sells it in 東京."
+
+
+@pytest.fixture(scope="module")
+def qa_checkpoint(tmp_path_factory):
+    from tfxformers.models.qa import tiny
+
+    return tiny.make_tiny_qa_checkpoint(tmp_path_factory.mktemp("qa_ck") / "ck", max_position_embeddings=128)
+
+
+def _inputs():
+    ids = np.array([[2, 40, 50, 3, 60, 61, 62, 63, 3, 0]], np.int32)
+    return {"input_ids": ids, "attention_mask": (ids != 0).astype(np.int32),
+            "token_type_ids": np.array([[0, 0, 0, 0, 1, 1, 1, 1, 1, 0]], np.int32)}
+
+
+def test_a_bert_for_question_answering_checkpoint_loads_without_torch_and_matches_transformers(qa_checkpoint):
+    import safetensors.numpy
+    from transformers import BertConfig, TFBertForQuestionAnswering
+    from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
+
+    from tfxformers.models.qa import model
+
+    assert model.is_qa_checkpoint(qa_checkpoint)
+    ours, has_head = model.load_qa_checkpoint(qa_checkpoint)
+    assert has_head
+    reference = TFBertForQuestionAnswering(BertConfig.from_pretrained(str(qa_checkpoint)))
+    reference(reference.dummy_inputs)
+    _, info = load_pytorch_state_dict_in_tf2_model(
+        reference, safetensors.numpy.load_file(str(qa_checkpoint / "model.safetensors")), output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    inputs = _inputs()
+    got, want = ours(inputs, training=False), reference(**inputs, training=False)
+    np.testing.assert_allclose(got["start_logits"].numpy(), want.start_logits.numpy(), atol=1e-5)
+    np.testing.assert_allclose(got["end_logits"].numpy(), want.end_logits.numpy(), atol=1e-5)
+    assert np.abs(got["start_logits"].numpy()).max() > 0  # the head's weights are there, not zeros
+
+
+@pytest.mark.parametrize("family", ["roberta", "distilbert", "electra"])
+def test_every_encoder_family_gets_a_span_head_with_exact_offsets(tmp_path, family):
+    from tfxformers.models import encoders
+    from tfxformers.models.qa import inference, model
+    from tfxformers.testing import make_tiny_checkpoint
+
+    checkpoint = make_tiny_checkpoint(tmp_path / family, family, max_length=128)
+    built, has_head = model.load_qa_checkpoint(checkpoint)
+    assert not has_head
+    assert ("token_type_ids" in built.input_names) == encoders.spec_for(checkpoint).uses_token_type_ids
+    trained = model.TrainedQA(checkpoint, {"max_seq_len": 48, "doc_stride": 16, "input_names": list(built.input_names)},
+                              built, encoders.load_tokenizer(checkpoint))
+    result = inference.answer_question(trained, "who bakes?", CONTEXT, top_k=5, max_answer_len=8)
+    assert result["windows"] >= 2 and len(result["answers"]) == 5
+    for answer in result["answers"]:
+        assert CONTEXT[answer["start"]:answer["end"]] == answer["answer"] and answer["answer"].strip() == answer["answer"]
+
+
+def test_save_and_load_give_the_same_logits(qa_checkpoint, tmp_path):
+    from tfxformers.models import encoders
+    from tfxformers.models.qa import model
+
+    built, _ = model.load_qa_checkpoint(qa_checkpoint)
+    tokenizer = encoders.load_tokenizer(qa_checkpoint)
+    model.save_qa(tmp_path / "run", built, tokenizer, max_seq_len=64, doc_stride=16, input_names=list(built.input_names))
+    loaded = model.load_qa(tmp_path / "run")
+    assert loaded.max_seq_len == 64 and loaded.doc_stride == 16
+    for key in ("start_logits", "end_logits"):
+        np.testing.assert_allclose(loaded.keras_model(_inputs())[key].numpy(), built(_inputs())[key].numpy(), atol=1e-6)
+    # A damaged copy is named before TensorFlow reads it.
+    weights = next((tmp_path / "run" / "weights").glob("model.data-*"))
+    weights.write_bytes(weights.read_bytes()[:10])
+    with pytest.raises(UserError, match="damaged or incomplete"):
+        model.load_qa(tmp_path / "run")
+
+
+def test_train_qa_refuses_to_replace_a_finished_run_and_resumes_an_unfinished_one(qa_checkpoint, tmp_path):
+    from tfxformers.models.qa.train import QATrainConfig, train_qa
+
+    config = QATrainConfig(data=str(DATA), output=str(tmp_path / "run"), encoder=str(qa_checkpoint), epochs=1,
+                           max_seq_len=96, doc_stride=32, verbose=0)
+    scores = train_qa(config)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["total"] == scores["total"] > 0 and 0 <= metrics["exact_match"] <= 100 and "f1" in metrics
+    assert (tmp_path / "run" / "history.csv").is_file() and any((tmp_path / "run" / "logs").rglob("events.*"))
+    assert not (tmp_path / "run" / "checkpoints" / "backup").exists()
+    with pytest.raises(UserError, match="already holds a trained qa run"):
+        train_qa(config)
+    # An unfinished run (its start-of-run config only, as a killed run leaves it) with the same settings resumes;
+    # with other settings it is refused.
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    record = json.loads((tmp_path / "run" / "training_config.json").read_text())
+    (unfinished / "training_config.json").write_text(json.dumps({**record, "output": str(unfinished)}))
+    with pytest.raises(UserError, match="other settings"):
+        train_qa(QATrainConfig(**{**config.__dict__, "output": str(unfinished), "epochs": 2}))
+    assert train_qa(QATrainConfig(**{**config.__dict__, "output": str(unfinished)}))["total"] == scores["total"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "qa", "--data", "/nope.json", "--output", "OUT"], "--data"),
+    (["train", "qa", "--data", "NOT_SQUAD", "--output", "OUT"], "not SQuAD format"),
+    (["train", "qa", "--data", "DATA", "--output", "OUT", "--max-seq-len", "8"], "--max-seq-len"),
+    (["train", "qa", "--data", "DATA", "--output", "OUT", "--encoder", "roberta-base"], "Hub"),
+    (["answer", "--model", "MODEL", "--question", " ", "--context", "text"], "question is empty"),
+    (["answer", "--model", "MODEL", "--question", "q?", "--context", "  "], "context is empty"),
+    (["answer", "--model", "MODEL", "--question", "q?", "--context", "x", "--top-k", "-1"], "--top-k"),
+    (["answer", "--model", "MODEL", "--question", "q?", "--context-file", "/nope.txt"], "--context-file"),
+    (["answer", "--model", "/nope", "--question", "q?", "--context", "x"], "model directory not found"),
+    (["answer", "--model", "DATA", "--question", "q?", "--context", "x"], "model directory"),
+])
+def test_cli_bad_input_is_one_error_line_and_exit_2(argv, message, tmp_path, capsys):
+    from tfxformers.cli import main
+
+    (tmp_path / "not_squad.json").write_text(json.dumps({"rows": []}))
+    (tmp_path / "model").mkdir()
+    names = {"OUT": str(tmp_path / "out"), "DATA": str(DATA), "NOT_SQUAD": str(tmp_path / "not_squad.json"),
+             "MODEL": str(tmp_path / "model")}
+    argv = [names.get(a, a) for a in argv]
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not (tmp_path / "out").exists()
