@@ -356,6 +356,10 @@ def export_model(model_dir: str | os.PathLike, name: str, model_base: str | os.P
         from tfxformers.models.data.sources import minilm_dir
 
         return export_encoder(minilm_dir(), name, model_base, version)
+    from tfxformers.serving import export_qa
+
+    if export_qa.is_qa_source(model_dir):  # `train qa` output or a *ForQuestionAnswering checkpoint
+        return export_qa.export_qa(model_dir, name, model_base, version)
     if (Path(model_dir) / "config.json").is_file() and not (Path(model_dir) / INFO_FILE).is_file():
         return export_encoder(model_dir, name, model_base, version)
     read_info(model_dir)
