@@ -179,13 +179,11 @@ def build_classifier_from_info(directory: Path, info: dict):
 
         return build_hub_classifier(directory / info["hub_dir"], info["num_labels"],
                                     dropout=info["head"]["dropout"], compile=False)
-    from transformers import BertConfig
+    from tfxformers.models.encoders.base import build_classifier
 
-    from tfxformers.models.encoders.bert import build_bert_classifier
-
-    config = BertConfig.from_dict(info["encoder_config"])
-    return build_bert_classifier(
-        config, info["num_labels"], mode="frozen" if info["mode"] == "frozen" else "finetune",
+    # The recorded config's model_type picks the family (BERT, RoBERTa, DistilBERT, ELECTRA).
+    return build_classifier(
+        info["encoder_config"], info["num_labels"], mode="frozen" if info["mode"] == "frozen" else "finetune",
         pooling=info["head"]["pooling"], dropout=info["head"]["dropout"],
         use_token_type_ids="token_type_ids" in info["input_names"], compile=False,
     )

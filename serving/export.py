@@ -127,9 +127,9 @@ class _EncoderModule:
     """Builds the tf.Module whose functions become the sentence-encoder signatures."""
 
     def __init__(self, tf, encoder, sep_id: int, metadata_json: str, tokenizer_json: str):
-        from tfxformers.models.encoders.bert import _masked_mean
+        from tfxformers.models.encoders.base import call_main_layer, main_layer as get_main_layer, masked_mean
 
-        main_layer = encoder.bert if hasattr(encoder, "bert") else encoder
+        main_layer = get_main_layer(encoder)
         module = tf.Module(name="tfxformers_encoder")
         module.model_variables = list(main_layer.variables)
         module.metadata_json, module.tokenizer_json = tf.constant(metadata_json), tf.constant(tokenizer_json)
@@ -139,8 +139,8 @@ class _EncoderModule:
         def embed(input_ids, attention_mask):
             input_ids, attention_mask = assert_same_shape(tf, input_ids, attention_mask)
             mask = mask_up_to_first_sep(tf, input_ids, attention_mask, sep_id)
-            hidden = main_layer(input_ids=input_ids, attention_mask=mask, training=False).last_hidden_state
-            return {"embedding": _masked_mean(tf, hidden, mask)}
+            hidden = call_main_layer(main_layer, input_ids, mask, training=False).last_hidden_state
+            return {"embedding": masked_mean(tf, hidden, mask)}
 
         metadata = _metadata_function(tf, module)
 
@@ -153,22 +153,25 @@ class _EncoderModule:
 
 def export_encoder(checkpoint_dir: str | os.PathLike, name: str, model_base: str | os.PathLike,
                    version: int | None = None, max_length: int = 256) -> Path:
-    """Export a BERT checkpoint (e.g. MiniLM) as a sentence encoder: ``embed`` -> masked-mean ``embedding``."""
+    """Export an encoder checkpoint of any registered family (e.g. MiniLM) as a sentence encoder: ``embed`` ->
+    masked-mean ``embedding``."""
     import tensorflow as tf
 
-    from tfxformers.models.encoders import bert
+    from tfxformers.models import encoders
 
-    encoder = bert.load_bert_encoder(checkpoint_dir)
-    tokenizer = bert.load_bert_tokenizer(checkpoint_dir)
+    encoder = encoders.load_encoder(checkpoint_dir)
+    tokenizer = encoders.load_tokenizer(checkpoint_dir)
+    spec = encoders.spec_for(encoder)
     # A checkpoint with fewer positions than the default (e.g. a small test model) cannot take longer inputs.
-    max_length = min(max_length, encoder.config.max_position_embeddings)
+    max_length = min(max_length, encoders.max_input_tokens(encoder))
     final, model_dir, version = _new_version_path(model_base, name, version)
     info = {
         "kind": "encoder", "name": name, "version": version, "format_version": 1, "label_names": [],
         "input_names": ["input_ids", "attention_mask"], "max_length": max_length,
         "buckets": [b for b in (16, 32, 64, 128) if b < max_length] + [max_length],
         "pad_id": int(tokenizer.pad_token_id or 0), "cls_id": tokenizer.cls_token_id, "sep_id": tokenizer.sep_token_id,
-        "hidden_size": encoder.config.hidden_size, "max_positions": int(encoder.config.max_position_embeddings),
+        "hidden_size": encoder.config.hidden_size, "max_positions": encoders.max_input_tokens(encoder),
+        "model_type": spec.model_type, "tokenizer_kind": spec.tokenizer_kind,
         "signatures": {"embed": {"inputs": ["input_ids", "attention_mask"], "outputs": ["embedding"]},
                        "tfxformers_metadata": {"inputs": ["probe"], "outputs": ["metadata_json", "tokenizer_json"]}},
     }
@@ -307,18 +310,23 @@ def write_trained(trained, directory: str | os.PathLike, *, name: str, version: 
     sep_id = tokenizer.sep_token_id
     if sep_id is None:
         raise UserError("the tokenizer has no [SEP] token; the batching-safe mask needs one")
+    from tfxformers.models import encoders
+
+    encoder_config = trained.info.get("encoder_config") or {}
+    spec = encoders.spec_for(encoder_config) if encoder_config.get("model_type") else None
     info = {
         "kind": "classifier", "name": name, "version": version, "format_version": 1,
         "label_names": trained.label_names, "input_names": ["input_ids", "attention_mask"],
         "max_length": trained.max_length, "buckets": list(trained.info.get("buckets", [16, 32, 64, 128])),
-        # The longest input the encoder's position embeddings take (the server's sequence limit).
-        "max_positions": int((trained.info.get("encoder_config") or {}).get("max_position_embeddings")
-                             or trained.max_length),
+        # The longest input the encoder's position embeddings take (the server's sequence limit; RoBERTa
+        # reserves two positions).
+        "max_positions": encoders.max_input_tokens(encoder_config) if spec else int(trained.max_length),
+        "model_type": spec.model_type if spec else None, "tokenizer_kind": spec.tokenizer_kind if spec else None,
         "pad_id": int(tokenizer.pad_token_id or 0), "cls_id": tokenizer.cls_token_id, "sep_id": sep_id,
         "signatures": {"serving_default": {"inputs": ["input_ids", "attention_mask"],
                                            "outputs": ["probabilities", "label_id"]},
                        "tfxformers_metadata": {"inputs": ["probe"], "outputs": ["metadata_json", "tokenizer_json"]}},
-        "mask": "attention_mask limited to positions up to the first [SEP] in the graph",
+        "mask": spec.mask_rule if spec else "attention_mask limited to positions up to the first [SEP] in the graph",
     }
     extras = extra_signatures(trained.keras_model) if extra_signatures else {}
     for sig_name, function in extras.items():

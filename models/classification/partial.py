@@ -1,4 +1,4 @@
-"""Partial fine-tuning: the lower BERT layers run once and are cached, only the top N layers and the head train.
+"""Partial fine-tuning: the lower encoder layers run once and are cached, only the top N layers and the head train.
 
 ``--mode partial --trainable-layers N`` sits between ``frozen`` (head only, on cached pooled vectors) and
 ``finetune`` (everything, every step). With an encoder of L layers:
@@ -64,21 +64,22 @@ def check_trainable_layers(trainable_layers: int, depth: int) -> None:
 
 
 def _main_layer(encoder):
-    return encoder.bert if hasattr(encoder, "bert") else encoder
+    from tfxformers.models.encoders.base import main_layer
+
+    return main_layer(encoder)
 
 
-def _extended_mask(tf, mask, dtype):
-    """The additive attention mask TFBertMainLayer gives its layers: 0 for tokens, -10000 for padding."""
-    mask = tf.cast(mask[:, None, None, :], dtype)
-    return (1.0 - mask) * -10000.0
+def _blocks(main_layer) -> list:
+    """The encoder's transformer blocks, bottom first, whatever its family calls them."""
+    from tfxformers.models import encoders
+
+    return encoders.family_module(main_layer).layers(main_layer)
 
 
-def _run_layers(tf, layers, hidden, mask, training):
-    extended = _extended_mask(tf, mask, hidden.dtype)
+def _run_layers(family, layers, hidden, mask, training):
+    """The blocks in turn, each given the 0/1 mask in the form its family's main layer would give it."""
     for layer in layers:
-        hidden = layer(hidden_states=hidden, attention_mask=extended, head_mask=None, encoder_hidden_states=None,
-                       encoder_attention_mask=None, past_key_value=None, output_attentions=False,
-                       training=training)[0]
+        hidden = family.run_layer(layer, hidden, mask, training=training)[0]
     return hidden
 
 
@@ -135,9 +136,13 @@ def encode_hidden_states(encoder, tokenizer, texts: Sequence[str], *, frozen_dep
 
     from tfxformers.models.tokenization import encode_texts, pad_to
     from tfxformers.models.classification.transfer import encoder_fingerprint
+    from tfxformers.models.encoders.base import hidden_size
+
+    from tfxformers.models import encoders
 
     main_layer = _main_layer(encoder)
-    depth = len(main_layer.encoder.layer)
+    family = encoders.family_module(main_layer)
+    depth = len(_blocks(main_layer))
     if not 0 <= frozen_depth <= depth:
         raise UserError(f"frozen depth {frozen_depth} is outside 0..{depth}")
     started = time.perf_counter()
@@ -150,17 +155,17 @@ def encode_hidden_states(encoder, tokenizer, texts: Sequence[str], *, frozen_dep
                 return HiddenStates(saved["states"], saved["lengths"], cache_file, True,
                                     time.perf_counter() - started)
 
-    lower = list(main_layer.encoder.layer[:frozen_depth])
+    lower = _blocks(main_layer)[:frozen_depth]
 
     @tf.function(reduce_retracing=True, autograph=False)
     def lower_states(ids, mask):
-        hidden = main_layer.embeddings(input_ids=ids, training=False)
-        return _run_layers(tf, lower, hidden, mask, training=False)
+        hidden = family.embed(main_layer, ids, training=False)
+        return _run_layers(family, lower, hidden, mask, training=False)
 
     encoded = encode_texts(tokenizer, texts, max_length)
     lengths = encoded.lengths
     usable = buckets_up_to(max_length, buckets)
-    states = np.zeros((int(lengths.sum()), main_layer.config.hidden_size), dtype=dtype)
+    states = np.zeros((int(lengths.sum()), hidden_size(main_layer.config)), dtype=dtype)
     result = HiddenStates(states, lengths, cache_file)
     # Fully sorted by length: inference needs no shuffling, and sorted batches waste almost nothing on padding.
     order = np.argsort(lengths, kind="stable")
@@ -214,9 +219,10 @@ def _upper_encoder_layer(tf):
     class UpperEncoder(tf.keras.layers.Layer):
         """The encoder's top layers as one Keras layer over (hidden states, mask); the layers are shared."""
 
-        def __init__(self, bert_layers, **kwargs):
+        def __init__(self, bert_layers, family, **kwargs):
             super().__init__(**kwargs)
             self.bert_layers = list(bert_layers)
+            self.family = family
 
         def get_config(self):
             # Never rebuilt from its config (only weights are saved, into the full classifier); this keeps
@@ -226,7 +232,7 @@ def _upper_encoder_layer(tf):
         @tf.autograph.experimental.do_not_convert
         def call(self, inputs, training=None):
             hidden, mask = inputs
-            return _run_layers(tf, self.bert_layers, hidden, mask, training=training)
+            return _run_layers(self.family, self.bert_layers, hidden, mask, training=training)
 
     return UpperEncoder
 
@@ -243,15 +249,17 @@ def build_partial_model(classifier, encoder, trainable_layers: int, *, pooling: 
     """
     import tensorflow as tf
 
-    from tfxformers.models.encoders.bert import _masked_mean, create_adamw, skip_autograph
+    from tfxformers.models import encoders
+    from tfxformers.models.encoders.base import hidden_size, masked_mean as _masked_mean
+    from tfxformers.models.encoders.bert import create_adamw, skip_autograph
 
     main_layer = _main_layer(encoder)
-    layers = main_layer.encoder.layer
+    layers = _blocks(main_layer)
     check_trainable_layers(trainable_layers, len(layers))
-    hidden_size = main_layer.config.hidden_size
-    hidden = tf.keras.Input(shape=(None, hidden_size), dtype=tf.float32, name="hidden_states")
+    hidden = tf.keras.Input(shape=(None, hidden_size(main_layer.config)), dtype=tf.float32, name="hidden_states")
     mask = tf.keras.Input(shape=(None,), dtype=tf.int32, name="attention_mask")
-    top = _upper_encoder_layer(tf)(layers[len(layers) - trainable_layers:], name="top_layers")
+    top = _upper_encoder_layer(tf)(layers[len(layers) - trainable_layers:], encoders.family_module(main_layer),
+                                   name="top_layers")
     for layer in top.bert_layers:
         layer.trainable = True
     output = top([hidden, mask])
@@ -281,7 +289,7 @@ def train_partial(encoder, tokenizer, train, validation, *, num_labels: int, tra
     from tfxformers.models.encoders import bert
     from tfxformers.models.classification.transfer import encoder_fingerprint
 
-    depth = len(_main_layer(encoder).encoder.layer)
+    depth = len(_blocks(_main_layer(encoder)))
     check_trainable_layers(trainable_layers, depth)
     frozen_depth = depth - trainable_layers
     fingerprint = encoder_fingerprint(encoder)

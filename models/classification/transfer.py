@@ -25,16 +25,19 @@ from tfxformers.models.buckets import DEFAULT_BUCKETS
 
 
 def _encoder_main_layer(encoder):
-    return encoder.bert if hasattr(encoder, "bert") else encoder
+    from tfxformers.models.encoders.base import main_layer
+
+    return main_layer(encoder)
 
 
 def export_encoder_for_hub(encoder, directory: str | os.PathLike) -> Path:
     """Save the encoder as a TF2 SavedModel usable by ``hub.KerasLayer``; returns the directory."""
     import tensorflow as tf
 
-    from tfxformers.models.encoders.bert import _masked_mean
+    from tfxformers.models.encoders.base import call_main_layer, masked_mean
 
     main_layer = _encoder_main_layer(encoder)
+    has_pooler = getattr(main_layer, "pooler", None) is not None
     spec = {
         "input_ids": tf.TensorSpec((None, None), tf.int32, name="input_ids"),
         "attention_mask": tf.TensorSpec((None, None), tf.int32, name="attention_mask"),
@@ -47,12 +50,12 @@ def export_encoder_for_hub(encoder, directory: str | os.PathLike) -> Path:
 
         @tf.function(input_signature=[spec], autograph=False)
         def __call__(self, inputs):
-            out = self.layer(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], training=False)
-            return {
-                "embedding": _masked_mean(tf, out.last_hidden_state, inputs["attention_mask"]),
-                "pooled_output": out.pooler_output,
-                "sequence_output": out.last_hidden_state,
-            }
+            out = call_main_layer(self.layer, inputs["input_ids"], inputs["attention_mask"], training=False)
+            result = {"embedding": masked_mean(tf, out.last_hidden_state, inputs["attention_mask"]),
+                      "sequence_output": out.last_hidden_state}
+            if has_pooler:  # DistilBERT and ELECTRA have none
+                result["pooled_output"] = out.pooler_output
+            return result
 
     module = HubEncoder(main_layer)
     path = Path(directory)
@@ -98,7 +101,7 @@ def encode_features(encoder, tokenizer, texts: Sequence[str], *, pooling: str = 
     import tensorflow as tf
     from tqdm.auto import tqdm
 
-    from tfxformers.models.encoders.bert import _masked_mean
+    from tfxformers.models.encoders.base import call_main_layer, masked_mean
     from tfxformers.models.buckets import buckets_up_to, bucket_length
     from tfxformers.models.tokenization import encode_texts, pad_to, plan_batches
 
@@ -117,12 +120,12 @@ def encode_features(encoder, tokenizer, texts: Sequence[str], *, pooling: str = 
 
     @tf.function(reduce_retracing=True, autograph=False)
     def pooled(ids, mask):
-        out = main_layer(input_ids=ids, attention_mask=mask, training=False)
+        out = call_main_layer(main_layer, ids, mask, training=False)
         if pooling == "cls":
             return out.last_hidden_state[:, 0, :]
         if pooling == "pooled":
             return out.pooler_output
-        return _masked_mean(tf, out.last_hidden_state, mask)
+        return masked_mean(tf, out.last_hidden_state, mask)
 
     encoded = encode_texts(tokenizer, texts, max_length)
     lengths = encoded.lengths
