@@ -61,14 +61,10 @@ class ClassifierTrainConfig:
 
 
 def resolve_encoder_dir(encoder: str) -> Path:
-    if encoder == "minilm":
-        from tfxformers.models.data.sources import minilm_dir
+    """'minilm' or a local checkpoint of any registered family (``models.encoders.resolve_checkpoint``)."""
+    from tfxformers.models.encoders import resolve_checkpoint
 
-        return minilm_dir()
-    path = Path(encoder).expanduser()
-    if not path.is_dir():
-        raise UserError(f"encoder {encoder!r} is neither 'minilm' nor a checkpoint directory")
-    return path
+    return resolve_checkpoint(encoder)
 
 
 def _verbosity(config: ClassifierTrainConfig) -> int:
@@ -220,16 +216,18 @@ def _train_classifier(config: ClassifierTrainConfig, directory: Path) -> dict:
     data = load_classification(config.data, config.text_column, config.label_column)
     data = data.limited(config.limit_train, config.limit_eval, config.limit_eval)
     encoder_dir = resolve_encoder_dir(config.encoder)
-    from tfxformers.models.encoders.bert import load_bert_config
+    from tfxformers.models import encoders
+    from tfxformers.models.encoders.base import check_pooling, load_config
 
-    encoder_config = load_bert_config(encoder_dir)
-    positions = encoder_config.max_position_embeddings
+    encoder_config = load_config(encoder_dir)
+    check_pooling(config.pooling, encoder_config)
+    positions = encoders.max_input_tokens(encoder_config)
     if config.max_length > positions:
         raise UserError(f"--max-length {config.max_length} is more than the encoder's {positions} positions")
     if config.mode == "partial":
         from tfxformers.models.classification.partial import check_trainable_layers, default_trainable_layers
 
-        depth = encoder_config.num_hidden_layers
+        depth = encoders.num_layers(encoder_config)
         if config.trainable_layers is None:
             config.trainable_layers = default_trainable_layers(depth)
         check_trainable_layers(config.trainable_layers, depth)
@@ -253,8 +251,8 @@ def _train_classifier(config: ClassifierTrainConfig, directory: Path) -> dict:
 
     # Variables (encoder, head, optimizer slots) must be created under the strategy that trains them.
     with distribution_strategy(tf, config.distribute).scope():
-        encoder = bert.load_bert_encoder(encoder_dir)
-        tokenizer = bert.load_bert_tokenizer(encoder_dir)
+        encoder = encoders.load_encoder(encoder_dir)
+        tokenizer = encoders.load_tokenizer(encoder_dir)
         num_labels = len(data.label_names)
         train_enc = encode_texts(tokenizer, data.train.texts, config.max_length)
         val_enc = encode_texts(tokenizer, data.validation.texts, config.max_length)
