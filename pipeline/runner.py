@@ -343,15 +343,14 @@ def build_local_pipeline(options: RunOptions):
     name = options.name or options.task
     pipeline_name = f"tfxformers-{name}"
     root = Path(options.pipeline_root or Path("pipelines") / name).expanduser().resolve()
-    encoder = options.encoder
-    if encoder != "minilm":
-        encoder = str(Path(encoder).expanduser().resolve())
-    encoder_dir = resolve_encoder_dir(encoder)  # fails now, not in the Trainer, if the weights are missing
+    # Fails now, not in the Trainer, if the weights are missing (or the encoder is a Hub id, unreachable here).
+    encoder_dir = resolve_encoder_dir(options.encoder)
+    encoder = options.encoder if options.encoder == "minilm" else str(encoder_dir.expanduser().resolve())
     if options.mode == "partial" and options.trainable_layers is not None:
-        from tfxformers.models.encoders.bert import load_bert_config
+        from tfxformers.models import encoders
         from tfxformers.models.classification.partial import check_trainable_layers
 
-        check_trainable_layers(options.trainable_layers, load_bert_config(encoder_dir).num_hidden_layers)
+        check_trainable_layers(options.trainable_layers, encoders.num_layers(encoders.read_config(encoder_dir)))
     prepared = write_split_csvs(options.data, root / "data", options.text_column, options.label_column)
     min_accuracy, baseline = evaluator_threshold(options, prepared.directory)
     metadata_path = root / "metadata.sqlite"
