@@ -12,7 +12,8 @@ the front ends call the checks below in this order:
    they are turned into arrays: rows, sequence length, tokens (rows x length), elements, sequence inputs
    that disagree in shape (a mask longer than its ids would otherwise be broadcast), and the values the
    answer would hold (the signature's output shapes: GPT-2 logits are rows x tokens x vocabulary);
-3. ``check_values`` on the few scalars that size the work (``max_new_tokens`` against the model's context).
+3. ``check_values`` on the few values that size the work (each row's ``max_new_tokens`` against the context
+   its prompt leaves, sequences per row x tokens against ``max_tokens``).
 
 Every refusal is ``INVALID_ARGUMENT`` (HTTP 400), except the byte limit: the request can never succeed as
 sent, whatever the server's load, which is what TF Serving's own batcher answers for a task larger than
@@ -161,30 +162,56 @@ def predicted_response_values(signature_def, rows: int, length: int) -> int:
     return total
 
 
+def _per_row(inputs: dict, name: str, rows: int):
+    """An integer input as a list of ``rows`` values (a scalar of an old export repeats), else None (the
+    signature or the graph refuses a wrong dtype or shape)."""
+    value = inputs.get(name)
+    if value is None or value.dtype.kind not in "iu" or value.size not in (1, rows) or value.ndim > 1:
+        return None
+    return [int(v) for v in value.reshape(-1)] * (rows if value.size == 1 and rows != 1 else 1)
+
+
 def check_values(limits: ServerLimits, servable, signature_name: str, inputs: dict) -> None:
-    """Refuse a request by the scalars that size its work (numpy inputs, before TensorFlow sees them)."""
+    """Refuse a request by the values that size its work (numpy inputs, before TensorFlow sees them):
+    each row's ``max_new_tokens`` against the context left after its prompt (``prompt_length``, or the
+    width of ``input_ids`` for exports whose generate takes scalars), and rows x sequences per row (returned
+    sequences, or beams) x (prompt + new tokens) against ``--max-tokens``."""
     if "max_new_tokens" not in inputs:
         return
-    requested = inputs["max_new_tokens"]
-    if getattr(requested, "size", 0) != 1 or requested.dtype.kind not in "iu":
-        return  # Servable.validate refuses the dtype or rank
-    requested = int(requested.reshape(()))
     ids = inputs.get("input_ids")
-    prompt = int(ids.shape[1]) if ids is not None and ids.ndim == 2 else 0
+    width = int(ids.shape[1]) if ids is not None and ids.ndim == 2 else 0
     rows = int(ids.shape[0]) if ids is not None and ids.ndim >= 1 else 1
+    requested = _per_row(inputs, "max_new_tokens", rows)
+    if requested is None or not rows:
+        return
+    lengths = _per_row(inputs, "prompt_length", rows) if "prompt_length" in inputs else [width] * rows
+    if lengths is None:
+        return
+    lengths = [min(length, width) if ids is not None else length for length in lengths]
     context, source = sequence_limit(limits, getattr(servable, "info", {}))
-    if ids is not None and prompt < 1:
-        raise ServingError("INVALID_ARGUMENT", "input 'input_ids' holds no tokens; generation needs a prompt")
-    allowed = min(limits.max_new_tokens, context - prompt)
-    if allowed < 1:
-        raise ServingError("INVALID_ARGUMENT", f"the prompt has {prompt} tokens, which leaves no room to generate "
-                                               f"in a context of {context} tokens ({source})")
-    if not 1 <= requested <= allowed:
-        why = (" (--max-new-tokens)" if allowed == limits.max_new_tokens
-               else f": the context of {context} tokens ({source}) minus the prompt's {prompt}")
-        raise ServingError("INVALID_ARGUMENT", f"max_new_tokens is {requested}; it must be between 1 and {allowed}"
-                                               f"{why}")
-    if rows * (prompt + requested) > limits.max_tokens:
-        raise ServingError("INVALID_ARGUMENT", f"{rows} rows of {prompt} + {requested} tokens is more than "
+    if ids is not None and min(lengths) < 1:
+        raise ServingError("INVALID_ARGUMENT", "input 'input_ids' holds no tokens (or a prompt_length is below 1); "
+                                               "generation needs a prompt")
+    for row, (prompt, asked) in enumerate(zip(lengths, requested)):
+        where = f" (row {row})" if rows > 1 else ""
+        allowed = min(limits.max_new_tokens, context - prompt)
+        if allowed < 1:
+            raise ServingError("INVALID_ARGUMENT", f"the prompt{where} has {prompt} tokens, which leaves no room to "
+                                                   f"generate in a context of {context} tokens ({source})")
+        if not 1 <= asked <= allowed:
+            why = (" (--max-new-tokens)" if allowed == limits.max_new_tokens
+                   else f": the context of {context} tokens ({source}) minus the prompt's {prompt}")
+            raise ServingError("INVALID_ARGUMENT", f"max_new_tokens{where} is {asked}; it must be between 1 and "
+                                                   f"{allowed}{why}")
+    # The graph runs every row as wide as the call's widest: most sequences per row, longest prompt, most
+    # new tokens (beam rows run num_beams sequences, others num_return_sequences).
+    returned = _per_row(inputs, "num_return_sequences", rows) or [1] * rows
+    beams = _per_row(inputs, "num_beams", rows) or [1] * rows
+    strategy = _per_row(inputs, "strategy", rows) or [0] * rows
+    sequences = max(max(r, b if s == 2 else 1, 1) for r, b, s in zip(returned, beams, strategy))
+    prompt, asked = max(lengths), max(requested)
+    if rows * sequences * (prompt + asked) > limits.max_tokens:
+        each = f" x {sequences} sequences" if sequences > 1 else ""
+        raise ServingError("INVALID_ARGUMENT", f"{rows} rows{each} of {prompt} + {asked} tokens is more than "
                                                f"{limits.max_tokens} tokens per request (--max-tokens): send fewer "
-                                               "rows or ask for fewer tokens")
+                                               "rows or sequences, or ask for fewer tokens")

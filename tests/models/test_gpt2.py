@@ -116,31 +116,39 @@ def test_bad_inputs_exit_2(tmp_path, capsys):
 
 
 def test_compiled_generation_matches_hf_greedy_and_stops_at_eos(small_tokenizer):
+    """The in-graph generate on a model built by build_lm (more in test_gpt2_generate.py)."""
     import tensorflow as tf
 
     from tfxformers.models.lm.gpt2 import build_lm, make_config
-    from tfxformers.models.lm.generate import make_generate_fn
+    from tfxformers.models.lm.generate import as_arrays, make_generate_fn, request_inputs
 
     tf.keras.utils.set_random_seed(1)
     hf = build_lm(make_config(small_tokenizer, "tiny", 64), compile=False).hf_model
-    ids = tf.constant([small_tokenizer("Emma Woodhouse, handsome")["input_ids"]], dtype=tf.int32)
-    reference = hf.generate(ids, max_new_tokens=10, do_sample=False, pad_token_id=small_tokenizer.pad_token_id,
+    prompt = small_tokenizer("Emma Woodhouse, handsome")["input_ids"]
+    ids = tf.constant([prompt], dtype=tf.int32)
+    pad = small_tokenizer.pad_token_id
+    reference = hf.generate(ids, max_new_tokens=10, do_sample=False, pad_token_id=pad,
                             eos_token_id=None).numpy()[0, ids.shape[1]:]
-    generate = make_generate_fn(hf, eos_id=-1, pad_id=small_tokenizer.pad_token_id)
-    out = generate(ids, 10, 0, 1.0, 0, 1.0, 0)
-    np.testing.assert_array_equal(out["output_ids"].numpy()[0], reference)
-    assert out["num_generated"].numpy().tolist() == [10]
+
+    def run(generate, **options):
+        out = generate(**{k: tf.constant(v) for k, v in as_arrays(request_inputs([prompt], pad, **options)).items()})
+        return out["output_ids"].numpy()[0, 0], int(out["num_generated"].numpy()[0, 0])
+
+    generate = make_generate_fn(hf, eos_id=-1, pad_id=pad)
+    tokens, count = run(generate, max_new_tokens=10)
+    np.testing.assert_array_equal(tokens, reference)
+    assert count == 10
     # Stop at </s>: declare the second greedy token the end-of-sequence token.
-    stop = make_generate_fn(hf, eos_id=int(reference[1]), pad_id=small_tokenizer.pad_token_id)(ids, 10, 0, 1.0, 0, 1.0, 0)
-    assert stop["num_generated"].numpy().tolist() == [2 if reference[0] != reference[1] else 1]
-    assert stop["output_ids"].shape == (1, 10)
-    assert (stop["output_ids"].numpy()[0, stop["num_generated"].numpy()[0]:] == small_tokenizer.pad_token_id).all()
+    stop, count = run(make_generate_fn(hf, eos_id=int(reference[1]), pad_id=pad), max_new_tokens=10)
+    assert count == (2 if reference[0] != reference[1] else 1)
+    assert stop.shape == (10,) and (stop[count:] == pad).all()
     # Sampling is seeded: the same seed repeats, another seed differs somewhere over a few tries.
-    first = generate(ids, 12, 1, 1.5, 0, 1.0, 5)["output_ids"].numpy()
-    np.testing.assert_array_equal(first, generate(ids, 12, 1, 1.5, 0, 1.0, 5)["output_ids"].numpy())
-    assert any((generate(ids, 12, 1, 1.5, 0, 1.0, s)["output_ids"].numpy() != first).any() for s in range(6, 10))
+    first, _ = run(generate, max_new_tokens=12, strategy=1, temperature=1.5, seed=5)
+    np.testing.assert_array_equal(first, run(generate, max_new_tokens=12, strategy=1, temperature=1.5, seed=5)[0])
+    assert any((run(generate, max_new_tokens=12, strategy=1, temperature=1.5, seed=s)[0] != first).any()
+               for s in range(6, 10))
     # top_k = 1 is greedy whatever the seed.
-    np.testing.assert_array_equal(generate(ids, 10, 1, 1.0, 1, 1.0, 3)["output_ids"].numpy()[0], reference)
+    np.testing.assert_array_equal(run(generate, max_new_tokens=10, strategy=1, top_k=1, seed=3)[0], reference)
 
 
 def test_a_killed_gpt2_run_resumes(tmp_path):

@@ -16,13 +16,18 @@ import numpy as np
 import pytest
 
 MAX_ROWS, MAX_TOKENS, MAX_BYTES, MAX_VALUES = 8, 200, 65536, 12000
-GEN = {"max_new_tokens": 4, "strategy": 0, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": 0}
+GEN = {"max_new_tokens": 4, "strategy": 0, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": 0,
+       "num_return_sequences": 1, "num_beams": 1, "length_penalty": 1.0, "early_stopping": 0}
 PROMPT = [[5, 6, 7]]
-FLOAT_INPUTS = ("temperature", "top_p")
+FLOAT_INPUTS = ("temperature", "top_p", "length_penalty")
 
 
 def generate(input_ids=PROMPT, **change):
-    return "emma", "generate", {"input_ids": input_ids, **GEN, **change}
+    """A generate request: every option one value per row (models/lm/generate.py)."""
+    rows = len(input_ids)
+    inputs = {"input_ids": input_ids, "prompt_length": [len(row) for row in input_ids]}
+    inputs.update({name: [value] * rows for name, value in {**GEN, **change}.items()})
+    return "emma", "generate", inputs
 
 
 def classify(rows, length, mask_shape=None):
@@ -49,7 +54,11 @@ BAD = [
      "assertion failed: [generate: temperature must be > 0 when sampling (strategy 1), got] [0]"),
     ("top_p 0", generate(top_p=0.0), "generate: top_p must be in (0, 1]"),
     ("top_p over 1", generate(top_p=1.5), "generate: top_p must be in (0, 1] (1 = off), got] [1.5]"),
-    ("unknown strategy", generate(strategy=2), "generate: strategy must be 0 (greedy) or 1 (sample), got] [2]"),
+    ("unknown strategy", generate(strategy=3), "generate: strategy must be 0 (greedy), 1 (sample) or 2 (beam), got] [3]"),
+    ("more sequences than beams", generate(strategy=2, num_beams=2, num_return_sequences=3),
+     "generate: num_return_sequences must be <= num_beams"),
+    ("generate beams x tokens just over", generate(input_ids=PROMPT * 2, strategy=2, num_beams=4, max_new_tokens=23),
+     f"2 rows x 4 sequences of 3 + 23 tokens is more than {MAX_TOKENS} tokens per request (--max-tokens)"),
     ("negative top_k", generate(top_k=-1), "generate: top_k must be >= 0"),
     ("generate rows x tokens just over", generate(input_ids=PROMPT * 8, max_new_tokens=23),
      f"8 rows of 3 + 23 tokens is more than {MAX_TOKENS} tokens per request (--max-tokens)"),
@@ -139,7 +148,7 @@ def assert_still_serves(server, stub=None):
     if stub is None:
         status, answer = post(server.rest_port, model, rest_body(signature, inputs))
         assert status == 200, answer
-        assert len(answer["outputs"]["output_ids"][0]) == GEN["max_new_tokens"]
+        assert len(answer["outputs"]["output_ids"][0][0]) == GEN["max_new_tokens"]
     else:
         response = stub.Predict(grpc_request(model, signature, inputs), timeout=60)
         assert len(response.outputs["output_ids"].int_val) == GEN["max_new_tokens"]
