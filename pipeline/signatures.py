@@ -6,15 +6,18 @@ of ``serving/export.py``::
 
     serving_examples: examples string [batch] -> probabilities float32 [batch, labels], label_id int32 [batch]
 
-It parses the ``text`` feature and tokenizes it in the graph with tensorflow_text's ``FastBertTokenizer``
-built from the model's own WordPiece vocabulary, with the same normalisation as the Hugging Face tokenizer
+It parses the ``text`` feature and tokenizes it in the graph: WordPiece families (BERT, DistilBERT,
+ELECTRA) with tensorflow_text's ``FastBertTokenizer`` built from the model's own WordPiece vocabulary, with the same normalisation as the Hugging Face tokenizer
 the trainer and the proxy use (lower case, NFD, accents stripped), the same ``[CLS] ... [SEP]`` framing
-and the same truncation to ``max_length``. ``tests/pipeline`` checks the ids against the Hugging Face
+and the same truncation to ``max_length``; RoBERTa's byte-level BPE, which tensorflow_text lacks, with
+``pipeline.graph_bpe`` (the same rules in graph ops). ``tests/pipeline`` checks the ids against the Hugging Face
 tokenizer on a whole test split. The pushed export (``Format-Push``, same weights) does not carry this
 signature, so its graph needs no tensorflow_text ops and any server loads it (TF Serving links them; a
 plain TensorFlow process would have to ``import tensorflow_text`` first).
 """
 from __future__ import annotations
+
+from tfxformers.errors import UserError
 
 TEXT_KEY = "text"
 LABEL_KEY = "label"
@@ -96,13 +99,26 @@ class InGraphTokenizer:
         return input_ids, attention_mask
 
 
-def examples_signature_builder(tokenizer, max_length: int):
+def in_graph_tokenizer(tokenizer, max_length: int, tokenizer_kind: str = "wordpiece"):
+    """The in-graph tokenizer for a family's ``tokenizer_kind`` (the encoder registry's ``FamilySpec``):
+    WordPiece (BERT, DistilBERT, ELECTRA) through tensorflow_text's FastBertTokenizer, byte-level BPE
+    (RoBERTa), which tensorflow_text lacks, through ``pipeline.graph_bpe``."""
+    if tokenizer_kind == "byte_bpe":
+        from tfxformers.pipeline.graph_bpe import ByteLevelBPETokenizer
+
+        return ByteLevelBPETokenizer(tokenizer, max_length)
+    if tokenizer_kind != "wordpiece":
+        raise UserError(f"no in-graph tokenizer for tokenizer kind {tokenizer_kind!r}")
+    return InGraphTokenizer(tokenizer, max_length)
+
+
+def examples_signature_builder(tokenizer, max_length: int, tokenizer_kind: str = "wordpiece"):
     """For ``serving.export.write_trained(extra_signatures=...)``: builds ``serving_examples`` on a model."""
 
     def build(keras_model) -> dict:
         import tensorflow as tf
 
-        in_graph = InGraphTokenizer(tokenizer, max_length)
+        in_graph = in_graph_tokenizer(tokenizer, max_length, tokenizer_kind)
         feature_spec = {TEXT_KEY: tf.io.FixedLenFeature([], tf.string)}
 
         @tf.function(input_signature=[tf.TensorSpec((None,), tf.string, name="examples")], autograph=False)

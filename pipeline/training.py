@@ -121,7 +121,12 @@ def train_and_export(fn_args) -> dict:
     trained = load_trained(model_dir)
     name = config.get("model_name", "model")
     push_dir = Path(fn_args.serving_model_dir).parent / PUSH_SUBDIR
-    for directory, extra in ((fn_args.serving_model_dir, examples_signature_builder(trained.tokenizer, trained.max_length)),
+    from tfxformers.models import encoders
+
+    kind = encoders.spec_for(trained.info["encoder_config"]).tokenizer_kind if trained.info.get("encoder_config") \
+        else "wordpiece"
+    for directory, extra in ((fn_args.serving_model_dir, examples_signature_builder(trained.tokenizer, trained.max_length,
+                                                                                      kind)),
                              (push_dir, None)):
         directory = Path(directory)
         if directory.is_dir() and not any(directory.iterdir()):
