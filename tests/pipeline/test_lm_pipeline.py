@@ -93,16 +93,23 @@ def test_the_tokenizer_was_trained_on_the_train_split_and_saved_with_the_model(f
     assert (pushed / "assets.extra" / "tf_serving_warmup_requests").is_file()
 
 
+def _input_specs(function) -> dict:
+    """name -> TensorSpec of a SavedModel signature or of a tf.function with an input_signature."""
+    if getattr(function, "input_signature", None):
+        return {spec.name: spec for spec in function.input_signature}
+    _, specs = function.structured_input_signature
+    return dict(specs)
+
+
 def _generate_inputs(signature, ids: list[int], **settings) -> dict:
     """The generate signature's inputs for one prompt, shaped as its specs say (scalars or a batch axis),
     so the test follows the signature's current shape (docs/contracts.md)."""
-    values = {"input_ids": ids, "attention_mask": [1] * len(ids), "max_new_tokens": NEW_TOKENS, "strategy": 0,
-              "temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": 0, "num_beams": 1, "num_return_sequences": 1,
-              "length_penalty": 1.0}
+    values = {"input_ids": ids, "prompt_length": len(ids), "attention_mask": [1] * len(ids),
+              "max_new_tokens": NEW_TOKENS, "strategy": 0, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": 0,
+              "num_beams": 1, "num_return_sequences": 1, "length_penalty": 1.0, "early_stopping": 0}
     values.update(settings)
-    _, specs = signature.structured_input_signature
     inputs = {}
-    for name, spec in specs.items():
+    for name, spec in _input_specs(signature).items():
         value = np.asarray(values[name], dtype=spec.dtype.as_numpy_dtype)
         while value.ndim < spec.shape.rank:
             value = value[np.newaxis]
@@ -127,7 +134,21 @@ def _keras_greedy(trained_dir: Path, prompts: list[str]) -> list[list[int]]:
     return out
 
 
+def _keras_generate(trained_dir: Path, ids: list[int], **settings) -> list[int]:
+    """The trained Keras model's own in-graph generation (what the export saves), called in this process."""
+    from tfxformers.models.artifacts import load_trained
+    from tfxformers.models.lm.generate import make_generate_fn
+
+    trained = load_trained(trained_dir)
+    tokenizer = trained.tokenizer
+    generate = make_generate_fn(trained.keras_model, tokenizer.eos_token_id, tokenizer.pad_token_id,
+                                trained.max_length)
+    out = generate(**_generate_inputs(generate, ids, **settings))
+    return _strip_padding(out["output_ids"], out["num_generated"])
+
+
 def _strip_padding(ids, count) -> list[int]:
+    """The first row's first sequence, without the padding after its generated tokens."""
     return [int(i) for i in np.asarray(ids).reshape(-1)[:int(np.asarray(count).reshape(-1)[0])]]
 
 
@@ -162,15 +183,17 @@ def test_the_pushed_version_generates_like_the_keras_model_through_the_server_an
             body.raise_for_status()
             assert body.json()["token_ids"] == want and body.json()["version"] == 1, prompt
 
-            # Seeded sampling: the server and the proxy give the same tokens for the same seed.
+            # Seeded sampling: the Keras model, the server and the proxy give the same tokens for one seed.
             sampled = dict(strategy=1, temperature=1.5, seed=11)
+            keras_sampled = _keras_generate(summary.trained_dir, ids, **sampled)
             inputs = {k: v.tolist() for k, v in _generate_inputs(signature, ids, **sampled).items()}
             direct = httpx.post(f"http://127.0.0.1:{rest_port}/v1/models/tinylm:predict",
                                 json={"signature_name": "generate", "inputs": inputs}, timeout=60).json()["outputs"]
             via_proxy = httpx.post(f"{proxy_url}/v1/models/tinylm:generate",
                                    json={"prompt": prompt, "max_new_tokens": NEW_TOKENS, "strategy": "sample",
                                          "temperature": 1.5, "seed": 11}, timeout=60).json()
-            assert via_proxy["token_ids"] == _strip_padding(direct["output_ids"], direct["num_generated"])
+            assert _strip_padding(direct["output_ids"], direct["num_generated"]) == keras_sampled, prompt
+            assert via_proxy["token_ids"] == keras_sampled, prompt
     finally:
         if proxy is not None:
             stop_process(proxy)
