@@ -136,7 +136,7 @@ def run_sentiment_demo(args: argparse.Namespace) -> int:
 
 LM_MODEL_NAME = "emma"
 LM_PRESET = "mini"
-LM_EPOCHS = 3
+LM_EPOCHS = 6
 LM_PROMPTS = ("Emma Woodhouse, handsome, clever, and rich,", "Mr. Knightley", "It was a beautiful morning, and")
 LM_NEW_TOKENS = 24
 
