@@ -114,6 +114,8 @@ def _stopped_message(exc: BaseException, metadata_path: Path, pipeline_name: str
     problems = describe_anomalies(anomalies[0].uri) if anomalies else []
     if not problems:
         return None
+    meaning = {"'characters'": " (an empty document)", "'invalid_utf8'": " (text that is not UTF-8)"}
+    problems = [p + next((m for f, m in meaning.items() if f"feature {f}" in p), "") for p in problems]
     lines = ["the corpus does not match the curated schema (pipeline/schema/lm.pbtxt), so the pipeline stopped "
              "before training (nothing was pushed):"] + problems
     if records.problems:
