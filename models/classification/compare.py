@@ -233,10 +233,10 @@ def compare_runs(run_dirs: list, *, output: str | os.PathLike, data: str | None 
         for part in (dataset.train, dataset.validation, dataset.test):
             part.labels = remap[part.labels]
     test = dataset.test.subset(limit)
+    from tfxformers.models.tokenization import predict_logits
+
     predictions, details = {}, {}
     for name, path, info in zip(_unique_names(paths), paths, infos):
-        from tfxformers.models.tokenization import predict_logits
-
         trained = artifacts.load_trained(path)
         logits = predict_logits(trained.keras_model, trained.tokenizer, test.texts, max_length=trained.max_length,
                                 buckets=info.get("buckets") or (16, 32, 64, 128))

@@ -54,7 +54,7 @@ def confusion_matrices(names: list[str], matrices: list, label_names: list[str],
         ax.set_xlabel("predicted")
         ax.set_title(name, fontsize=10)
     axes[0][0].set_ylabel("true")
-    fig.suptitle("confusion matrices on the test split (colour: share of the true class)", fontsize=10)
+    fig.suptitle("confusion matrices on the test split (colour: share of the true class)", fontsize=10, y=1.04)
     return _save(fig, path)
 
 
@@ -71,7 +71,7 @@ def scores(names: list[str], accuracy: list[tuple[float, float, float]], macro_f
     low = min(min(t[1] for t in accuracy), min(t[1] for t in macro_f1))
     ax.set_ylim(max(0.0, low - 0.1), 1.0)
     ax.set_xticks(x, names, rotation=15)
-    ax.legend(loc="lower right")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))  # outside: bars reach the top
     ax.set_title("test scores with 95% bootstrap intervals", fontsize=10)
     return _save(fig, path)
 
@@ -107,7 +107,7 @@ def attention_grid(weights, path, *, title: str = "") -> Path:
     for l in range(layers):
         for h in range(heads):
             ax = axes[l][h]
-            ax.imshow(weights[l, h], cmap="viridis", vmin=0.0, vmax=1.0)
+            ax.imshow(weights[l, h], cmap="viridis", vmin=0.0)  # own scale: diffuse heads stay readable
             ax.set_xticks([])
             ax.set_yticks([])
             if l == 0:
@@ -119,12 +119,17 @@ def attention_grid(weights, path, *, title: str = "") -> Path:
 
 
 def attention_rollout(tokens: list[str], flow, path, *, title: str = "") -> Path:
-    """``flow`` ``[layers, tokens]``: the first token's row of the rollout after each layer."""
+    """``flow`` ``[layers, tokens]``: the first token's row of the rollout after each layer. The first
+    token's share of itself (the residual path keeps it large) is written in, and the colours are scaled
+    to the other tokens so that they are not all black beside it."""
     plt = _pyplot()
     flow = np.asarray(flow)
     n = len(tokens)
     fig, ax = plt.subplots(figsize=(min(16.0, 2.0 + 0.3 * n), 1.0 + 0.45 * flow.shape[0]))
-    image = ax.imshow(flow, cmap="magma", aspect="auto", vmin=0.0)
+    top = float(flow[:, 1:].max()) if n > 1 else float(flow.max())
+    image = ax.imshow(flow, cmap="magma", aspect="auto", vmin=0.0, vmax=top or None)
+    for l in range(flow.shape[0]):
+        ax.text(0, l, f"{flow[l, 0]:.2f}", ha="center", va="center", fontsize=6, color="black")
     ax.set_xticks(range(n), _labels(tokens), rotation=90, fontsize=8)
     ax.set_yticks(range(flow.shape[0]), [f"after layer {l}" for l in range(flow.shape[0])], fontsize=8)
     ax.set_title(title, fontsize=10)
