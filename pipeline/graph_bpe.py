@@ -73,6 +73,32 @@ def bpe_settings(tokenizer) -> dict:
             "pad_id": int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)}
 
 
+class _ConstantLookup:
+    """string -> int64 through sorted 64-bit fingerprints and ``searchsorted``, checked against the string
+    itself, so a lookup is exact. Constants only: a ``tf.lookup`` table is a resource, which every SavedModel
+    holding the signature would have to track, and TFX's Trainer hands signatures to an export that does not."""
+
+    def __init__(self, tf, keys: list[str], values: list[int]):
+        self._tf = tf
+        keys = keys or [""]
+        values = values or [-1]
+        fingerprints = tf.strings.to_hash_bucket_fast(tf.constant(keys, tf.string), 2**63 - 1).numpy()
+        order = fingerprints.argsort(kind="stable")
+        sorted_fp = fingerprints[order]
+        if len(set(sorted_fp.tolist())) != len(sorted_fp):
+            raise UserError("two tokenizer entries share a 64-bit fingerprint; the in-graph tokenizer cannot tell them apart")
+        self._fingerprints = tf.constant(sorted_fp, tf.int64)
+        self._keys = tf.constant([keys[i] for i in order], tf.string)
+        self._values = tf.constant([values[i] for i in order], tf.int64)
+
+    def lookup(self, queries, default: int):
+        tf = self._tf
+        fingerprints = tf.strings.to_hash_bucket_fast(queries, 2**63 - 1)
+        position = tf.minimum(tf.searchsorted(self._fingerprints, fingerprints, out_type=tf.int64), tf.size(self._keys, tf.int64) - 1)
+        found = (tf.gather(self._fingerprints, position) == fingerprints) & (tf.gather(self._keys, position) == queries)
+        return tf.where(found, tf.gather(self._values, position), tf.constant(default, tf.int64))
+
+
 class ByteLevelBPETokenizer:
     """Texts -> (input_ids, attention_mask) int32 [batch, longest], ``<s> ... </s>``, in a TensorFlow graph."""
 
@@ -86,17 +112,12 @@ class ByteLevelBPETokenizer:
         self.cls_id, self.sep_id, self.pad_id = settings["cls_id"], settings["sep_id"], settings["pad_id"]
         self.add_prefix_space, self.lowercase = settings["add_prefix_space"], settings["lowercase"]
         table = bytes_to_unicode()
-        self._byte_table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(tf.constant([bytes([b]) for b in range(256)]),
-                                                tf.constant([table[b].encode("utf-8") for b in range(256)])), b"")
+        self._byte_chars = tf.constant([table[b].encode("utf-8") for b in range(256)])
         merges = settings["merges"]
-        self._merge_ranks = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(tf.constant(merges or [""], tf.string),
-                                                tf.range(max(len(merges), 1), dtype=tf.int64)), -1)
+        self._merge_ranks = _ConstantLookup(tf, merges, list(range(len(merges))))
         vocab = settings["vocab"]
-        self._vocab = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(tf.constant(list(vocab), tf.string),
-                                                tf.constant(list(vocab.values()), tf.int64)), settings["unk_id"])
+        self._vocab = _ConstantLookup(tf, list(vocab), list(vocab.values()))
+        self._unk_id = int(settings["unk_id"])
 
     def pieces(self, texts):
         """Pre-tokenized pieces, ragged [batch, (pieces)] of strings (GPT-2's pattern, see the module doc)."""
@@ -121,7 +142,7 @@ class ByteLevelBPETokenizer:
         index = tf.range(n)
         has_next = index + 1 < tf.gather(splits[1:], row_ids)
         following = tf.gather(tf.concat([values, [""]], 0), index + 1)
-        rank = self._merge_ranks.lookup(tf.strings.join([values, following], separator=" "))
+        rank = self._merge_ranks.lookup(tf.strings.join([values, following], separator=" "), -1)
         rank = tf.where(has_next & (rank >= 0), rank, big)
         best = tf.math.unsorted_segment_min(rank, row_ids, nrows)
         candidate = (rank == tf.gather(best, row_ids)) & (rank < big)
@@ -139,7 +160,8 @@ class ByteLevelBPETokenizer:
         tf = self._tf
         pieces = self.pieces(texts)
         byte_strings = tf.strings.bytes_split(pieces.flat_values)             # [pieces, (bytes)]
-        symbols = self._byte_table.lookup(byte_strings.flat_values)
+        byte_values = tf.cast(tf.io.decode_raw(byte_strings.flat_values, tf.uint8)[:, 0], tf.int32)
+        symbols = tf.gather(self._byte_chars, byte_values)
         values, splits = symbols, byte_strings.row_splits
 
         def body(values, splits, _):
@@ -148,7 +170,7 @@ class ByteLevelBPETokenizer:
         values, splits, _ = tf.while_loop(
             lambda v, s, changed: changed, body, (values, splits, tf.constant(True)),
             shape_invariants=(tf.TensorShape([None]), tf.TensorShape([None]), tf.TensorShape([])))
-        ids = tf.RaggedTensor.from_row_splits(self._vocab.lookup(values), splits)   # [pieces, (symbols)]
+        ids = tf.RaggedTensor.from_row_splits(self._vocab.lookup(values, self._unk_id), splits)   # [pieces, (symbols)]
         return tf.RaggedTensor.from_row_splits(ids, pieces.row_splits).merge_dims(1, 2)
 
     def __call__(self, texts):
