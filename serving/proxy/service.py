@@ -101,42 +101,93 @@ class InferenceService:
 
         return await self._on_latest(name, self.settings.timeout_seconds, run)
 
-    async def generate(self, name: str, prompt: str, max_new_tokens: int, strategy: str, temperature: float,
-                       top_k: int, top_p: float, seed: int | None) -> dict:
+    async def generate(self, name: str, prompts: list[str], options: dict) -> dict:
+        """Continue every prompt (``options``: the :generate body's fields). Prompts go to the signature
+        together (left-aligned rows with their lengths), at most ``--max-batch-size`` sequences per call."""
+        from tfxformers.models.lm.generate import STRATEGY_IDS, request_inputs
+
+        max_new_tokens, strategy = options["max_new_tokens"], options["strategy"]
         if max_new_tokens > self.settings.max_new_tokens:
             raise errors.TooLarge(f"max_new_tokens is {max_new_tokens}; the limit is {self.settings.max_new_tokens}")
-        if len(prompt) > self.settings.max_chars:
-            raise errors.TooLarge(f"prompt holds {len(prompt)} characters; the limit is {self.settings.max_chars}")
-        seed = secrets.randbelow(2**31 - 1) if seed is None else seed
+        if len(prompts) > self.settings.max_texts:
+            raise errors.TooLarge(f"prompts has {len(prompts)} entries; the limit is {self.settings.max_texts} "
+                                  "per request")
+        chars = sum(len(p) for p in prompts)
+        if chars > self.settings.max_chars:
+            what = "prompt holds" if len(prompts) == 1 else "prompts hold"
+            raise errors.TooLarge(f"{what} {chars} characters; the limit is {self.settings.max_chars}")
+        seed = secrets.randbelow(2**31 - 1) if options["seed"] is None else options["seed"]
+        # Each row runs num_return_sequences (or num_beams) sequences; a call holds at most max_batch_size.
+        width = options["num_beams"] if strategy == "beam" else options["num_return_sequences"]
+        per_call = max(1, self.settings.max_batch_size // width)
 
         async def run(served: ServedModel, deadline: Deadline) -> dict:
             self._require_kind(served, "gpt2", "generate")
-            ids = served.encoder.tokenizer.encode(prompt).ids
-            if not ids:
-                raise errors.InvalidInput("tokenizes to no tokens at all; give some text to continue", "prompt")
+            encoded = [served.encoder.tokenizer.encode(p).ids for p in prompts]
             limit = served.encoder.max_length
-            if len(ids) + max_new_tokens > limit:
-                raise errors.TooLarge(f"prompt is {len(ids)} tokens; with max_new_tokens {max_new_tokens} that is "
-                                      f"more than this model's context of {limit} tokens")
-            # The generate signature takes no mask: one prompt per call, so nothing is padded.
-            out = await self.backend.predict(served.name, served.version, "generate", {
-                "input_ids": ("DT_INT32", [ids]), "max_new_tokens": ("DT_INT32", max_new_tokens),
-                "strategy": ("DT_INT32", 1 if strategy == "sample" else 0),
-                # Greedy ignores temperature; 1.0 keeps a 0 (allowed with greedy) away from the signature's
-                # own checks on it.
-                "temperature": ("DT_FLOAT", float(temperature) if strategy == "sample" else 1.0), "top_k": ("DT_INT32", top_k),
-                "top_p": ("DT_FLOAT", float(top_p)), "seed": ("DT_INT32", seed),
-            }, ["output_ids", "num_generated"], deadline)
-            n = int(out["num_generated"][0])
-            new_ids = [int(x) for x in out["output_ids"][0][:n]]
+            for i, ids in enumerate(encoded):
+                field = "prompt" if len(prompts) == 1 else f"prompts[{i}]"
+                if not ids:
+                    raise errors.InvalidInput("tokenizes to no tokens at all; give some text to continue", field)
+                if len(ids) + max_new_tokens > limit:
+                    raise errors.TooLarge(f"{field} is {len(ids)} tokens; with max_new_tokens {max_new_tokens} that "
+                                          f"is more than this model's context of {limit} tokens")
+            signature_options = dict(
+                max_new_tokens=max_new_tokens, strategy=STRATEGY_IDS[strategy],
+                # Only sampling reads temperature; 1.0 keeps a 0 (allowed otherwise) away from the graph's checks.
+                temperature=float(options["temperature"]) if strategy == "sample" else 1.0,
+                top_k=options["top_k"], top_p=float(options["top_p"]),
+                num_return_sequences=options["num_return_sequences"],
+                num_beams=options["num_beams"] if strategy == "beam" else 1,
+                length_penalty=float(options["length_penalty"]), early_stopping=int(options["early_stopping"]))
+            pad = served.metadata.get("pad_id") or 0
+            calls = []
+            generate_inputs = ((served.metadata.get("signatures") or {}).get("generate") or {}).get("inputs") or []
+            if "prompt_length" not in generate_inputs:
+                # An export made before generate took a batch dimension: scalar options, one prompt per call.
+                if strategy == "beam" or options["num_return_sequences"] > 1:
+                    raise errors.WrongModelKind(f"version {served.version} of {name!r} was exported before beam "
+                                                "search and num_return_sequences; export it again")
+                scalars = {k: v for k, v in signature_options.items() if k in generate_inputs}
+                for i, ids in enumerate(encoded):
+                    inputs = {"input_ids": ("DT_INT32", [ids]), "seed": ("DT_INT32", (seed + i) % 2**31)}
+                    inputs.update({k: ("DT_FLOAT" if isinstance(v, float) else "DT_INT32", v) for k, v in scalars.items()})
+                    calls.append(self._old_generate(served, inputs, deadline))
+            for start in range(0, len(encoded) if not calls else 0, per_call):
+                chunk = encoded[start:start + per_call]
+                inputs = request_inputs(chunk, pad, **signature_options,
+                                        seed=[(seed + start + i) % 2**31 for i in range(len(chunk))])
+                types = {k: ("DT_FLOAT" if isinstance(v[0], float) else "DT_INT32", v) for k, v in inputs.items()}
+                calls.append(self.backend.predict(served.name, served.version, "generate", types,
+                                                  ["output_ids", "num_generated", "sequence_scores"], deadline))
+            answers = await asyncio.gather(*calls)
             eos = served.metadata.get("eos_id")
-            text = served.encoder.tokenizer.decode(new_ids, skip_special_tokens=True)
-            return {"model": name, "version": served.version, "prompt": prompt, "text": text,
-                    "token_ids": new_ids, "prompt_tokens": len(ids), "num_generated": n,
-                    "stopped_at_eos": bool(new_ids) and eos is not None and new_ids[-1] == eos,
-                    "strategy": strategy, "seed": seed}
+            decode = served.encoder.tokenizer.decode
+            results = []
+            for answer in answers:
+                for row_ids, row_counts, row_scores in zip(answer["output_ids"], answer["num_generated"],
+                                                           answer["sequence_scores"]):
+                    sequences = []
+                    for ids, count, score in list(zip(row_ids, row_counts, row_scores))[:options["num_return_sequences"]]:
+                        new_ids = [int(x) for x in ids[:int(count)]]
+                        sequences.append({"text": decode(new_ids, skip_special_tokens=True), "token_ids": new_ids,
+                                          "num_generated": int(count), "score": float(score),
+                                          "stopped_at_eos": bool(new_ids) and eos is not None and new_ids[-1] == eos})
+                    results.append({"sequences": sequences})
+            if len(results) != len(prompts):
+                raise errors.BackendFailed(f"generate answered {len(results)} rows for {len(prompts)} prompts")
+            for result, prompt, ids in zip(results, prompts, encoded):
+                result.update(prompt=prompt, prompt_tokens=len(ids))
+            return {"model": name, "version": served.version, "strategy": strategy, "seed": seed, "results": results}
 
         return await self._on_latest(name, self.settings.generate_timeout_seconds, run)
+
+    async def _old_generate(self, served: ServedModel, inputs: dict, deadline: Deadline) -> dict:
+        """One prompt through the scalar generate signature, answered in the batched signature's shape."""
+        out = await self.backend.predict(served.name, served.version, "generate", inputs,
+                                         ["output_ids", "num_generated"], deadline)
+        return {"output_ids": [[out["output_ids"][0]]], "num_generated": [[out["num_generated"][0]]],
+                "sequence_scores": [[0.0]]}
 
     async def ready(self, names: list[str]) -> dict:
         """Versions of the given models (each must have an AVAILABLE version), or, with no names, proof

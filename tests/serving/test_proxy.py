@@ -104,6 +104,26 @@ def test_generate_greedy_equals_hf_and_sampling_is_seeded(proxy, proxy_models):
     assert first["token_ids"] == again["token_ids"] and first["seed"] == 7 and first["strategy"] == "sample"
 
 
+def test_generate_takes_a_list_of_prompts(proxy):
+    """Prompts of different lengths in one call: each answered as if alone (prompt i seeded with seed + i),
+    several sequences per prompt, beam search."""
+    prompts = ["Emma walked to", "Mr", "Emma walked to Highbury on day"]
+    options = {"max_new_tokens": 6, "strategy": "sample", "temperature": 1.4, "seed": 20, "num_return_sequences": 2}
+    together = _post(proxy, "/v1/models/emma:generate", {"prompts": prompts, **options})
+    assert together.status_code == 200, together.text
+    answer = together.json()
+    assert [r["prompt"] for r in answer["results"]] == prompts and "text" not in answer
+    for i, prompt in enumerate(prompts):
+        alone = _post(proxy, "/v1/models/emma:generate", {"prompts": [prompt], **options, "seed": 20 + i}).json()
+        assert answer["results"][i] == alone["results"][0], prompt
+        assert len(answer["results"][i]["sequences"]) == 2
+    beams = _post(proxy, "/v1/models/emma:generate", {"prompts": prompts[:2], "strategy": "beam", "num_beams": 3,
+                                                      "num_return_sequences": 3, "max_new_tokens": 5}).json()
+    for result in beams["results"]:
+        scores = [s["score"] for s in result["sequences"]]
+        assert len(scores) == 3 and scores == sorted(scores, reverse=True), result
+
+
 def test_health_ready_metrics_and_openapi(proxy):
     # One refusal of each kind the metrics must count (the bad-input table is test_proxy_bad_input.py).
     assert _post(proxy, "/v1/models/sentiment:classify", {"texts": []}).status_code == 422
