@@ -1,7 +1,9 @@
 """Texts -> token windows -> bucket-padded backend batches, and window scores -> one score per text.
 
-A text that fits the export's ``max_length`` is one window, tokenized exactly as in training
-(``[CLS] text [SEP]``). A longer one is not cut: its tokens (without specials) are split into windows of
+A text that fits the export's ``max_length`` is one window, tokenized exactly as in training by the
+version's own ``tokenizer.json`` (``[CLS] text [SEP]`` for WordPiece families, ``<s> text </s>`` for
+RoBERTa's byte-level BPE: the export's ``tokenizer_kind``; ``cls_id`` / ``sep_id`` / ``pad_id`` come from
+its metadata, so no family is special-cased here). A longer one is not cut: its tokens (without specials) are split into windows of
 ``max_length - 2`` tokens, neighbours sharing ``overlap`` tokens, each wrapped in ``[CLS] ... [SEP]``.
 Each window is scored separately and the text's score is the mean of its window scores weighted by
 how many of the text's tokens each window holds (``COMBINE``). Batches are padded to the smallest of the
@@ -32,6 +34,8 @@ class TextEncoder:
         self.pad_id = int(metadata.get("pad_id") or 0)
         self.cls_id = metadata.get("cls_id")
         self.sep_id = metadata.get("sep_id")
+        # Exports before the encoder registry have no tokenizer_kind; they were all BERT (WordPiece).
+        self.tokenizer_kind = metadata.get("tokenizer_kind") or "wordpiece"
 
     def windows(self, texts: list[str], overlap: int, max_windows: int) -> list[Window]:
         encodings = self.tokenizer.encode_batch(texts)
