@@ -10,9 +10,10 @@ token ([CLS] / ``<s>``) that a ``cls``-pooled head reads. ``merge_words`` folds 
 words. ``tfxformers attention`` (``models.classification.report_cli``) draws them with
 ``models.classification.plots``.
 
-Nothing here is specific to BERT: the encoder is whichever layer of the Keras classifier carries a
-Hugging Face config with ``num_attention_heads`` (BERT, RoBERTa, DistilBERT and ELECTRA main layers all
-do), and it is called with the same keyword arguments the classifier itself uses.
+Nothing here is specific to BERT: the encoder is whichever layer of the Keras classifier is the main
+layer of a family in the encoder registry (``models.encoders``: BERT, RoBERTa, DistilBERT, ELECTRA), called
+through ``encoders.base.call_main_layer`` as the classifier itself calls it; the first token is [CLS] or
+``<s>``, whatever the family's tokenizer puts there.
 """
 from __future__ import annotations
 
@@ -76,10 +77,11 @@ class Attention:
 
 
 def encoder_layer(keras_model):
-    """The Hugging Face main layer inside a classifier built by ``build_*_classifier``."""
+    """The encoder family's main layer inside a classifier built by ``encoders.build_classifier``."""
+    from tfxformers.models import encoders
+
     for layer in keras_model.layers:
-        config = getattr(layer, "config", None)
-        if config is not None and hasattr(config, "num_attention_heads") and hasattr(config, "model_type"):
+        if getattr(getattr(layer, "config", None), "model_type", None) in encoders.FAMILIES:
             return layer
     raise UserError("this classifier has no Hugging Face encoder layer to read attention from (a hub-mode "
                     "model wraps its encoder in a SavedModel); train it with --mode finetune, partial or frozen")
@@ -90,11 +92,10 @@ def encoder_attentions(main_layer, input_ids, attention_mask, token_type_ids=Non
     so the export's ``attention`` signature traces exactly this)."""
     import tensorflow as tf
 
-    kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "output_attentions": True,
-              "training": False}
-    if token_type_ids is not None:
-        kwargs["token_type_ids"] = token_type_ids
-    outputs = main_layer(**kwargs)
+    from tfxformers.models.encoders.base import call_main_layer
+
+    outputs = call_main_layer(main_layer, input_ids, attention_mask, token_type_ids, training=False,
+                              output_attentions=True)
     return tf.stack(list(outputs.attentions), axis=1)
 
 

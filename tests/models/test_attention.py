@@ -99,3 +99,23 @@ def test_bad_layer_or_head_is_one_error_line(trained_dir, tmp_path, capsys, argv
 def test_a_directory_that_is_no_model_is_one_error_line(tmp_path, capsys):
     assert main(["attention", "--model", str(tmp_path), "good film"]) == 2
     assert "not a tfxformers model directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("family, first", [("roberta", "<s>"), ("distilbert", "[CLS]"), ("electra", "[CLS]")])
+def test_every_encoder_family_gives_maps_from_its_first_token(family, first, tmp_path):
+    from tfxformers.models import encoders
+    from tfxformers.models.artifacts import TrainedModel
+    from tfxformers.models.classification import attention
+    from tfxformers.testing import make_tiny_checkpoint
+
+    checkpoint = make_tiny_checkpoint(tmp_path / family, family)
+    encoder = encoders.load_encoder(checkpoint)
+    model = encoders.build_classifier(encoder, 2, compile=False)
+    trained = TrainedModel(tmp_path, {"kind": "classifier", "max_length": 32, "input_names": encoders.input_names(encoder)},
+                           model, encoders.load_tokenizer(checkpoint), ["neg", "pos"])
+    result = attention.attention_for_text(trained, "the movie was good")
+    assert result.tokens[0] == first and (result.layers, result.heads) == (2, 2)
+    np.testing.assert_allclose(result.weights.sum(axis=-1), 1.0, atol=1e-5)
+    merged = attention.merge_words(result)
+    assert "movie" in merged.tokens and merged.tokens[0] == first
+    np.testing.assert_allclose(merged.weights.sum(axis=-1), 1.0, atol=1e-5)

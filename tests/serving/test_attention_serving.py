@@ -66,6 +66,32 @@ def test_exported_signature_equals_the_keras_model(model_base, trained):
     assert info["signatures"]["attention"]["outputs"] == ["attentions", "probabilities"]
 
 
+def test_a_roberta_export_gives_the_keras_weights_too(tmp_path):
+    """Byte-level BPE, </s> as the end marker, pad id 1 and no token_type_ids: the signature still matches."""
+    import tensorflow as tf
+
+    from tfxformers.models import encoders
+    from tfxformers.models.artifacts import TrainedModel
+    from tfxformers.models.tokenization import tokenize_batch
+    from tfxformers.serving.export import export_trained
+    from tfxformers.serving.export_attention import attention_signatures
+    from tfxformers.testing import make_tiny_checkpoint
+
+    checkpoint = make_tiny_checkpoint(tmp_path / "roberta", "roberta")
+    encoder = encoders.load_encoder(checkpoint)
+    tokenizer = encoders.load_tokenizer(checkpoint)
+    info = {"kind": "classifier", "max_length": 32, "buckets": [16, 32], "input_names": ["input_ids", "attention_mask"],
+            "encoder_config": json.loads(encoder.config.to_json_string())}
+    trained = TrainedModel(tmp_path, info, encoders.build_classifier(encoder, 2, compile=False), tokenizer, ["neg", "pos"])
+    path = export_trained(trained, "rob", tmp_path / "models",
+                          extra_signatures=lambda model: attention_signatures(model, tokenizer.sep_token_id))
+    features = tokenize_batch(tokenizer, TEXTS, max_length=32)
+    ids, mask = features["input_ids"], features["attention_mask"]
+    assert ids[0, 0] == tokenizer.bos_token_id and ids[0, -1] == tokenizer.pad_token_id == 1
+    out = tf.saved_model.load(str(path)).signatures["attention"](input_ids=tf.constant(ids), attention_mask=tf.constant(mask))
+    np.testing.assert_allclose(out["attentions"].numpy(), _keras_attentions(trained, ids, mask), atol=1e-5)
+
+
 def test_default_export_stays_without_it(model_base):
     import tensorflow as tf
 
