@@ -263,3 +263,40 @@ def test_documents_and_held_out_split_are_train_gpt2s(tmp_path):
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "data").rglob("*.tfrecord")}
     write_corpus_records(corpus, tmp_path / "data")
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "data").rglob("*.tfrecord")} == before
+
+
+def test_the_evaluator_refuses_a_model_worse_than_the_bigram_baseline_and_the_latest_blessed_one(first_run, root,
+                                                                                              corpus, tmp_path):
+    import shutil
+
+    from transformers import TFGPT2LMHeadModel
+
+    from tfxformers.models.artifacts import file_sizes, load_trained
+    from tfxformers.pipeline.lm_components import evaluate
+    from tfxformers.pipeline.lm_data import _split_positions, collect_documents
+    from tfxformers.serving.export import write_trained
+
+    summary, _, _ = first_run
+    # The same architecture and tokenizer with untrained weights: far worse on every measure.
+    untrained = tmp_path / "untrained"
+    shutil.copytree(summary.trained_dir, untrained)
+    trained = load_trained(summary.trained_dir)
+    fresh = TFGPT2LMHeadModel(trained.keras_model.config)
+    fresh(fresh.dummy_inputs)
+    shutil.rmtree(untrained / "model")
+    fresh.save_pretrained(str(untrained / "model"))
+    info = json.loads((untrained / "tfxformers.json").read_text())
+    info["files"] = file_sizes(untrained, ("model", "tokenizer"))
+    (untrained / "tfxformers.json").write_text(json.dumps(info))
+    write_trained(load_trained(untrained), tmp_path / "export", name="tinylm")
+
+    splits = _split_positions(collect_documents(corpus)[1])
+    train, held_out = ([d.raw.decode() for d in splits[s]] for s in ("train", "eval"))
+    blessed = str(root / "serving_models" / "tinylm" / "1")
+    result = evaluate(str(tmp_path / "export"), blessed, train, held_out)
+    assert not result["blessed"] and len(result["reasons"]) == 2, result
+    assert "not below the bigram baseline" in result["reasons"][0]
+    assert "worse than the latest blessed model" in result["reasons"][1]
+    assert result["eval_nats_per_byte"] > result["baseline_nats_per_byte"]
+    same = evaluate(blessed, blessed, train, held_out)
+    assert same["blessed"] and same["eval_nats_per_byte"] == pytest.approx(same["baseline_nats_per_byte"])
