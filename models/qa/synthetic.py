@@ -39,7 +39,7 @@ BRACKETS = (("(", ")", "round"), ("[", "]", "square"), ("{", "}", "curly"), ("<"
 
 def make_examples(documents: Sequence[str], count: int, *, seed: int = 0, sentences_per_passage: int = 5,
                   spans: int = 3, quote_words: int = 3, span_words: int = 2, style: str = "quote",
-                  prefix: str = "syn") -> list[QAExample]:
+                  max_words: int = 30, prefix: str = "syn") -> list[QAExample]:
     """``count`` examples (one question per passage) from ``documents``.
 
     ``style="quote"``: every span is marked ``[ ]`` and the question quotes the first ``quote_words`` words
@@ -57,7 +57,7 @@ def make_examples(documents: Sequence[str], count: int, *, seed: int = 0, senten
         sentences = sentences_of(document)
         for start in range(0, len(sentences) - sentences_per_passage + 1, sentences_per_passage):
             run = sentences[start:start + sentences_per_passage]
-            if sum(_usable(s, quote_words, span_words) for s in run) >= spans:
+            if sum(_usable(s, quote_words, span_words) for s in run) >= spans and all(len(s.split()) <= max_words for s in run):
                 runs.append(run)
     if not runs:
         raise ValueError("no passage of the documents has enough usable sentences")

@@ -17,7 +17,8 @@ import tfxformers  # noqa: F401
 
 def make_tiny_qa_checkpoint(directory: str | os.PathLike, *, words: Sequence[str] = (), hidden_size: int = 32,
                             num_hidden_layers: int = 2, num_attention_heads: int = 2, intermediate_size: int = 64,
-                            max_position_embeddings: int = 512, with_head: bool = True, seed: int = 0) -> Path:
+                            max_position_embeddings: int = 512, with_head: bool = True, seed: int = 0,
+                            dropout: float = 0.1) -> Path:
     """Write the checkpoint and return its path. ``words`` are added to the vocabulary (letters, digits and
     punctuation are always there, so any ASCII text tokenizes without ``[UNK]``)."""
     import numpy as np
@@ -35,6 +36,7 @@ def make_tiny_qa_checkpoint(directory: str | os.PathLike, *, words: Sequence[str
     config = BertConfig(vocab_size=len(vocab), hidden_size=hidden_size, num_hidden_layers=num_hidden_layers,
                         num_attention_heads=num_attention_heads, intermediate_size=intermediate_size,
                         max_position_embeddings=max_position_embeddings, type_vocab_size=2, pad_token_id=0,
+                        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
                         architectures=["BertForQuestionAnswering"] if with_head else ["BertModel"])
     config.save_pretrained(str(path))
     tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
