@@ -102,6 +102,14 @@ def test_partial_mode_cached_lower_layers_equal_the_full_classifier(family, tmp_
     via_cache = model({"hidden_states": tf.constant(hidden), "attention_mask": tf.constant(mask)}, training=False)
     full = classifier(tokenize_batch(tokenizer, TEXTS, max_length=32), training=False)
     np.testing.assert_allclose(via_cache.numpy(), full.numpy(), atol=1e-4)
+    # Attention maps (the attention view asks the registry for them): one per block, rows sum to 1.
+    from tfxformers.models.encoders.base import call_main_layer, main_layer
+
+    batch = tokenize_batch(tokenizer, TEXTS, max_length=32)
+    attentions = call_main_layer(main_layer(encoder), batch["input_ids"], batch["attention_mask"], training=False,
+                                 output_attentions=True).attentions
+    assert len(attentions) == encoders.num_layers(encoder.config)
+    np.testing.assert_allclose(attentions[-1].numpy().sum(-1), 1.0, atol=1e-5)
 
 
 BPE_TEXTS = ["Hello world", "it's   a  test\n\n ok", "  leading", "trailing  ", "Ünïcödé café — naïve ½ 日本語",
@@ -146,3 +154,27 @@ def test_in_graph_byte_level_bpe_equals_hugging_face_on_the_whole_rotten_tomatoe
     texts = load_classification("rotten_tomatoes").test.texts
     assert len(texts) > 1000
     assert _bpe_mismatches(tokenizer, BPE_TEXTS + texts, 128) == []
+
+
+def test_a_roberta_checkpoint_exports_as_a_sentence_encoder(tmp_path):
+    """``tfxformers export --model CHECKPOINT``: the embed signature equals the masked mean of the main layer,
+    and the metadata names the family and its 512-of-514-style position limit."""
+    import json
+
+    import tensorflow as tf
+
+    from tfxformers.models import encoders
+    from tfxformers.models.encoders.base import call_main_layer, main_layer, masked_mean
+    from tfxformers.serving.export import export_model
+
+    path = make_tiny_checkpoint(tmp_path / "r", "roberta", head=True)
+    version = export_model(path, "roberta_encoder", tmp_path / "models")
+    info = json.loads((version / "assets.extra" / "tfxformers.json").read_text())
+    assert (info["model_type"], info["tokenizer_kind"], info["max_positions"], info["pad_id"]) == \
+        ("roberta", "byte_bpe", 128, 1)
+    encoder, tokenizer = encoders.load_encoder(path), encoders.load_tokenizer(path)
+    batch = tokenizer(TEXTS, padding=True, return_tensors="np")
+    ids, mask = tf.constant(batch["input_ids"], tf.int32), tf.constant(batch["attention_mask"], tf.int32)
+    expected = masked_mean(tf, call_main_layer(main_layer(encoder), ids, mask, training=False).last_hidden_state, mask)
+    got = tf.saved_model.load(str(version)).signatures["embed"](input_ids=ids, attention_mask=mask)["embedding"]
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-5)
