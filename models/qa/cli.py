@@ -13,8 +13,8 @@ def register(commands, train_commands) -> None:
     train.add_argument("--data", required=True, type=existing_file, help="SQuAD v1.1 or v2.0 JSON file")
     train.add_argument("--eval-data", default=None, type=existing_file,
                        help="SQuAD file to validate on (default: a seeded 10%% of --data's passages)")
-    train.add_argument("--encoder", default="minilm", help="minilm, a BERT checkpoint directory, or a "
-                       "BertForQuestionAnswering checkpoint (its span head is kept and fine-tuned)")
+    train.add_argument("--encoder", default="minilm", help="minilm, a local BERT, RoBERTa, DistilBERT or ELECTRA "
+                       "checkpoint directory, or a *ForQuestionAnswering one (its span head is kept and fine-tuned)")
     train.add_argument("--output", required=True, type=output_dir,
                        help="directory for the trained model and metrics.json; an unfinished run with the same "
                             "options resumes, anything else there is kept unless --overwrite")
@@ -35,7 +35,7 @@ def register(commands, train_commands) -> None:
 
     answer = commands.add_parser("answer", help="answer a question from a context with a question-answering model")
     answer.add_argument("--model", required=True, help="a `tfxformers train qa` directory, or a Hugging Face "
-                        "BertForQuestionAnswering checkpoint directory (config.json + model.safetensors)")
+                        "*ForQuestionAnswering checkpoint directory (config.json + model.safetensors + tokenizer)")
     answer.add_argument("--question", required=True)
     source = answer.add_mutually_exclusive_group(required=True)
     source.add_argument("--context-file", type=existing_file, help="UTF-8 text file holding the context")
