@@ -79,14 +79,79 @@ def worker_role(distribute: str, environ: Mapping[str, str] | None = None) -> Wo
     return WorkerRole(task_type, index, workers, has_chief="chief" in cluster)
 
 
+DISTRIBUTE_CHOICES = ("none", "mirrored", "multi-worker")
+
+
+def strategy(name: str):
+    """The ``tf.distribute`` strategy for ``--distribute``; "multi-worker" reads the cluster from TF_CONFIG."""
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def wait_for_all_workers(distribution) -> None:
+    """Return once every worker has got here (one all-reduce); nothing to wait for without multi-worker.
+
+    Keras' last backup of ``fit`` is written by each worker on its own, so a chief that finishes first must
+    wait before it removes the backup directory the others still write into.
+    """
+    import tensorflow as tf
+
+    if isinstance(distribution, tf.distribute.MultiWorkerMirroredStrategy):
+        tf.function(lambda: distribution.reduce(tf.distribute.ReduceOp.SUM, distribution.run(lambda: tf.constant(1.0)),
+                                                axis=None))()
+
+
 @contextlib.contextmanager
-def scratch_output(role: WorkerRole) -> Iterator[Path]:
-    """A temporary output directory for a worker that is not the chief, removed afterwards."""
+def worker_output(role: WorkerRole, output: str | os.PathLike) -> Iterator[Path]:
+    """Where a worker that is not the chief writes: ``$TFXFORMERS_WORKER_DIR/<output's name>`` when that is
+    set (kept, e.g. a pod's scratch volume; emptied first, as a restarted worker starts it afresh), else a
+    temporary directory removed at the end."""
+    base = os.environ.get("TFXFORMERS_WORKER_DIR")
+    if base:
+        directory = Path(base).expanduser() / Path(output).expanduser().resolve().name
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        yield directory
+        return
     directory = Path(tempfile.mkdtemp(prefix=f"tfxformers-{role.task_type}{role.task_index}-"))
     try:
         yield directory
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def run_directory(kind: str, config: dict, output: str | os.PathLike, distribute: str,
+                  overwrite: bool = False) -> Iterator[tuple[Path, Path | None]]:
+    """``(directory to train into, shared backup directory or None)`` for a ``kind`` run.
+
+    The chief (and any run that is not multi-worker) claims ``output`` through ``models.run_dirs``; another
+    worker first checks what the chief checks (so that it refuses the same bad ``output`` instead of waiting
+    for a chief that has already given up), then trains into ``worker_output`` with the chief's backup.
+    """
+    from tfxformers.models import run_dirs
+
+    role = worker_role(distribute)
+    if role.task_type is not None:
+        if overwrite:
+            # The chief would train into a hidden sibling directory the other workers cannot know of.
+            raise UserError("--overwrite cannot be combined with --distribute multi-worker: remove the old run "
+                            f"in {output} first, or choose another --output")
+        print(f"multi-worker training: {role.task_type} {role.task_index} of {role.num_workers} workers; "
+              + ("the chief, it writes the run" if role.is_chief else "not the chief, its files go to a scratch directory"),
+              flush=True)
+    if role.is_chief:
+        with run_dirs.claim(output, kind, config, overwrite) as directory:
+            yield directory, None
+        return
+    run_dirs.plan(output, kind, config, overwrite)
+    with worker_output(role, output) as directory:
+        yield directory, Path(output).expanduser() / run_dirs.BACKUP
 
 
 def backup_position(backup_dir: str | os.PathLike) -> tuple[int, int | None] | None:
@@ -106,9 +171,10 @@ def backup_position(backup_dir: str | os.PathLike) -> tuple[int, int | None] | N
     return epoch + 1, (batch + 1 if batch >= 0 else None)
 
 
-def describe_position(position: tuple[int, int | None] | None) -> str:
-    """``epoch 2, step 12`` / ``the end of epoch 1``, for the resume message (tests match it)."""
+def resume_note(backup_dir: str | os.PathLike) -> str:
+    """``(backed up at epoch 2, step 12)``, for the "resuming" message (tests match it)."""
+    position = backup_position(backup_dir)
     if position is None:
-        return "no backup yet"
+        return "(no backup taken yet)"
     epoch, steps = position
-    return f"the end of epoch {epoch}" if steps is None else f"epoch {epoch}, step {steps}"
+    return f"(backed up at the end of epoch {epoch})" if steps is None else f"(backed up at epoch {epoch}, step {steps})"

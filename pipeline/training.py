@@ -101,7 +101,10 @@ def train_and_export(fn_args) -> dict:
     if len(set(splits["train"][1])) != len(label_names):
         raise UserError(f"the train split lacks some of the classes {label_names}")
     csv_path = run_dir / "training_data.csv"
-    _write_training_csv(csv_path, splits, label_names)
+    # Under multi-worker every worker writes the same file: whole, then renamed, so no reader sees half of it.
+    partial_csv = run_dir / f".training_data.{os.getpid()}.csv"
+    _write_training_csv(partial_csv, splits, label_names)
+    os.replace(partial_csv, csv_path)
 
     model_dir = run_dir / TRAINED_SUBDIR
     train_config = ClassifierTrainConfig(
@@ -112,7 +115,12 @@ def train_and_export(fn_args) -> dict:
         distribute=config.get("distribute", "none"), trainable_layers=config.get("trainable_layers"),
     )
     metrics = train_classifier(train_config)
-    csv_path.unlink()
+    csv_path.unlink(missing_ok=True)
+    from tfxformers.models.multiworker import worker_role
+
+    if not worker_role(train_config.distribute).is_chief:
+        # Vertex AI runs run_fn on every replica; only the chief writes the model and the exports.
+        return metrics
     # A Trainer run never reuses its predecessor's directory, so partial mode's hidden-state cache (hundreds
     # of MB for Rotten Tomatoes) would only fill the artifact store.
     shutil.rmtree(model_dir / "hidden_cache", ignore_errors=True)

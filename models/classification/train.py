@@ -149,9 +149,9 @@ def plot_confusion_matrix(metrics: dict, out: Path) -> Path:
     return out
 
 
-def _callbacks(tf, output: Path, config: ClassifierTrainConfig, monitor_prefix: str = ""):
+def _callbacks(tf, output: Path, config: ClassifierTrainConfig, monitor_prefix: str = "", backup: Path | None = None):
     return [
-        tf.keras.callbacks.BackupAndRestore(str(output / "checkpoints" / "backup"),
+        tf.keras.callbacks.BackupAndRestore(str(backup or output / "checkpoints" / "backup"),
                                             save_freq=config.checkpoint_every_steps or "epoch"),
         tf.keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
         tf.keras.callbacks.TensorBoard(log_dir=str(output / "logs" / (monitor_prefix or "fit"))),
@@ -199,14 +199,17 @@ def train_classifier(config: ClassifierTrainConfig, *, overwrite: bool = False) 
     An existing run in ``config.output`` is replaced only with ``overwrite``, and only once this run has
     succeeded; an unfinished run with the same settings resumes (``models.run_dirs``).
     """
-    from tfxformers.models import run_dirs
+    from tfxformers.models import multiworker
 
     check_config(config)
-    with run_dirs.claim(config.output, "classifier", asdict(config), overwrite) as directory:
-        return _train_classifier(config, directory)
+    # Under multi-worker only the chief trains into config.output; the others into scratch directories,
+    # sharing the chief's backup (models.multiworker).
+    with multiworker.run_directory("classifier", asdict(config), config.output, config.distribute,
+                                   overwrite) as (directory, shared_backup):
+        return _train_classifier(config, directory, shared_backup)
 
 
-def _train_classifier(config: ClassifierTrainConfig, directory: Path) -> dict:
+def _train_classifier(config: ClassifierTrainConfig, directory: Path, shared_backup: Path | None = None) -> dict:
     if config.mode not in MODES:
         raise UserError(f"unknown mode {config.mode!r}; choose one of {', '.join(MODES)}")
     if config.distribute not in DISTRIBUTE_CHOICES:
@@ -242,9 +245,12 @@ def _train_classifier(config: ClassifierTrainConfig, directory: Path) -> dict:
     output = Path(directory)
     output.mkdir(parents=True, exist_ok=True)
     (output / "training_config.json").write_text(json.dumps(asdict(config), indent=2))
-    resuming = (output / "checkpoints" / "backup").exists()
+    backup = shared_backup or output / "checkpoints" / "backup"
+    resuming = backup.exists()
     if resuming:
-        print(f"resuming from the checkpoint in {output / 'checkpoints' / 'backup'}", flush=True)
+        from tfxformers.models.multiworker import resume_note
+
+        print(f"resuming from the checkpoint in {backup} {resume_note(backup)}", flush=True)
     elif (output / "history.csv").exists():
         (output / "history.csv").unlink()
     tf.keras.utils.set_random_seed(config.seed)
@@ -275,7 +281,7 @@ def _train_classifier(config: ClassifierTrainConfig, directory: Path) -> dict:
                 learning_rate=lr, max_length=config.max_length, pooling=config.pooling,
                 dropout=config.dropout, warmup_ratio=config.warmup_ratio, weight_decay=config.weight_decay,
                 seed=config.seed, cache_dir=output / "hidden_cache" if config.cache_features else None,
-                callbacks=_callbacks(tf, output, config, "partial"), verbose=verbose)
+                callbacks=_callbacks(tf, output, config, "partial", backup), verbose=verbose)
         elif config.mode == "frozen" and config.cache_features:
             cache = output / "feature_cache"
             fingerprint = transfer.encoder_fingerprint(encoder)
@@ -287,7 +293,7 @@ def _train_classifier(config: ClassifierTrainConfig, directory: Path) -> dict:
                                        initializer_range=encoder.config.initializer_range)
             head.fit(train_x, data.train.labels, validation_data=(val_x, data.validation.labels),
                      epochs=config.epochs, batch_size=config.batch_size, verbose=verbose,
-                     callbacks=_callbacks(tf, output, config, "head"))
+                     callbacks=_callbacks(tf, output, config, "head", backup))
             model = bert.build_bert_classifier(encoder, num_labels, mode="frozen", pooling=config.pooling,
                                                dropout=config.dropout, compile=False)
             transfer.attach_head(model, head)
@@ -308,10 +314,15 @@ def _train_classifier(config: ClassifierTrainConfig, directory: Path) -> dict:
             val_ds = make_dataset(val_enc, data.validation.labels, batch_size=config.batch_size * 2,
                                   buckets=config.buckets)
             model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, verbose=verbose,
-                      callbacks=_callbacks(tf, output, config))
+                      callbacks=_callbacks(tf, output, config, backup=backup))
     train_seconds = time.perf_counter() - started
-    # Training finished: the next run with this output directory must start afresh, not resume.
-    shutil.rmtree(output / "checkpoints" / "backup", ignore_errors=True)
+    # Training finished: the next run with this output directory must start afresh, not resume. (The chief's
+    # backup is the chief's to remove.)
+    from tfxformers.models.multiworker import wait_for_all_workers
+
+    wait_for_all_workers(model.distribute_strategy)
+    if shared_backup is None:
+        shutil.rmtree(backup, ignore_errors=True)
 
     logits = predict_logits(model, tokenizer, data.test.texts, max_length=config.max_length, buckets=config.buckets)
     metrics = classification_metrics(data.test.labels, logits, data.label_names)

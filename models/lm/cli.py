@@ -27,6 +27,9 @@ def register(commands, train_commands) -> None:
     train.add_argument("--lowercase", action="store_true")
     train.add_argument("--limit-chars", type=positive_int, default=None, help="train on the first N characters only")
     train.add_argument("--seed", type=seed, default=42)
+    train.add_argument("--distribute", default="none", choices=["none", "mirrored", "multi-worker"],
+                       help="tf.distribute strategy: mirrored = every GPU of this machine, multi-worker = the "
+                            "workers named in TF_CONFIG (docs/scale_out.md)")
     train.set_defaults(func=run_train)
 
     generate = commands.add_parser("generate", help="continue a prompt with a trained GPT-2")
@@ -51,7 +54,8 @@ def run_train(args: argparse.Namespace) -> int:
     metrics = train_gpt2(Gpt2TrainConfig(
         corpus=args.corpus, output=args.output, preset=args.preset, vocab_size=args.vocab_size,
         block_size=args.block_size, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        lowercase=args.lowercase, limit_chars=args.limit_chars, seed=args.seed), overwrite=args.overwrite)
+        lowercase=args.lowercase, limit_chars=args.limit_chars, seed=args.seed, distribute=args.distribute),
+        overwrite=args.overwrite)
     print(f"validation perplexity {metrics['validation_perplexity']:.2f} (unigram {metrics['validation_unigram_perplexity']:.2f}, "
           f"bigram {metrics['validation_bigram_perplexity']:.2f}), test {metrics['test_perplexity']:.2f}; model in {args.output}")
     return 0

@@ -175,6 +175,9 @@ class Gpt2TrainConfig:
     limit_chars: int | None = None
     seed: int = 42
     verbose: int | None = None
+    # tf.distribute strategy: "none", "mirrored" (this machine's GPUs), "multi-worker" (TF_CONFIG's workers;
+    # models.multiworker says who writes what).
+    distribute: str = "none"
 
 
 def _limit(documents: list[str], limit: int | None) -> list[str]:
@@ -197,6 +200,8 @@ MIN_VOCAB_SIZE = 256 + 5  # every byte + the special tokens (gpt2_tokenizer.SPEC
 
 def check_config(config: Gpt2TrainConfig) -> None:
     """Every setting in its range, for library callers too (the CLI's argparse types check first)."""
+    from tfxformers.models.multiworker import DISTRIBUTE_CHOICES
+
     if config.preset not in PRESETS:
         raise UserError(f"unknown preset {config.preset!r}; choose one of {', '.join(PRESETS)}")
     rules = (("--vocab-size", config.vocab_size, config.vocab_size >= MIN_VOCAB_SIZE, f"at least {MIN_VOCAB_SIZE}"),
@@ -206,7 +211,9 @@ def check_config(config: Gpt2TrainConfig) -> None:
              ("--epochs", config.epochs, config.epochs >= 1, "at least 1"),
              ("--batch-size", config.batch_size, config.batch_size >= 1, "at least 1"),
              ("--learning-rate", config.learning_rate, config.learning_rate > 0, "> 0"),
-             ("--limit-chars", config.limit_chars, config.limit_chars is None or config.limit_chars >= 1, "at least 1"))
+             ("--limit-chars", config.limit_chars, config.limit_chars is None or config.limit_chars >= 1, "at least 1"),
+             ("--distribute", config.distribute, config.distribute in DISTRIBUTE_CHOICES,
+              f"one of {', '.join(DISTRIBUTE_CHOICES)}"))
     for name, value, ok, rule in rules:
         if not ok:
             raise UserError(f"{name} must be {rule} (got {value!r})")
@@ -218,14 +225,16 @@ def train_gpt2(config: Gpt2TrainConfig, *, overwrite: bool = False) -> dict:
     An existing run in ``config.output`` is replaced only with ``overwrite``, and only once this run has
     succeeded; an unfinished run with the same settings resumes (``models.run_dirs``).
     """
-    from tfxformers.models import run_dirs
+    from tfxformers.models import multiworker
 
     check_config(config)
-    with run_dirs.claim(config.output, "gpt2", dict(config.__dict__), overwrite) as directory:
-        return _train_gpt2(config, directory)
+    # Under multi-worker only the chief trains into config.output (models.multiworker).
+    with multiworker.run_directory("gpt2", dict(config.__dict__), config.output, config.distribute,
+                                   overwrite) as (directory, shared_backup):
+        return _train_gpt2(config, directory, shared_backup)
 
 
-def _train_gpt2(config: Gpt2TrainConfig, output: Path) -> dict:
+def _train_gpt2(config: Gpt2TrainConfig, output: Path, shared_backup: Path | None = None) -> dict:
     import sys
 
     from tfxformers.models.artifacts import file_sizes
@@ -240,10 +249,13 @@ def _train_gpt2(config: Gpt2TrainConfig, output: Path) -> dict:
         raise UserError(f"{config.corpus}: too little text to hold out validation and test parts")
     # Written first, so that an unfinished run says what it is (models.run_dirs decides resume vs refuse).
     (output / "training_config.json").write_text(json.dumps(config.__dict__, indent=2))
-    if (output / "checkpoints" / "backup").exists():
+    backup = shared_backup or output / "checkpoints" / "backup"
+    if backup.exists():
+        from tfxformers.models.multiworker import resume_note
+
         # The tokenizer is retrained identically (BPE training is deterministic); the model, optimizer
         # and epoch counter come back from the backup.
-        print(f"resuming from the checkpoint in {output / 'checkpoints' / 'backup'}", flush=True)
+        print(f"resuming from the checkpoint in {backup} {resume_note(backup)}", flush=True)
     elif (output / "history.csv").exists():
         (output / "history.csv").unlink()
     import tensorflow as tf
@@ -258,7 +270,11 @@ def _train_gpt2(config: Gpt2TrainConfig, output: Path) -> dict:
     blocks = {name: pack_blocks(stream, config.block_size) for name, stream in streams.items()}
     model_config = make_config(tokenizer, config.preset, config.block_size)
     steps = math.ceil(len(blocks["train"]) / config.batch_size) * config.epochs
-    model = build_lm(model_config, learning_rate=config.learning_rate, num_train_steps=steps)
+    from tfxformers.models.multiworker import strategy
+
+    # Variables (model and optimizer slots) must be created under the strategy that trains them.
+    with strategy(config.distribute).scope():
+        model = build_lm(model_config, learning_rate=config.learning_rate, num_train_steps=steps)
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
 
     class Perplexity(tf.keras.callbacks.Callback):
@@ -268,7 +284,7 @@ def _train_gpt2(config: Gpt2TrainConfig, output: Path) -> dict:
                 print(f"epoch {epoch + 1}: validation perplexity {logs['val_perplexity']:.2f}", flush=True)
 
     callbacks = [
-        tf.keras.callbacks.BackupAndRestore(str(output / "checkpoints" / "backup"), save_freq="epoch"),
+        tf.keras.callbacks.BackupAndRestore(str(backup), save_freq="epoch"),
         Perplexity(),
         tf.keras.callbacks.TensorBoard(log_dir=str(output / "logs")),
         tf.keras.callbacks.CSVLogger(str(output / "history.csv"), append=True),
@@ -279,7 +295,11 @@ def _train_gpt2(config: Gpt2TrainConfig, output: Path) -> dict:
               epochs=config.epochs, verbose=verbose, callbacks=callbacks)
     import shutil
 
-    shutil.rmtree(output / "checkpoints" / "backup", ignore_errors=True)
+    from tfxformers.models.multiworker import wait_for_all_workers
+
+    wait_for_all_workers(model.distribute_strategy)
+    if shared_backup is None:  # the chief's backup is the chief's to remove
+        shutil.rmtree(backup, ignore_errors=True)
     baselines = ngram_baselines(streams["train"], streams["validation"], len(tokenizer))
     metrics = {"initial_validation_perplexity": start_val,
                "validation_perplexity": perplexity(model, blocks["validation"]),
