@@ -178,3 +178,28 @@ def test_a_roberta_checkpoint_exports_as_a_sentence_encoder(tmp_path):
     expected = masked_mean(tf, call_main_layer(main_layer(encoder), ids, mask, training=False).last_hidden_state, mask)
     got = tf.saved_model.load(str(version)).signatures["embed"](input_ids=ids, attention_mask=mask)["embedding"]
     np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("family,mode", [("distilbert", "hub"), ("roberta", "frozen")])
+def test_frozen_and_hub_modes_train_and_export_for_other_families(family, mode, tiny_reviews_csv, tmp_path):
+    """Hub mode's encoder SavedModel without a pooler (DistilBERT), frozen mode's feature cache with RoBERTa's
+    pad id: each trains, reloads and exports to the same answers."""
+    import tensorflow as tf
+
+    from tfxformers.models.artifacts import load_trained
+    from tfxformers.models.classification.train import ClassifierTrainConfig, train_classifier
+    from tfxformers.models.tokenization import tokenize_batch
+    from tfxformers.serving.export import export_model
+
+    checkpoint = make_tiny_checkpoint(tmp_path / "checkpoint", family)
+    metrics = train_classifier(ClassifierTrainConfig(
+        data=str(tiny_reviews_csv), text_column="review", label_column="sentiment", encoder=str(checkpoint),
+        mode=mode, output=str(tmp_path / "run"), epochs=1, batch_size=32, max_length=32, limit_train=64, verbose=0))
+    assert metrics["mode"] == mode
+    trained = load_trained(tmp_path / "run")
+    features = tokenize_batch(trained.tokenizer, TEXTS, max_length=32)
+    expected = tf.nn.softmax(trained.keras_model(features, training=False)).numpy()
+    version = export_model(tmp_path / "run", family, tmp_path / "models")
+    got = tf.saved_model.load(str(version)).signatures["serving_default"](
+        input_ids=tf.constant(features["input_ids"]), attention_mask=tf.constant(features["attention_mask"]))
+    np.testing.assert_allclose(got["probabilities"].numpy(), expected, atol=1e-5)
