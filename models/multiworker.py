@@ -82,14 +82,24 @@ def worker_role(distribute: str, environ: Mapping[str, str] | None = None) -> Wo
 DISTRIBUTE_CHOICES = ("none", "mirrored", "multi-worker")
 
 
+_MULTI_WORKER = []
+
+
 def strategy(name: str):
-    """The ``tf.distribute`` strategy for ``--distribute``; "multi-worker" reads the cluster from TF_CONFIG."""
+    """The ``tf.distribute`` strategy for ``--distribute``; "multi-worker" reads the cluster from TF_CONFIG.
+
+    The multi-worker strategy is made once per process and then handed out again: it configures the
+    process's collective ops, which TensorFlow allows only before the first TensorFlow operation, so code
+    that must read data with TensorFlow first (the Trainer's run_fn) creates it early.
+    """
     import tensorflow as tf
 
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi-worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        if not _MULTI_WORKER:
+            _MULTI_WORKER.append(tf.distribute.MultiWorkerMirroredStrategy())
+        return _MULTI_WORKER[0]
     return tf.distribute.get_strategy()
 
 

@@ -340,6 +340,12 @@ def build_local_pipeline(options: RunOptions):
     from tfxformers.pipeline.data import write_split_csvs
 
     _check_options(options)
+    if options.distribute == "multi-worker":
+        # LocalDagRunner runs the Trainer once, here: its MultiWorkerMirroredStrategy would wait forever
+        # for workers nobody starts (docs/scale_out.md).
+        raise UserError("pipeline run --distribute multi-worker: a local run has one Trainer process, and "
+                        "multi-worker needs every worker to run it; use `pipeline compile` for Vertex AI / "
+                        "Kubeflow, or `tfxformers train classifier --distribute multi-worker` on each worker")
     name = options.name or options.task
     pipeline_name = f"tfxformers-{name}"
     root = Path(options.pipeline_root or Path("pipelines") / name).expanduser().resolve()

@@ -87,6 +87,11 @@ def train_and_export(fn_args) -> dict:
     from tfxformers.serving.export import write_trained
 
     config = dict(fn_args.custom_config or {})
+    if config.get("distribute") == "multi-worker":
+        from tfxformers.models.multiworker import strategy, worker_role
+
+        worker_role("multi-worker")  # a clear error without TF_CONFIG
+        strategy("multi-worker")  # before reading the examples: TensorFlow wants it before any other op
     label_names = list(config["label_names"])
     run_dir = Path(fn_args.model_run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

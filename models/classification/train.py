@@ -167,7 +167,9 @@ def distribution_strategy(tf, name: str):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi-worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        from tfxformers.models.multiworker import strategy
+
+        return strategy(name)  # one per process (see there)
     return tf.distribute.get_strategy()
 
 

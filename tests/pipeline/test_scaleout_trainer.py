@@ -78,8 +78,19 @@ def test_every_replica_runs_run_fn_and_only_the_chief_exports(tmp_path, tiny_ber
     run = tmp_path / "model_run"
     assert sorted(p.name for p in run.iterdir()) == ["model"]  # no training CSV or scratch left behind
     assert json.loads((run / "model" / "tfxformers.json").read_text())["label_names"] == ["neg", "pos"]
-    assert not list(run.rglob("workertemp_*")) and not (run / "model" / "checkpoints").exists()
+    assert not list(run.rglob("workertemp_*")) and not (run / "model" / "checkpoints" / "backup").exists()
     assert sorted(p.name for p in model_uri.iterdir()) == ["Format-Push", "Format-Serving"]
     for export in ("Format-Serving", "Format-Push"):
         assert (model_uri / export / "saved_model.pb").is_file()
     assert "multi-worker training: worker 1 of 2 workers" in (tmp_path / "replica1.log").read_text()
+
+
+def test_a_local_pipeline_run_refuses_multi_worker(tmp_path, tiny_reviews_csv, capsys):
+    """LocalDagRunner starts one Trainer: multi-worker would wait forever for workers nobody starts."""
+    from tfxformers.cli import main
+
+    code = main(["pipeline", "run", "--data", str(tiny_reviews_csv), "--text-column", "review", "--label-column",
+                 "sentiment", "--distribute", "multi-worker", "--pipeline-root", str(tmp_path / "root"),
+                 "--model-base", str(tmp_path / "serving")])
+    assert code == 2 and "a local run has one Trainer process" in capsys.readouterr().err
+    assert not (tmp_path / "root").exists()
