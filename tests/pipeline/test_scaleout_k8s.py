@@ -90,3 +90,19 @@ def test_the_chief_is_the_chief_task_or_else_worker_0():
              for task in ({"type": "chief", "index": 0}, {"type": "worker", "index": 0}, {"type": "worker", "index": 1})]
     assert [r.is_chief for r in roles] == [True, False, False] and roles[0].num_workers == 3
     assert worker_role("none", {}).is_chief and worker_role("mirrored", {}).num_workers == 1
+
+
+@pytest.mark.parametrize("command", ["classifier", "gpt2"])
+def test_the_training_commands_refuse_a_bad_multi_worker_setup_before_training(command, tmp_path, capsys, monkeypatch):
+    from tfxformers.cli import main
+
+    data = tmp_path / "data.csv"
+    data.write_text("text,label\n" + "good film,pos\nbad film,neg\n" * 20)
+    base = ["train", command, "--corpus" if command == "gpt2" else "--data", str(data), "--output", str(tmp_path / "out"),
+            "--distribute", "multi-worker"]
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert main(base) == 2 and "needs the TF_CONFIG environment variable" in capsys.readouterr().err
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
+                                                "task": {"type": "worker", "index": 1}}))
+    assert main(base + ["--overwrite"]) == 2 and "--overwrite cannot be combined" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
