@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -102,20 +103,26 @@ def main(argv=None) -> int:
             results = []
             for size in sizes:
                 row = {"target_tokens": size}
-                for mode, (_, url) in proxies.items():
-                    times = []
-                    for run in range(args.runs + 1):
+                times = {mode: [] for mode in proxies}
+                bodies = {}
+                # The two modes alternate request by request, so a change in the machine's load hits both.
+                for run in range(args.runs + 1):
+                    for mode, (_, url) in proxies.items():
                         started = time.perf_counter()
                         answer = httpx.post(f"{url}/v1/models/qa:answer", timeout=600,
                                             json={"question": QUESTION, "context": texts[size], "top_k": 3})
                         elapsed = time.perf_counter() - started
                         answer.raise_for_status()
+                        bodies[mode] = answer.json()
                         if run:  # the first request of each size and mode is the warm-up
-                            times.append(elapsed)
-                    body = answer.json()
+                            times[mode].append(elapsed)
+                for mode, body in bodies.items():
                     row.update(context_tokens=body["context_tokens"], windows=body["windows"])
-                    row[mode] = {"median_s": statistics.median(times), "runs_s": times,
+                    row[mode] = {"median_s": statistics.median(times[mode]), "runs_s": times[mode],
                                  "predict_calls": body["predict_calls"]}
+                assert bodies["batched"]["answers"] == bodies["per_window"]["answers"] or all(
+                    (a["answer"], a["start"]) == (b["answer"], b["start"])
+                    for a, b in zip(bodies["batched"]["answers"], bodies["per_window"]["answers"]))
                 row["ratio_per_window_over_batched"] = row["per_window"]["median_s"] / row["batched"]["median_s"]
                 results.append(row)
                 print(f"{row['context_tokens']:>6} tokens {row['windows']:>4} windows: batched "
@@ -126,7 +133,7 @@ def main(argv=None) -> int:
             for process, _ in proxies.values():
                 stop_process(process)
             stop_model_server(server)
-    out = {"encoder": args.encoder, "max_seq_len": info["max_length"], "doc_stride": info["doc_stride"],
+    out = {"encoder": args.encoder, "load_average_1min_at_end": os.getloadavg()[0], "max_seq_len": info["max_length"], "doc_stride": info["doc_stride"],
            "runs": args.runs, "command": "flock /tmp/tfxformers-heavy.lock .venv/bin/python bench/bench_qa.py "
            + " ".join(argv if argv is not None else sys.argv[1:]), "results": results}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
