@@ -104,7 +104,7 @@ def spec_for(source) -> FamilySpec:
     """The family of a checkpoint directory, a config dict, a transformers config or model, or a model_type."""
     if isinstance(source, FamilySpec):
         return source
-    if isinstance(source, str) and source in FAMILIES:
+    if isinstance(source, str) and source in FAMILIES and not os.path.isdir(source):
         model_type = source
     elif isinstance(source, (str, os.PathLike)):
         model_type = read_config(source).get("model_type")
