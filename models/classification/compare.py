@@ -162,6 +162,32 @@ def _folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
 
 
+def _count_weights(weights) -> int:
+    return int(sum(int(np.prod(w.shape)) for w in weights))
+
+
+def trained_parameters(keras_model, info: dict) -> int:
+    """Parameters the run's training changed: the head for frozen / hub, the top ``trainable_layers`` blocks
+    and the head for partial (its saved model is an ordinary fine-tune architecture, all marked trainable),
+    every trainable weight for finetune."""
+    mode = info.get("mode")
+    if mode not in ("frozen", "hub", "partial"):
+        return _count_weights(keras_model.trainable_weights)
+    from tfxformers.models.classification.attention import encoder_layer
+
+    try:
+        main = encoder_layer(keras_model)
+    except UserError:  # hub: the encoder is a SavedModel layer
+        main = next(layer for layer in keras_model.layers if hasattr(layer, "resolved_object"))
+    head = _count_weights(keras_model.weights) - _count_weights(main.weights)
+    if mode != "partial":
+        return head
+    from tfxformers.models import encoders
+
+    blocks = encoders.family_module(main).layers(main)
+    return head + sum(_count_weights(b.weights) for b in blocks[-int(info.get("trainable_layers") or 0):])
+
+
 def _latency_ms(trained, texts: list[str], samples: int) -> dict | None:
     """Median and 90th percentile of one text through tokenization + the serving computation."""
     if samples <= 0:
@@ -247,8 +273,11 @@ def compare_runs(run_dirs: list, *, output: str | os.PathLike, data: str | None 
             "kind": "transformer", "run": str(path), "mode": info.get("mode"),
             "trainable_layers": info.get("trainable_layers"), "encoder": info.get("encoder"),
             "parameters": int(trained.keras_model.count_params()),
-            "trainable_parameters": int(sum(int(np.prod(w.shape)) for w in trained.keras_model.trainable_weights)),
-            "size_bytes": _folder_bytes(path / "weights"), "train_seconds": recorded.get("train_seconds"),
+            "trained_parameters": trained_parameters(trained.keras_model, info),
+            # float32 weights; the checkpoint on disk also holds the optimizer's slots when the run trained
+            # the saved model itself (finetune), hence the two figures.
+            "size_bytes": 4 * int(trained.keras_model.count_params()),
+            "checkpoint_bytes": _folder_bytes(path / "weights"), "train_seconds": recorded.get("train_seconds"),
             "latency": _latency_ms(trained, test.texts, latency_samples),
         }
         del trained
@@ -268,8 +297,10 @@ def compare_runs(run_dirs: list, *, output: str | os.PathLike, data: str | None 
         details["tfidf"] = {
             "kind": "baseline", "run": None, "mode": f"TF-IDF uni+bigrams + logistic regression (C={model.C})",
             "parameters": int(model.model.coef_.size + model.model.intercept_.size),
-            "trainable_parameters": int(model.model.coef_.size + model.model.intercept_.size),
+            "trained_parameters": int(model.model.coef_.size + model.model.intercept_.size),
+            # The vectorizer's vocabulary is most of it.
             "size_bytes": len(pickle.dumps((model.vectorizer, model.model))),
+            "checkpoint_bytes": len(pickle.dumps((model.vectorizer, model.model))),
             "train_seconds": round(model.seconds, 1),
             "latency": {"median_ms": float(np.median(timings)), "p90_ms": float(np.percentile(timings, 90)),
                         "texts": len(timings)} if timings else None,
@@ -306,7 +337,7 @@ def render_markdown(report: dict) -> str:
     models = report["models"]
     names = list(models)
     lines = [f"# Classifier comparison: {report['data']}, {report['split']} split ({report['examples']} texts)", "",
-             "| model | what | accuracy [95% CI] | macro-F1 [95% CI] | parameters (trainable) | weights | "
+             "| model | what | accuracy [95% CI] | macro-F1 [95% CI] | parameters (trained) | size / on disk | "
              "training time | latency, batch 1 (median / p90) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name in names:
@@ -317,14 +348,18 @@ def render_markdown(report: dict) -> str:
         train = f"{m['train_seconds']:.0f} s" if m.get("train_seconds") is not None else "not recorded"
         lat = m.get("latency")
         latency = f"{lat['median_ms']:.1f} / {lat['p90_ms']:.1f} ms" if lat else "not measured"
-        params = (f"{_count(m['parameters'])} ({_count(m['trainable_parameters'])})"
+        params = (f"{_count(m['parameters'])} ({_count(m['trained_parameters'])})"
                   if m.get("parameters") is not None else "")
-        size = _size(m["size_bytes"]) if m.get("size_bytes") is not None else ""
+        size = (f"{_size(m['size_bytes'])} / {_size(m['checkpoint_bytes'])}"
+                if m.get("size_bytes") is not None else "")
         lines.append(f"| {name} | {what} | {_ci(m, 'accuracy')} | {_ci(m, 'macro_f1')} | {params} | {size} | "
                      f"{train} | {latency} |")
     boot = report["bootstrap"]
     lines += ["", f"Intervals: {boot['samples']} bootstrap resamples of the test texts (percentile, seed "
-              f"{boot['seed']}), the same resamples for every model. Training time is what each run recorded "
+              f"{boot['seed']}), the same resamples for every model. Parameters: all, and (in brackets) those "
+              "the training changed. Size: float32 weights (TF-IDF: the pickled vectorizer and model) / the "
+              "checkpoint on disk, which also holds optimizer slots when the run trained the saved model itself. "
+              "Training time is what each run recorded "
               "(`metrics.json`: training only, feature caching included for frozen / partial); latency is one "
               "text through tokenization and the serving computation, in-process, after warm-up.", "",
               "![scores](scores.png)", "", "## Per-class precision and recall (classification report)", ""]

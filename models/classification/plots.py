@@ -50,7 +50,7 @@ def confusion_matrices(names: list[str], matrices: list, label_names: list[str],
                         color="white" if share > 0.6 else "black", fontsize=9)
         ticks = range(len(label_names))
         ax.set_xticks(ticks, label_names, rotation=30 if len(label_names) > 3 else 0)
-        ax.set_yticks(ticks, label_names)
+        ax.set_yticks(ticks, label_names if ax is axes[0][0] else [""] * len(label_names))
         ax.set_xlabel("predicted")
         ax.set_title(name, fontsize=10)
     axes[0][0].set_ylabel("true")

@@ -98,7 +98,10 @@ def test_compare_two_tiny_runs_and_the_baseline(trained_dir, frozen_dir, tmp_pat
         assert model["accuracy"] == pytest.approx(float(np.mean(predictions[name] == labels)))
         assert model["accuracy_ci"][0] <= model["accuracy"] <= model["accuracy_ci"][1]
         assert np.sum(model["confusion_matrix"]) == len(labels)
-        assert model["parameters"] > 0 and model["size_bytes"] > 0 and model["latency"]["texts"] == 3
+        assert model["parameters"] > model["trained_parameters"] > 0
+        if name == "frozen":
+            assert model["trained_parameters"] == 16 * 2 + 2  # the head: hidden x labels + biases
+        assert model["size_bytes"] == 4 * model["parameters"] and model["checkpoint_bytes"] > 0 and model["latency"]["texts"] == 3
         assert model["train_seconds"] == json.loads((path / "metrics.json").read_text())["train_seconds"]
     pair = next(p for p in report["pairs"] if (p["a"], p["b"]) == ("clf", "frozen"))
     right_a, right_b = predictions["clf"] == labels, predictions["frozen"] == labels
@@ -107,6 +110,19 @@ def test_compare_two_tiny_runs_and_the_baseline(trained_dir, frozen_dir, tmp_pat
     assert pair["disagree"] == int(np.sum(predictions["clf"] != predictions["frozen"]))
     assert len(report["pairs"]) == 3 and report["examples"] == len(labels)
     assert report["models"]["tfidf"]["kind"] == "baseline"
+
+
+def test_trained_parameters_of_a_partial_run_are_the_top_blocks_and_the_head(tiny_bert_dir):
+    from tfxformers.models import encoders
+    from tfxformers.models.classification.compare import trained_parameters
+
+    model = encoders.build_classifier(encoders.load_encoder(tiny_bert_dir), 2, compile=False)
+    by_name = {w.name: int(np.prod(w.shape)) for w in model.weights}
+    top_block = sum(n for name, n in by_name.items() if "/layer_._1/" in name)
+    head = sum(n for name, n in by_name.items() if name.startswith("logits/"))
+    assert top_block > 0 and head == 16 * 2 + 2
+    assert trained_parameters(model, {"mode": "partial", "trainable_layers": 1}) == top_block + head
+    assert trained_parameters(model, {"mode": "frozen"}) == head
 
 
 @pytest.mark.parametrize("make_argv, message", [
