@@ -60,9 +60,11 @@ def main(argv=None) -> int:
     parser.add_argument("--encoder", choices=["tiny", "minilm"], default="tiny")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--sizes", default="300,2000,20000")
+    parser.add_argument("--chunks", default="",
+                        help="also run proxies with --answer-batch-windows N for each N given (comma-separated)")
     parser.add_argument("--output", default=None, help="default: bench/results/qa_ENCODER.json")
     args = parser.parse_args(argv)
-    args.output = args.output or str(ROOT / "bench" / "results" / f"qa_{args.encoder}.json")
+    args.output = args.output or str(ROOT / "bench" / "results" / f"qa_{args.encoder}{'_chunks' if args.chunks else ''}.json")
 
     import httpx
     from tokenizers import Tokenizer
@@ -86,7 +88,8 @@ def main(argv=None) -> int:
                                                   max_request_bytes=64 * 1024 * 1024)
         proxies = {}
         try:
-            for mode, per_call in (("batched", 0), ("per_window", 1)):
+            extra = [(f"chunks_of_{n}", n) for n in (int(c) for c in args.chunks.split(",") if c)]
+            for mode, per_call in (("batched", 0), ("per_window", 1), *extra):
                 port = free_port()
                 proxies[mode] = (start_process(tfxformers_command() + [
                     "proxy", "--backend", f"grpc://127.0.0.1:{grpc_port}", "--port", str(port), "--log-level", "warning",
@@ -125,6 +128,8 @@ def main(argv=None) -> int:
                     for a, b in zip(bodies["batched"]["answers"], bodies["per_window"]["answers"]))
                 row["ratio_per_window_over_batched"] = row["per_window"]["median_s"] / row["batched"]["median_s"]
                 results.append(row)
+                for mode, _ in extra:
+                    print(f"{'':>24}{mode}: {row[mode]['median_s'] * 1000:8.1f} ms ({row[mode]['predict_calls']} calls)")
                 print(f"{row['context_tokens']:>6} tokens {row['windows']:>4} windows: batched "
                       f"{row['batched']['median_s'] * 1000:8.1f} ms (1 call), per window "
                       f"{row['per_window']['median_s'] * 1000:8.1f} ms ({row['per_window']['predict_calls']} calls), "
