@@ -15,7 +15,7 @@ def register(commands, train_commands) -> None:
                        help="rotten_tomatoes | bbc_news | tweets | a CSV/TSV/JSONL file")
     train.add_argument("--text-column", default="text")
     train.add_argument("--label-column", default="label")
-    train.add_argument("--encoder", default="minilm", help="minilm, or a local Hugging Face BERT checkpoint directory")
+    train.add_argument("--encoder", default="minilm", help="'minilm' or a local BERT / RoBERTa / DistilBERT / ELECTRA checkpoint directory (safetensors or tf_model.h5, base or task-head; Hub ids must be downloaded first)")
     train.add_argument("--mode", default="finetune", choices=["finetune", "partial", "frozen", "hub"],
                        help="finetune: train everything; partial: train the top --trainable-layers layers and "
                             "the head on cached outputs of the frozen lower layers; frozen: train the head only; "
