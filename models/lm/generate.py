@@ -183,14 +183,15 @@ def make_generate_fn(hf_model, eos_id: int, pad_id: int, context: int | None = N
     config = hf_model.config
     n_layer = config.n_layer
     context = int(config.n_positions) if context is None else min(int(context), int(config.n_positions))
-    past_shape = tf.TensorShape([n_layer, 2, None, config.n_head, None, config.n_embd // config.n_head])
+    # One [2, rows, heads, length, head size] tensor per layer, kept as a tuple: stacking them into one
+    # loop variable copied the whole cache twice per step.
+    past_shape = (tf.TensorShape([2, None, config.n_head, None, config.n_embd // config.n_head]),) * n_layer
     neg_inf = float("-inf")
 
     def forward(ids, past, positions, mask):
-        past_tuple = None if past is None else tuple(past[i] for i in range(n_layer))
-        out = hf_model(input_ids=ids, past_key_values=past_tuple, attention_mask=mask, position_ids=positions,
+        out = hf_model(input_ids=ids, past_key_values=past, attention_mask=mask, position_ids=positions,
                        use_cache=True, training=False)
-        return out.logits[:, -1, :], tf.stack([tf.convert_to_tensor(p) for p in out.past_key_values])
+        return out.logits[:, -1, :], tuple(tf.convert_to_tensor(p) for p in out.past_key_values)
 
     def plain(input_ids, a, returned_max, steps):
         """Greedy and sampled rows: [rows, R, T] tokens, [rows, R] counts and summed log-probabilities."""
@@ -314,7 +315,7 @@ def make_generate_fn(hf_model, eos_id: int, pad_id: int, context: int | None = N
             active = tf.logical_and(active, tf.logical_and(still, row_steps < limit))
             # The cache follows the beams it was computed for.
             origin = tf.gather(source, keep, batch_dims=1) + tf.range(rows)[:, None] * width
-            past = tf.gather(past, tf.reshape(origin, [-1]), axis=2)
+            past = tuple(tf.gather(p, tf.reshape(origin, [-1]), axis=1) for p in past)
             # Stopped rows still run (and are ignored): keep their indices in range.
             last = tf.minimum(new_length - 1, steps - 1)
             next_token = tf.gather(tf.reshape(new_running, [n, steps]), tf.repeat(last, width)[:, None], batch_dims=1)
