@@ -366,6 +366,23 @@ def check_context(prompt_tokens: int, max_new_tokens: int, context: int) -> None
                         f"model's context is {context} tokens; {fix}")
 
 
+def _generate_xla(model, ids, num_beams: int, kwargs: dict) -> list[int]:
+    """Greedy or beam search through transformers' generate compiled by XLA: on this project's CPU it is
+    faster than the eager loop even counting the compile of a one-off call (bench/bench_gpt2_generation.py:
+    mini preset, 64 tokens, 2.6 s for compile + run vs 3.4 s eager; 2.4x the tokens/s once compiled).
+    Sampling stays eager (its unseeded path is not stateless), and so does no_repeat_ngram_size
+    (transformers has no XLA version of it)."""
+    import tensorflow as tf
+
+    options = {k: v for k, v in kwargs.items() if k not in ("attention_mask", "no_repeat_ngram_size")}
+    compiled = tf.function(lambda x, mask: model.generate(x, attention_mask=mask, do_sample=False, num_beams=num_beams,
+                                                          **options), jit_compile=True)
+    new_ids = compiled(ids, kwargs["attention_mask"]).numpy()[0, ids.shape[1]:].tolist()
+    # Under XLA the output always has max_new_tokens positions, padded after </s>: keep up to </s>.
+    eos = options.get("eos_token_id")
+    return new_ids[:new_ids.index(eos) + 1] if eos is not None and eos in new_ids else new_ids
+
+
 def generate_text(model_dir: str | os.PathLike, prompt: str, *, max_new_tokens: int = 60, strategy: str = "greedy",
                   num_beams: int = 4, temperature: float = 1.0, top_k: int = 50, top_p: float = 1.0,
                   no_repeat_ngram_size: int = 0, seed: int | None = None, stop_at_eos: bool = True) -> dict:
@@ -396,13 +413,13 @@ def generate_text(model_dir: str | os.PathLike, prompt: str, *, max_new_tokens: 
                   eos_token_id=tokenizer.eos_token_id if stop_at_eos else None,
                   no_repeat_ngram_size=no_repeat_ngram_size or None, use_cache=True,
                   attention_mask=tf.ones_like(ids))
-    if strategy == "greedy":
-        out = model.generate(ids, do_sample=False, **kwargs)
-    elif strategy == "beam":
-        out = model.generate(ids, do_sample=False, num_beams=num_beams, **kwargs)
+    if strategy != "sample" and not no_repeat_ngram_size:
+        new_ids = _generate_xla(model, ids, num_beams if strategy == "beam" else 1, kwargs)
     else:
-        out = model.generate(ids, do_sample=True, temperature=temperature, top_k=top_k, top_p=top_p,
-                             seed=None if seed is None else [seed, 0], **kwargs)
-    new_ids = out.numpy()[0, ids.shape[1]:].tolist()
+        out = model.generate(ids, do_sample=strategy == "sample", num_beams=num_beams if strategy == "beam" else 1,
+                             **(dict(temperature=temperature, top_k=top_k, top_p=top_p,
+                                     seed=None if seed is None else [seed, 0]) if strategy == "sample" else {}),
+                             **kwargs)
+        new_ids = out.numpy()[0, ids.shape[1]:].tolist()
     return {"prompt": prompt, "continuation": tokenizer.decode(new_ids, skip_special_tokens=True),
             "new_tokens": len(new_ids), "stopped_at_eos": bool(new_ids) and new_ids[-1] == tokenizer.eos_token_id}
