@@ -49,7 +49,12 @@ NO_PYTHON_HELP := the legacy stack needs Python 3.10. On a host whose glibc is o
   with glibc 2.39 or newer and Python 3.12.
 endif
 
-.PHONY: setup data test test-stack test-legacy test-current test-both demo bench load lock lock-current current-root clean-venv
+# The KFP SDK, only for the test that loads `pipeline compile`'s spec with it: kfp 2.17 needs protobuf >= 6.31
+# and exact requests/urllib3 pins that neither stack's lock can take, so it has its own small venv (Python
+# 3.12, also used inside the Debian 13 root). Where no Python 3.12 is found, those two tests skip and say so.
+KFP_STAMP := .venv-kfp/.installed
+
+.PHONY: kfp-venv setup data test test-stack test-legacy test-current test-both demo bench load lock lock-current current-root clean-venv
 
 # stacks/find-python.sh finds the stack's Python without needing pyenv (PATH, pyenv, uv's managed Python).
 $(PY):
@@ -67,11 +72,18 @@ $(STAMP): $(PY) $(LOCK) setup.py
 
 setup: $(STAMP)
 
+$(KFP_STAMP): requirements/kfp.lock
+	@py=$$(stacks/find-python.sh 3.12 2>/dev/null) || { echo "kfp-venv: no Python 3.12 found; the KFP SDK tests will skip"; exit 0; }; \
+	  "$$py" -m venv .venv-kfp && .venv-kfp/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) \
+	  && .venv-kfp/bin/uv pip install --quiet --python .venv-kfp/bin/python --no-deps -r requirements/kfp.lock && touch $@
+
+kfp-venv: $(KFP_STAMP)
+
 data: setup
 	$(TFX) data fetch
 
 # The whole suite on one stack, in $(VENV).
-test-stack: data
+test-stack: data kfp-venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # `make test`: the host's stack; where that is the legacy one (glibc < 2.39, e.g. this project's machines),
@@ -89,7 +101,7 @@ test-legacy:
 # The current stack: in its own venv where glibc >= 2.39, else inside the Debian 13 root (built once, about
 # 2 minutes, kept in $$TFXFORMERS_HOME/debian13-root), or skipped with a one-line reason where the host
 # cannot build it (not root, no Debian mirror, no mounts).
-test-current:
+test-current: kfp-venv
 	@if stacks/glibc-at-least.sh 2.39; then $(MAKE) --no-print-directory STACK=current test-stack; else \
 	  stacks/root-run.sh sh -c 'tfxformers data fetch && exec python -m pytest -p no:cacheprovider "$$@"' sh $(PYTEST_ARGS); fi
 
