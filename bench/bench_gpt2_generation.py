@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     ids = tf.repeat(ids, args.batch, axis=0)
     n, pad = args.new_tokens, tokenizer.pad_token_id
     in_graph = make_generate_fn(hf, eos_id=-1, pad_id=pad)
-    options = dict(max_new_tokens=n, do_sample=False, pad_token_id=pad, eos_token_id=None)
+    options = dict(max_new_tokens=n, do_sample=False, pad_token_id=pad, eos_token_id=None, use_cache=True)
 
     def hf_graph(jit: bool):
         function = tf.function(lambda x: hf.generate(x, attention_mask=tf.ones_like(x), **options), jit_compile=jit)
