@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import tfxformers  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from tfxformers.errors import UserError
+# BERT's blocks.
+from tfxformers.models.encoders.bert import layers, run_layer  # noqa: F401  (the family interface)
 
 
 def config_class():
@@ -28,21 +30,11 @@ def main_layer(encoder):
     return encoder.electra if hasattr(encoder, "electra") else encoder
 
 
-def layers(main) -> list:
-    return list(main.encoder.layer)
-
-
 def embed(main, input_ids, training=False):
     hidden = main.embeddings(input_ids=input_ids, training=training)
     if hasattr(main, "embeddings_project"):
         hidden = main.embeddings_project(hidden, training=training)
     return hidden
-
-
-def run_layer(layer, hidden, mask, training=False, output_attentions=False):
-    from tfxformers.models.encoders.base import bert_style_run_layer
-
-    return bert_style_run_layer(layer, hidden, mask, training, output_attentions)
 
 
 def load_tokenizer(checkpoint_dir):

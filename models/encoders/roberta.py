@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import tfxformers  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from tfxformers.errors import UserError
+# BERT's blocks and embeddings call (position ids come from the ids themselves: pads keep pad_id).
+from tfxformers.models.encoders.bert import embed, layers, run_layer  # noqa: F401  (the family interface)
 
 
 def config_class():
@@ -27,21 +29,6 @@ def model_class():
 
 def main_layer(encoder):
     return encoder.roberta if hasattr(encoder, "roberta") else encoder
-
-
-def layers(main) -> list:
-    return list(main.encoder.layer)
-
-
-def embed(main, input_ids, training=False):
-    # Position ids come from the ids themselves (pads keep pad_id), exactly as in the full model.
-    return main.embeddings(input_ids=input_ids, training=training)
-
-
-def run_layer(layer, hidden, mask, training=False, output_attentions=False):
-    from tfxformers.models.encoders.base import bert_style_run_layer
-
-    return bert_style_run_layer(layer, hidden, mask, training, output_attentions)
 
 
 def load_tokenizer(checkpoint_dir):
