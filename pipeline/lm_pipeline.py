@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from tfx import v1 as tfx
 
-from tfxformers.pipeline.components import IntegerVersionPusher, ValidationGate
 from tfxformers.pipeline.lm_components import BpeTokenizer, PerplexityEvaluator
 from tfxformers.pipeline.lm_data import SPLITS
+from tfxformers.pipeline.pipeline import (assemble, integer_version_pusher, latest_blessed_model_resolver,
+                                          split_input, validated_examples)
 
 RUN_FN = "tfxformers.pipeline.lm_trainer_module.run_fn"
 COMPONENT_IDS = ("ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
@@ -45,13 +46,8 @@ def create_lm_pipeline(
     ``push_directory`` is ``serving_models/NAME``; ``trainer_config`` goes to ``run_fn`` as
     ``custom_config`` (preset, block_size, epochs, batch_size, learning_rate, seed, model_name, corpus).
     """
-    splits = [tfx.proto.Input.Split(name=name, pattern=f"{directory}/*") for name, directory in SPLITS.items()]
-    example_gen = tfx.components.ImportExampleGen(input_base=data_root, input_config=tfx.proto.Input(splits=splits))
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
-    example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
-    validation_gate = ValidationGate(anomalies=example_validator.outputs["anomalies"])
+    example_gen = tfx.components.ImportExampleGen(input_base=data_root, input_config=split_input(SPLITS))
+    statistics_gen, schema_gen, example_validator, validation_gate = validated_examples(example_gen, schema_path)
     tokenizer = BpeTokenizer(examples=example_gen.outputs["examples"], vocab_size=int(vocab_size),
                              block_size=int(trainer_config["block_size"]), lowercase=int(bool(lowercase)))
     # The tokenizer reads only the examples; without this edge it could train on data the gate refuses.
@@ -65,27 +61,11 @@ def create_lm_pipeline(
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config=dict(trainer_config),
     )
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    model_resolver = latest_blessed_model_resolver()
     evaluator = PerplexityEvaluator(examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
                                     baseline_model=model_resolver.outputs["model"])
-    pusher = IntegerVersionPusher(
-        model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=push_directory)),
-    ).with_id("Pusher")
+    pusher = integer_version_pusher(trainer, evaluator, push_directory)
     components = [example_gen, statistics_gen, schema_gen, example_validator, validation_gate, tokenizer, trainer,
                   model_resolver, evaluator, pusher]
-    return tfx.dsl.Pipeline(
-        pipeline_name=pipeline_name,
-        pipeline_root=pipeline_root,
-        components=components,
-        enable_cache=enable_cache,
-        metadata_connection_config=(tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
-                                    if metadata_path else None),
-        beam_pipeline_args=list(beam_pipeline_args or []),
-    )
+    return assemble(pipeline_name=pipeline_name, pipeline_root=pipeline_root, components=components,
+                    metadata_path=metadata_path, beam_pipeline_args=beam_pipeline_args, enable_cache=enable_cache)

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tfxformers.errors import UserError
-from tfxformers.pipeline.runner import (SCHEMA_DIR, STATE_NAMES, _custom, _quiet_tfx_logging, beam_args_with_defaults,
-                                        latest_run_executions, output_artifacts)
+from tfxformers.pipeline.mlmd import PipelineRunSummary, latest_run_executions, output_artifacts, summarize_run
+from tfxformers.pipeline.runner import (SCHEMA_DIR, beam_args_with_defaults, report_pushed, report_states,
+                                        run_with_progress)
 
 LM_SCHEMA = SCHEMA_DIR / "lm.pbtxt"
 DEFAULT_EPOCHS = 3
@@ -44,21 +45,9 @@ class LmRunOptions:
 
 
 @dataclass
-class LmRunSummary:
-    pipeline_root: Path
-    metadata_path: Path
-    log_file: Path
-    seconds: float
-    states: dict[str, str] = field(default_factory=dict)
+class LmRunSummary(PipelineRunSummary):
     evaluation: dict | None = None        # PerplexityEvaluator's record (perplexities, baselines, reasons)
     training_metrics: dict | None = None  # the Trainer's metrics.json
-    trained_dir: Path | None = None
-    model_uri: str | None = None
-    blessed: bool | None = None
-    pushed: bool | None = None
-    pushed_version: int | None = None
-    pushed_path: str | None = None
-    already_pushed: bool = False
 
 
 def check_options(options: LmRunOptions) -> str:
@@ -135,19 +124,8 @@ def run_lm_local(options: LmRunOptions, out=None) -> LmRunSummary:
           file=out, flush=True)
     print("PerplexityEvaluator: blesses a model below the bigram baseline's eval perplexity and no worse than "
           "the latest blessed model", file=out, flush=True)
-    from tfx import v1 as tfx
-
-    log_file = root / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    with _quiet_tfx_logging(log_file, out):
-        try:
-            tfx.orchestration.LocalDagRunner().run(pipeline)
-        except Exception as exc:
-            message = _stopped_message(exc, metadata_path, pipeline_name, records)
-            if message:
-                raise UserError(message) from None
-            if isinstance(exc, UserError):
-                raise
-            raise RuntimeError(f"the pipeline failed: {exc} (full log: {log_file})") from exc
+    log_file = run_with_progress(pipeline, root, out,
+                                 lambda exc: _stopped_message(exc, metadata_path, pipeline_name, records))
     summary = LmRunSummary(root, metadata_path, log_file, time.perf_counter() - started)
     return summarize_lm(metadata_path, pipeline_name, summary)
 
@@ -155,43 +133,19 @@ def run_lm_local(options: LmRunOptions, out=None) -> LmRunSummary:
 def summarize_lm(metadata_path: Path, pipeline_name: str, summary: LmRunSummary) -> LmRunSummary:
     from tfxformers.pipeline.lm_components import EVALUATION_FILE
 
-    executions = latest_run_executions(metadata_path, pipeline_name)
-    summary.states = {node: STATE_NAMES.get(e.last_known_state, str(e.last_known_state))
-                      for node, e in executions.items()}
-    if "Trainer" in executions:
-        outputs = output_artifacts(metadata_path, executions["Trainer"])
-        if outputs.get("model"):
-            summary.model_uri = outputs["model"][0].uri
-        if outputs.get("model_run"):
-            summary.trained_dir = Path(outputs["model_run"][0].uri) / "model"
-            metrics = summary.trained_dir / "metrics.json"
-            summary.training_metrics = json.loads(metrics.read_text()) if metrics.is_file() else None
-    if "PerplexityEvaluator" in executions:
-        outputs = output_artifacts(metadata_path, executions["PerplexityEvaluator"])
-        if outputs.get("blessing"):
-            summary.blessed = bool(_custom(outputs["blessing"][0], "blessed"))
-        if outputs.get("evaluation"):
-            path = Path(outputs["evaluation"][0].uri) / EVALUATION_FILE
-            summary.evaluation = json.loads(path.read_text()) if path.is_file() else None
-    if "Pusher" in executions:
-        pushed = output_artifacts(metadata_path, executions["Pusher"]).get("pushed_model")
-        if pushed:
-            summary.pushed = bool(_custom(pushed[0], "pushed"))
-            version = _custom(pushed[0], "pushed_version")
-            summary.pushed_version = int(version) if version and str(version).isdigit() else None
-            summary.pushed_path = _custom(pushed[0], "pushed_destination")
-            summary.already_pushed = bool(_custom(pushed[0], "tfxformers_already_pushed"))
+    record = summarize_run(metadata_path, pipeline_name, summary, "PerplexityEvaluator")
+    if record.has_trainer_run:
+        summary.training_metrics = record.trainer_metrics
+    if record.evaluator_outputs.get("evaluation"):
+        path = Path(record.evaluator_outputs["evaluation"][0].uri) / EVALUATION_FILE
+        summary.evaluation = json.loads(path.read_text()) if path.is_file() else None
     return summary
 
 
 def report_lm(summary: LmRunSummary, out=None) -> int:
     """Print what the run did; 0 when a blessed model is (or already was) pushed, 1 when nothing was."""
     out = out or sys.stdout
-    states = {n: s for n, s in summary.states.items() if n != "latest_blessed_model_resolver"}
-    ran = sorted(n for n, s in states.items() if s == "COMPLETE")
-    cached = sorted(n for n, s in states.items() if s == "CACHED")
-    print(f"pipeline finished in {summary.seconds:.1f} s: {len(ran)} components ran, {len(cached)} came from "
-          f"the cache{' (' + ', '.join(cached) + ')' if cached else ''}", file=out)
+    report_states(summary, out)
     e = summary.evaluation
     if e:
         line = (f"eval perplexity {e['eval_perplexity']:.2f} vs unigram {e['unigram_perplexity']:.2f} and bigram "
@@ -203,10 +157,7 @@ def report_lm(summary: LmRunSummary, out=None) -> int:
     if summary.training_metrics and summary.training_metrics.get("test_perplexity"):
         print(f"trained model: test perplexity {summary.training_metrics['test_perplexity']:.2f} "
               f"({summary.trained_dir})", file=out)
-    if summary.pushed:
-        again = (" (this model was pushed by an earlier run; no new version)"
-                 if summary.already_pushed or summary.states.get("Pusher") == "CACHED" else "")
-        print(f"pushed version {summary.pushed_version} to {summary.pushed_path}{again}", file=out)
+    if report_pushed(summary, out):
         return 0
     reasons = "; ".join((e or {}).get("reasons") or []) or "the evaluator did not bless it"
     print(f"NOT pushed: {reasons}", file=out)

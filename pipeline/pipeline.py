@@ -57,6 +57,56 @@ def eval_config(label_names: list[str], min_accuracy: float, max_accuracy_drop: 
     )
 
 
+def split_input(splits: dict[str, str]) -> tfx.proto.Input:
+    """ExampleGen's input config: one split per ``{name: directory}`` under its input base."""
+    return tfx.proto.Input(splits=[tfx.proto.Input.Split(name=name, pattern=f"{directory}/*")
+                                   for name, directory in splits.items()])
+
+
+def validated_examples(example_gen, schema_path: str) -> tuple:
+    """(StatisticsGen, ImportSchemaGen, ExampleValidator, ValidationGate) on ``example_gen``'s examples:
+    the gate fails the run on any anomaly against the curated schema at ``schema_path``."""
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    validation_gate = ValidationGate(anomalies=example_validator.outputs["anomalies"])
+    return statistics_gen, schema_gen, example_validator, validation_gate
+
+
+def latest_blessed_model_resolver() -> tfx.dsl.Resolver:
+    """The latest blessed model, the evaluator's baseline (none on a first run)."""
+    return tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+
+
+def integer_version_pusher(trainer, evaluator, push_directory: str) -> IntegerVersionPusher:
+    """Pushes ``trainer``'s model, once ``evaluator`` blessed it, as the next integer version."""
+    return IntegerVersionPusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=push_directory)),
+    ).with_id("Pusher")
+
+
+def assemble(*, pipeline_name: str, pipeline_root: str, components: list, metadata_path: str | None,
+             beam_pipeline_args: list[str] | None, enable_cache: bool) -> tfx.dsl.Pipeline:
+    """The ``tfx.dsl.Pipeline`` of ``components``; ``metadata_path`` None: the orchestrator's own MLMD."""
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=components,
+        enable_cache=enable_cache,
+        metadata_connection_config=(tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
+                                    if metadata_path else None),
+        beam_pipeline_args=list(beam_pipeline_args or []),
+    )
+
+
 def create_pipeline(
     *,
     pipeline_name: str,
@@ -79,13 +129,8 @@ def create_pipeline(
     ``trainer_config`` goes to ``run_fn`` as ``custom_config`` (mode, encoder, epochs, model_name, ...);
     ``metadata_path`` is the SQLite ML Metadata file for local runs (None: the orchestrator's own).
     """
-    splits = [tfx.proto.Input.Split(name=name, pattern=f"{directory}/*") for name, directory in SPLITS.items()]
-    example_gen = tfx.components.CsvExampleGen(input_base=data_root, input_config=tfx.proto.Input(splits=splits))
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
-    example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
-    validation_gate = ValidationGate(anomalies=example_validator.outputs["anomalies"])
+    example_gen = tfx.components.CsvExampleGen(input_base=data_root, input_config=split_input(SPLITS))
+    statistics_gen, schema_gen, example_validator, validation_gate = validated_examples(example_gen, schema_path)
 
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
@@ -97,11 +142,7 @@ def create_pipeline(
     )
     trainer.add_upstream_node(validation_gate)
 
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    model_resolver = latest_blessed_model_resolver()
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
@@ -109,20 +150,8 @@ def create_pipeline(
         example_splits=["eval"],
         eval_config=eval_config(label_names, min_accuracy, max_accuracy_drop),
     )
-    pusher = IntegerVersionPusher(
-        model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=push_directory)),
-    ).with_id("Pusher")
+    pusher = integer_version_pusher(trainer, evaluator, push_directory)
     components = [example_gen, statistics_gen, schema_gen, example_validator, validation_gate, trainer,
                   model_resolver, evaluator, pusher]
-    return tfx.dsl.Pipeline(
-        pipeline_name=pipeline_name,
-        pipeline_root=pipeline_root,
-        components=components,
-        enable_cache=enable_cache,
-        metadata_connection_config=(tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
-                                    if metadata_path else None),
-        beam_pipeline_args=list(beam_pipeline_args or []),
-    )
+    return assemble(pipeline_name=pipeline_name, pipeline_root=pipeline_root, components=components,
+                    metadata_path=metadata_path, beam_pipeline_args=beam_pipeline_args, enable_cache=enable_cache)

@@ -10,7 +10,6 @@ components ran or came from the cache, the test metrics, and the pushed version 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tfxformers.errors import UserError
+from tfxformers.pipeline.mlmd import PipelineRunSummary, latest_run_executions, output_artifacts, summarize_run
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
 TASKS = {
@@ -26,7 +26,6 @@ TASKS = {
     "classification": "classification.pbtxt",  # any number of classes, e.g. bbc_news, tweets
 }
 DEFAULT_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
-STATE_NAMES = {0: "UNKNOWN", 1: "NEW", 2: "RUNNING", 3: "COMPLETE", 4: "FAILED", 5: "CACHED", 6: "CANCELED"}
 
 
 def schema_path(task: str, root: Path = SCHEMA_DIR) -> Path:
@@ -49,21 +48,9 @@ def beam_args_with_defaults(extra: list[str] | None) -> list[str]:
 
 
 @dataclass
-class RunSummary:
-    pipeline_root: Path
-    metadata_path: Path
-    log_file: Path
-    seconds: float
-    states: dict[str, str] = field(default_factory=dict)   # node id -> COMPLETE / CACHED / FAILED
-    blessed: bool | None = None
-    pushed: bool | None = None
-    pushed_version: int | None = None
-    pushed_path: str | None = None
-    already_pushed: bool = False   # the Pusher found this model already pushed and added no version
+class RunSummary(PipelineRunSummary):
     baseline_accuracy: float | None = None   # TF-IDF + LR on the eval split (the sentiment task's threshold)
     min_accuracy: float | None = None        # the Evaluator's absolute threshold this run used
-    trained_dir: Path | None = None
-    model_uri: str | None = None   # the Trainer's Model artifact (Format-Serving/, Format-Push/)
     test_metrics: dict | None = None
     validation_failures: list[str] = field(default_factory=list)
 
@@ -135,89 +122,12 @@ def _quiet_tfx_logging(log_file: Path, out):
         file_handler.close()
 
 
-def _store(metadata_path: Path):
-    from ml_metadata.metadata_store import metadata_store
-    from tfx.orchestration import metadata
-
-    return metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(str(metadata_path)))
-
-
-def latest_run_executions(metadata_path: Path, pipeline_name: str) -> dict[str, object]:
-    """Node id -> the MLMD execution of that node in the latest pipeline run."""
-    store = _store(metadata_path)
-    runs = [c for c in store.get_contexts_by_type("pipeline_run")]
-    pipeline_context = store.get_context_by_type_and_name("pipeline", pipeline_name)
-    if pipeline_context is None or not runs:
-        return {}
-    pipeline_executions = {e.id for e in store.get_executions_by_context(pipeline_context.id)}
-    runs = [r for r in runs if any(e.id in pipeline_executions for e in store.get_executions_by_context(r.id))]
-    if not runs:
-        return {}
-    latest = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
-    result = {}
-    for execution in store.get_executions_by_context(latest.id):
-        for context in store.get_contexts_by_execution(execution.id):
-            if store.get_context_types_by_id([context.type_id])[0].name == "node":
-                result[context.name.split(".", 1)[-1]] = execution
-    return result
-
-
-def output_artifacts(metadata_path: Path, execution) -> dict[str, list]:
-    """Output key -> artifacts of one execution (cached executions point at the original outputs)."""
-    from ml_metadata.proto import metadata_store_pb2
-
-    store = _store(metadata_path)
-    outputs: dict[str, list] = {}
-    events = store.get_events_by_execution_ids([execution.id])
-    wanted = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
-    for event in events:
-        if event.type not in wanted:
-            continue
-        key = next((s.key for s in event.path.steps if s.HasField("key")), "")
-        outputs.setdefault(key, []).extend(store.get_artifacts_by_id([event.artifact_id]))
-    return outputs
-
-
-def _custom(artifact, name: str):
-    value = artifact.custom_properties.get(name)
-    if value is None:
-        return None
-    kind = value.WhichOneof("value")
-    if kind == "struct_value":
-        from google.protobuf import json_format
-
-        return json_format.MessageToDict(value.struct_value)
-    return getattr(value, kind)
-
-
 def summarize(metadata_path: Path, pipeline_name: str, summary: RunSummary) -> RunSummary:
-    executions = latest_run_executions(metadata_path, pipeline_name)
-    summary.states = {node: STATE_NAMES.get(e.last_known_state, str(e.last_known_state))
-                      for node, e in executions.items()}
-    if "Trainer" in executions:
-        outputs = output_artifacts(metadata_path, executions["Trainer"])
-        if outputs.get("model"):
-            summary.model_uri = outputs["model"][0].uri
-        run = outputs.get("model_run")
-        if run:
-            trained = Path(run[0].uri) / "model"
-            summary.trained_dir = trained
-            metrics = trained / "metrics.json"
-            summary.test_metrics = json.loads(metrics.read_text()) if metrics.is_file() else None
-    if "Evaluator" in executions:
-        outputs = output_artifacts(metadata_path, executions["Evaluator"])
-        if outputs.get("blessing"):
-            summary.blessed = bool(_custom(outputs["blessing"][0], "blessed"))
-        if outputs.get("evaluation") and summary.blessed is False:
-            summary.validation_failures = validation_failures(outputs["evaluation"][0].uri)
-    if "Pusher" in executions:
-        pushed = output_artifacts(metadata_path, executions["Pusher"]).get("pushed_model")
-        if pushed:
-            summary.pushed = bool(_custom(pushed[0], "pushed"))
-            version = _custom(pushed[0], "pushed_version")
-            summary.pushed_version = int(version) if version and str(version).isdigit() else None
-            summary.pushed_path = _custom(pushed[0], "pushed_destination")
-            summary.already_pushed = bool(_custom(pushed[0], "tfxformers_already_pushed"))
+    record = summarize_run(metadata_path, pipeline_name, summary, "Evaluator")
+    if record.has_trainer_run:
+        summary.test_metrics = record.trainer_metrics
+    if record.evaluator_outputs.get("evaluation") and summary.blessed is False:
+        summary.validation_failures = validation_failures(record.evaluator_outputs["evaluation"][0].uri)
     return summary
 
 
@@ -386,6 +296,28 @@ def trainer_config(options: RunOptions, encoder: str, name: str) -> dict:
             "distribute": options.distribute, "trainable_layers": options.trainable_layers}
 
 
+def run_with_progress(pipeline, root: Path, out, stopped_message) -> Path:
+    """Run ``pipeline`` with LocalDagRunner, TFX's log in ``root/logs/``; returns that log file.
+
+    ``stopped_message(exc)`` is the readable reason a failed run stopped on its data (raised as a
+    UserError), or None when it failed for another reason.
+    """
+    from tfx import v1 as tfx
+
+    log_file = root / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    with _quiet_tfx_logging(log_file, out):
+        try:
+            tfx.orchestration.LocalDagRunner().run(pipeline)
+        except Exception as exc:
+            message = stopped_message(exc)
+            if message:
+                raise UserError(message) from None
+            if isinstance(exc, UserError):
+                raise
+            raise RuntimeError(f"the pipeline failed: {exc} (full log: {log_file})") from exc
+    return log_file
+
+
 def run_local(options: RunOptions, out=None) -> RunSummary:
     """Run the pipeline with LocalDagRunner; raises UserError for bad data (before training)."""
     out = out or sys.stdout
@@ -397,33 +329,36 @@ def run_local(options: RunOptions, out=None) -> RunSummary:
     print(f"Evaluator threshold: eval accuracy >= {min_accuracy:.4f}"
           + (" (TF-IDF + logistic regression's eval accuracy: the model must beat a bag of words)"
              if baseline is not None else ""), file=out, flush=True)
-    from tfx import v1 as tfx
-
-    log_file = root / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    with _quiet_tfx_logging(log_file, out):
-        try:
-            tfx.orchestration.LocalDagRunner().run(pipeline)
-        except Exception as exc:
-            message = _anomalies_message(metadata_path, pipeline_name)
-            if message:
-                raise UserError(message) from None
-            if isinstance(exc, UserError):
-                raise
-            raise RuntimeError(f"the pipeline failed: {exc} (full log: {log_file})") from exc
+    log_file = run_with_progress(pipeline, root, out, lambda exc: _anomalies_message(metadata_path, pipeline_name))
     summary = RunSummary(root, metadata_path, log_file, time.perf_counter() - started,
                          baseline_accuracy=baseline, min_accuracy=min_accuracy)
     return summarize(metadata_path, pipeline_name, summary)
 
 
-def report(summary: RunSummary, out=None) -> int:
-    """Print what the run did; 0 when a blessed model is (or already was) pushed, 1 when nothing was."""
-    out = out or sys.stdout
+def report_states(summary: PipelineRunSummary, out) -> None:
+    """The first line of every run's report: how long it took, which components ran or came from the cache."""
     # The resolver is a metadata lookup that runs every time; it is not counted as a component.
     states = {n: s for n, s in summary.states.items() if n != "latest_blessed_model_resolver"}
     ran = sorted(n for n, s in states.items() if s == "COMPLETE")
     cached = sorted(n for n, s in states.items() if s == "CACHED")
     print(f"pipeline finished in {summary.seconds:.1f} s: {len(ran)} components ran, {len(cached)} came from "
           f"the cache{' (' + ', '.join(cached) + ')' if cached else ''}", file=out)
+
+
+def report_pushed(summary: PipelineRunSummary, out) -> bool:
+    """Print the pushed version, if the run pushed one (or found it pushed before); True if so."""
+    if not summary.pushed:
+        return False
+    again = (" (this model was pushed by an earlier run; no new version)"
+             if summary.already_pushed or summary.states.get("Pusher") == "CACHED" else "")
+    print(f"pushed version {summary.pushed_version} to {summary.pushed_path}{again}", file=out)
+    return True
+
+
+def report(summary: RunSummary, out=None) -> int:
+    """Print what the run did; 0 when a blessed model is (or already was) pushed, 1 when nothing was."""
+    out = out or sys.stdout
+    report_states(summary, out)
     if summary.baseline_accuracy is not None:
         print(f"Evaluator threshold {summary.min_accuracy:.4f} = TF-IDF + logistic regression's eval accuracy",
               file=out)
@@ -431,10 +366,7 @@ def report(summary: RunSummary, out=None) -> int:
         m = summary.test_metrics
         print(f"trained model: test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} on "
               f"{m['examples']} examples ({summary.trained_dir})", file=out)
-    if summary.pushed:
-        again = (" (this model was pushed by an earlier run; no new version)"
-                 if summary.already_pushed or summary.states.get("Pusher") == "CACHED" else "")
-        print(f"pushed version {summary.pushed_version} to {summary.pushed_path}{again}", file=out)
+    if report_pushed(summary, out):
         return 0
     reasons = "; ".join(summary.validation_failures) or "the Evaluator did not bless it"
     print(f"NOT pushed: the model did not pass the Evaluator's thresholds: {reasons}", file=out)
