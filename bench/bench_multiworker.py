@@ -13,11 +13,8 @@ mechanics cost, not what two machines would gain. Results: bench/results/multiwo
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
-import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,33 +22,18 @@ import tempfile
 import time
 from pathlib import Path
 
+from tfxformers.testing import free_port, write_two_class_reviews
+
 RESULTS = Path(__file__).resolve().parent / "results" / "multiworker.json"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _data(path: Path, train: int) -> Path:
-    rng = random.Random(7)
-    good, bad = "good great brilliant fun loved best".split(), "bad worst boring dull awful mess".split()
-    filler = "the movie film story plot was very".split()
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label", "split"])
-        for split, n in (("train", train), ("validation", 64), ("test", 64)):
-            for i in range(n):
-                words, label = (good, "pos") if i % 2 else (bad, "neg")
-                writer.writerow([" ".join(rng.choice(words if rng.random() < 0.6 else filler)
-                                          for _ in range(rng.randint(4, 20))), label, split])
-    return path
+    return write_two_class_reviews(path, {"train": train, "validation": 64, "test": 64}, length=(4, 20))
 
 
 def _run(args: list[str], workers: int, log_dir: Path) -> float:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    cluster = [f"127.0.0.1:{_free_port()}" for _ in range(workers)]
+    cluster = [f"127.0.0.1:{free_port()}" for _ in range(workers)]
     started = time.perf_counter()
     processes = []
     for index in range(workers):

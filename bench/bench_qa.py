@@ -71,8 +71,7 @@ def main(argv=None) -> int:
 
     from tfxformers.cli import main as cli
     from tfxformers.models.qa import features
-    from tfxformers.testing import free_port, start_model_server, start_process, stop_model_server, stop_process, \
-        tfxformers_command
+    from tfxformers.testing import start_model_server, start_proxy, stop_model_server, stop_process
 
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-qa-") as tmp:
@@ -90,19 +89,9 @@ def main(argv=None) -> int:
         try:
             extra = [(f"chunks_of_{n}", n) for n in (int(c) for c in args.chunks.split(",") if c)]
             for mode, per_call in (("batched", 0), ("per_window", 1), *extra):
-                port = free_port()
-                proxies[mode] = (start_process(tfxformers_command() + [
-                    "proxy", "--backend", f"grpc://127.0.0.1:{grpc_port}", "--port", str(port), "--log-level", "warning",
-                    "--answer-batch-windows", str(per_call), "--answer-timeout", "600", "--max-answer-windows", "1000"],
-                    work / f"proxy-{mode}.log"), f"http://127.0.0.1:{port}")
-            for _, url in proxies.values():
-                deadline = time.time() + 60
-                while time.time() < deadline:
-                    try:
-                        if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        time.sleep(0.2)
+                proxies[mode] = start_proxy(f"grpc://127.0.0.1:{grpc_port}", log_path=work / f"proxy-{mode}.log",
+                                            extra_args=["--answer-batch-windows", str(per_call), "--answer-timeout",
+                                                        "600", "--max-answer-windows", "1000"])
             results = []
             for size in sizes:
                 row = {"target_tokens": size}

@@ -44,49 +44,29 @@ def make_tiny_bert_checkpoint(
     seed: int = 0,
 ) -> Path:
     """Write a tiny random BERT checkpoint (Hugging Face layout, safetensors) and return its path."""
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    return make_tiny_checkpoint(directory, "bert", hidden_size=hidden_size, num_hidden_layers=num_hidden_layers,
+                                num_attention_heads=num_attention_heads, intermediate_size=intermediate_size,
+                                max_length=max_position_embeddings, seed=seed)
+
+
+def save_pytorch_safetensors(model, path: Path, *, strip: str, add: str = "", extra: dict | None = None) -> None:
+    """Write a transformers TF model's weights to ``path/model.safetensors`` under the PyTorch names the Hub's
+    checkpoints use: ``strip`` is the TF base-model prefix to drop (``"bert."``), ``add`` the PyTorch prefix
+    to put back (a ``*For...`` class's), ``extra`` more arrays by name (a head the TF model lacks)."""
     import numpy as np
     import safetensors.numpy
-    import tensorflow as tf
-    from transformers import BertConfig, BertTokenizerFast, TFBertModel
-    from transformers.modeling_tf_pytorch_utils import (
-        TransposeType,
-        convert_tf_weight_name_to_pt_weight_name,
-    )
+    from transformers.modeling_tf_pytorch_utils import TransposeType, convert_tf_weight_name_to_pt_weight_name
 
-    path = Path(directory)
-    path.mkdir(parents=True, exist_ok=True)
-    vocab = tiny_vocab()
-    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=hidden_size,
-        num_hidden_layers=num_hidden_layers,
-        num_attention_heads=num_attention_heads,
-        intermediate_size=intermediate_size,
-        max_position_embeddings=max_position_embeddings,
-        type_vocab_size=2,
-        pad_token_id=0,
-    )
-    config.save_pretrained(str(path))
-    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
-    tokenizer.model_max_length = max_position_embeddings
-    tokenizer.save_pretrained(str(path))
-
-    tf.keras.utils.set_random_seed(seed)
-    model = TFBertModel(config, name="tiny_bert")
-    model(model.dummy_inputs, training=False)
     state = {}
     for weight in model.weights:
-        name, transpose = convert_tf_weight_name_to_pt_weight_name(
-            weight.name, start_prefix_to_remove="bert.", tf_weight_shape=weight.shape
-        )
+        name, transpose = convert_tf_weight_name_to_pt_weight_name(weight.name, start_prefix_to_remove=strip,
+                                                                   tf_weight_shape=weight.shape)
         value = weight.numpy()
         if transpose is TransposeType.SIMPLE:
             value = value.T
-        state[name] = np.ascontiguousarray(value)
+        state[add + name] = np.ascontiguousarray(value)
+    state.update(extra or {})
     safetensors.numpy.save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})
-    return path
 
 
 # Families make_tiny_checkpoint writes (the registry's model types), for parametrised tests.
@@ -142,11 +122,8 @@ def make_tiny_checkpoint(
     ``weights_format``: ``safetensors`` (PyTorch names, as the Hub's) or ``h5`` (``tf_model.h5``).
     """
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    import numpy as np
-    import safetensors.numpy
     import tensorflow as tf
     import transformers as hf
-    from transformers.modeling_tf_pytorch_utils import TransposeType, convert_tf_weight_name_to_pt_weight_name
 
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
@@ -187,17 +164,29 @@ def make_tiny_checkpoint(
         model.save_pretrained(str(path), safe_serialization=False)
         return path
     config.save_pretrained(str(path))
-    prefix = "" if head else model.base_model_prefix + "."
-    state = {}
-    for weight in model.weights:
-        name, transpose = convert_tf_weight_name_to_pt_weight_name(weight.name, start_prefix_to_remove=prefix,
-                                                                   tf_weight_shape=weight.shape)
-        value = weight.numpy()
-        if transpose is TransposeType.SIMPLE:
-            value = value.T
-        state[name] = np.ascontiguousarray(value)
-    safetensors.numpy.save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})
+    save_pytorch_safetensors(model, path, strip="" if head else model.base_model_prefix + ".")
     return path
+
+
+def write_two_class_reviews(path: str | os.PathLike, counts: dict[str, int], *, length: tuple[int, int] = (3, 8),
+                            seed: int = 7) -> Path:
+    """A CSV (text, label, split) of synthetic reviews, ``counts[split]`` rows a split, neg and pos in turn:
+    each of ``length`` (min, max) words, mostly of its label's kind, the rest neutral filler."""
+    import csv
+    import random
+
+    rng = random.Random(seed)
+    good, bad = "good great brilliant fun loved best".split(), "bad worst boring dull awful mess".split()
+    filler = "the movie film story plot was very".split()
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label", "split"])
+        for split, n in counts.items():
+            for i in range(n):
+                words, label = (good, "pos") if i % 2 else (bad, "neg")
+                text = " ".join(rng.choice(words if rng.random() < 0.6 else filler) for _ in range(rng.randint(*length)))
+                writer.writerow([text, label, split])
+    return Path(path)
 
 
 def requires_real(*names: str):
@@ -362,10 +351,11 @@ def stop_model_server(process, timeout: float = 30) -> int:
     return stop_process(process, timeout)
 
 
-def start_proxy(backend: str, *, models: str | None = None, log_path=None, timeout: float = 60):
-    """Run ``tfxformers proxy --backend BACKEND`` on a free 127.0.0.1 port and wait until ``/healthz``
-    answers (and ``/readyz`` for ``models``, if given). Returns ``(process, url)``; stop it with
-    ``stop_process``."""
+def start_proxy(backend: str, *, models: str | None = None, log_path=None, timeout: float = 60,
+                extra_args: list[str] = ()):
+    """Run ``tfxformers proxy --backend BACKEND [EXTRA_ARGS]`` on a free 127.0.0.1 port and wait until
+    ``/healthz`` answers (and ``/readyz`` for ``models``, if given). Returns ``(process, url)``; stop it
+    with ``stop_process``."""
     import time
 
     import httpx
@@ -375,6 +365,7 @@ def start_proxy(backend: str, *, models: str | None = None, log_path=None, timeo
                                       "--log-level", "warning"]
     if models:
         command += ["--models", models]
+    command += list(extra_args)
     process = start_process(command, log_path, log_prefix="tfxformers-proxy-")
     url = f"http://127.0.0.1:{port}"
     check = ("/readyz", {"model": models.split(",")}) if models else ("/healthz", None)

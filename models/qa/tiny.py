@@ -22,12 +22,10 @@ def make_tiny_qa_checkpoint(directory: str | os.PathLike, *, words: Sequence[str
     """Write the checkpoint and return its path. ``words`` are added to the vocabulary (letters, digits and
     punctuation are always there, so any ASCII text tokenizes without ``[UNK]``)."""
     import numpy as np
-    import safetensors.numpy
     import tensorflow as tf
     from transformers import BertConfig, BertTokenizerFast, TFBertModel
-    from transformers.modeling_tf_pytorch_utils import TransposeType, convert_tf_weight_name_to_pt_weight_name
 
-    from tfxformers.testing import tiny_vocab
+    from tfxformers.testing import save_pytorch_safetensors, tiny_vocab
 
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
@@ -46,17 +44,10 @@ def make_tiny_qa_checkpoint(directory: str | os.PathLike, *, words: Sequence[str
     tf.keras.utils.set_random_seed(seed)
     model = TFBertModel(config, name="tiny_bert")
     model(model.dummy_inputs, training=False)
-    state = {}
-    for weight in model.weights:
-        name, transpose = convert_tf_weight_name_to_pt_weight_name(weight.name, start_prefix_to_remove="bert.",
-                                                                   tf_weight_shape=weight.shape)
-        value = weight.numpy()
-        if transpose is TransposeType.SIMPLE:
-            value = value.T
-        state["bert." + name] = np.ascontiguousarray(value)
+    head = {}
     if with_head:
         rng = np.random.default_rng(seed)
-        state["qa_outputs.weight"] = rng.normal(0, config.initializer_range, (2, hidden_size)).astype(np.float32)
-        state["qa_outputs.bias"] = rng.normal(0, 0.1, (2,)).astype(np.float32)
-    safetensors.numpy.save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})
+        head["qa_outputs.weight"] = rng.normal(0, config.initializer_range, (2, hidden_size)).astype(np.float32)
+        head["qa_outputs.bias"] = rng.normal(0, 0.1, (2,)).astype(np.float32)
+    save_pytorch_safetensors(model, path, strip="bert.", add="bert.", extra=head)
     return path

@@ -9,7 +9,6 @@ the chief fail by itself (no hang), and the restarted cluster resumes from the l
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -20,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfxformers.testing import _die_with_parent, free_port, make_tiny_bert_checkpoint, tfxformers_command
+from tfxformers.testing import (_die_with_parent, free_port, make_tiny_bert_checkpoint, tfxformers_command,
+                                write_two_class_reviews)
 
 # Both workers compute the same all-reduced update; a single worker computes it in one piece. With every
 # dropout at 0 and batches that split evenly between the two workers, what is left is the order of float
@@ -89,20 +89,7 @@ def encoder_dir(tmp_path_factory):
 def _write_reviews(path: Path, counts: dict[str, int]) -> Path:
     """Short two-class reviews with a split column (every text fits the first length bucket, and
     each split's size is a multiple of the batch size, so every batch splits evenly over two workers)."""
-    import random
-
-    rng = random.Random(7)
-    good, bad = "good great brilliant fun loved best".split(), "bad worst boring dull awful mess".split()
-    filler = "the movie film story plot was very".split()
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label", "split"])
-        for split, n in counts.items():
-            for i in range(n):
-                words, label = (good, "pos") if i % 2 else (bad, "neg")
-                text = " ".join(rng.choice(words if rng.random() < 0.6 else filler) for _ in range(rng.randint(3, 8)))
-                writer.writerow([text, label, split])
-    return path
+    return write_two_class_reviews(path, counts, length=(3, 8))
 
 
 def _classifier_args(data: Path, encoder: Path, output: Path, *extra: str) -> list[str]:

@@ -15,8 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tfxformers.testing import free_port, start_model_server, start_process, stop_model_server, stop_process, \
-    tfxformers_command
+from tfxformers.testing import start_model_server, start_proxy, stop_model_server, stop_process, tfxformers_command
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "qa_course.json"
 MAX_SEQ_LEN = 256
@@ -54,23 +53,12 @@ def qa(tmp_path_factory):
     long_context, over_context = _long_contexts(fast)
     server, grpc_port, rest_port = start_model_server(base, max_rows=1024, max_tokens=1_000_000,
                                                       max_request_bytes=64 * 1024 * 1024)
-    port = free_port()
-    proxy = start_process(tfxformers_command() + [
-        "proxy", "--backend", f"grpc://127.0.0.1:{grpc_port}", "--port", str(port), "--log-level", "warning",
-        "--max-context-chars", str(len(over_context) + 10), "--max-answer-windows", str(WINDOW_LIMIT)],
-        root / "proxy.log")
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        stop_process(proxy)
+    try:
+        proxy, url = start_proxy(f"grpc://127.0.0.1:{grpc_port}", log_path=root / "proxy.log", extra_args=[
+            "--max-context-chars", str(len(over_context) + 10), "--max-answer-windows", str(WINDOW_LIMIT)])
+    except RuntimeError:
         stop_model_server(server)
-        raise RuntimeError("proxy did not start:\n" + Path(proxy.log_path).read_text()[-3000:])
+        raise
     try:
         yield {"trained": trained, "checkpoint": checkpoint, "base": base, "url": url, "rest_port": rest_port,
                "long": long_context, "over": over_context, "tokenizer": fast}
