@@ -181,6 +181,22 @@ def backup_position(backup_dir: str | os.PathLike) -> tuple[int, int | None] | N
     return epoch + 1, (batch + 1 if batch >= 0 else None)
 
 
+def resume_start(backup_dir: str | os.PathLike | None, steps_per_epoch: int) -> tuple[int, int]:
+    """The (epoch, step), both from 0, at which ``fit`` continues from the backup; (0, 0) without one.
+
+    Keras' own rule (``WorkerTrainingState.maybe_load_initial_counters_from_ckpt``): the step after the
+    backed-up one, or the next epoch when the backup was taken at the end of an epoch. The training data
+    must start there too (``tokenization.epoch_plans``): Keras skips the steps but not the data.
+    """
+    position = backup_position(backup_dir) if backup_dir is not None and Path(backup_dir).exists() else None
+    if position is None:
+        return 0, 0
+    epoch, steps = position
+    if steps is None or steps >= steps_per_epoch:
+        return epoch, 0
+    return epoch - 1, steps
+
+
 def resume_note(backup_dir: str | os.PathLike) -> str:
     """``(backed up at epoch 2, step 12)``, for the "resuming" message (tests match it)."""
     position = backup_position(backup_dir)

@@ -69,20 +69,46 @@ def plan_batches(lengths: np.ndarray, batch_size: int, shuffle: bool, rng: np.ra
     return batches
 
 
+def epoch_plans(lengths: np.ndarray, batch_size: int, shuffle: bool, seed: int | None,
+                start: tuple[int, int] = (0, 0)):
+    """A function giving, call after call, the index batches of epoch ``start[0]``, then the next epoch, ...
+
+    Each epoch's order depends only on ``(seed, epoch)``, so a run resumed by Keras' ``BackupAndRestore``
+    at ``start = (epoch, step)`` (``multiworker.resume_start``) sees the batches the uninterrupted run saw.
+    Keras runs that first epoch from ``step`` on but reads a fresh iterator from its beginning, so the
+    first epoch is rotated to begin at ``step``; its first ``step`` batches come last and are never read
+    (they keep the dataset's cardinality the same every epoch).
+    """
+    first_epoch, first_step = start
+    next_epoch = [first_epoch]
+
+    def plan() -> list[np.ndarray]:
+        epoch = next_epoch[0]
+        next_epoch[0] += 1
+        rng = np.random.default_rng((seed or 0) + epoch) if shuffle else None
+        batches = plan_batches(lengths, batch_size, shuffle, rng)
+        skip = first_step if epoch == first_epoch else 0
+        return batches[skip:] + batches[:skip]
+
+    return plan
+
+
 def make_dataset(encoded: Encoded, labels: np.ndarray | None = None, *, batch_size: int = 32,
                  buckets: Sequence[int] = DEFAULT_BUCKETS, shuffle: bool = False, seed: int = 0,
-                 use_token_type_ids: bool = False):
-    """A tf.data pipeline of bucket-padded batches; reshuffled every epoch when ``shuffle``."""
+                 use_token_type_ids: bool = False, start: tuple[int, int] = (0, 0)):
+    """A tf.data pipeline of bucket-padded batches; reshuffled every epoch when ``shuffle``.
+
+    ``start``: the (epoch, step) a resumed ``fit`` continues at (``multiworker.resume_start``); see
+    ``epoch_plans``.
+    """
     import tensorflow as tf
 
     buckets = buckets_up_to(encoded.max_length, buckets)
     lengths = encoded.lengths
-    epoch_counter = {"epoch": 0}
+    plan = epoch_plans(lengths, batch_size, shuffle, seed, start)
 
     def generate():
-        rng = np.random.default_rng(seed + epoch_counter["epoch"])
-        epoch_counter["epoch"] += 1
-        for index in plan_batches(lengths, batch_size, shuffle, rng):
+        for index in plan():
             width = bucket_length(int(lengths[index].max()), buckets)
             ids, mask = pad_to([encoded.ids[i] for i in index], width, encoded.pad_id)
             features = {"input_ids": ids, "attention_mask": mask}

@@ -189,20 +189,19 @@ def encode_hidden_states(encoder, tokenizer, texts: Sequence[str], *, frozen_dep
 
 def make_state_dataset(hidden: HiddenStates, labels: np.ndarray | None = None, *, batch_size: int = 32,
                        max_length: int = 128, buckets: Sequence[int] = DEFAULT_BUCKETS, shuffle: bool = False,
-                       seed: int = 0):
-    """Batches of cached states padded to the length buckets, like ``tokenization.make_dataset`` for ids."""
+                       seed: int = 0, start: tuple[int, int] = (0, 0)):
+    """Batches of cached states padded to the length buckets, like ``tokenization.make_dataset`` for ids
+    (``start`` too: the resumed epoch and step)."""
     import tensorflow as tf
 
-    from tfxformers.models.tokenization import plan_batches
+    from tfxformers.models.tokenization import epoch_plans, plan_batches
 
     usable = buckets_up_to(max_length, buckets)
     lengths = hidden.lengths
-    epoch_counter = {"epoch": 0}
+    plan = epoch_plans(lengths, batch_size, shuffle, seed, start)
 
     def generate():
-        rng = np.random.default_rng(seed + epoch_counter["epoch"])
-        epoch_counter["epoch"] += 1
-        for index in plan_batches(lengths, batch_size, shuffle, rng):
+        for index in plan():
             states, mask = hidden.padded(index, bucket_length(int(lengths[index].max()), usable))
             features = {"hidden_states": states, "attention_mask": mask}
             yield features if labels is None else (features, labels[index].astype(np.int64))
@@ -283,9 +282,11 @@ def build_partial_model(classifier, encoder, trainable_layers: int, *, pooling: 
 def train_partial(encoder, tokenizer, train, validation, *, num_labels: int, trainable_layers: int,
                   epochs: int, batch_size: int, learning_rate: float | None, max_length: int, pooling: str,
                   dropout: float, warmup_ratio: float, weight_decay: float,
-                  seed: int, cache_dir: str | os.PathLike | None, callbacks, verbose, out=print):
+                  seed: int, cache_dir: str | os.PathLike | None, callbacks, verbose, out=print,
+                  start: tuple[int, int] = (0, 0)):
     """Cache the frozen layers' states for ``train`` and ``validation`` (``Split``s), train the top layers and
-    head on them, and return the full text -> logits classifier holding the trained weights."""
+    head on them, and return the full text -> logits classifier holding the trained weights. ``start``: the
+    (epoch, step) a ``BackupAndRestore`` resume continues at (``multiworker.resume_start``)."""
     from tfxformers.models.encoders import bert
     from tfxformers.models.classification.transfer import encoder_fingerprint
 
@@ -312,7 +313,7 @@ def train_partial(encoder, tokenizer, train, validation, *, num_labels: int, tra
                                 learning_rate=learning_rate or DEFAULT_LEARNING_RATE, num_train_steps=steps,
                                 warmup_ratio=warmup_ratio, weight_decay=weight_decay)
     train_ds = make_state_dataset(train_states, train.labels, batch_size=batch_size, max_length=max_length,
-                                  buckets=buckets, shuffle=True, seed=seed)
+                                  buckets=buckets, shuffle=True, seed=seed, start=start)
     val_ds = make_state_dataset(val_states, validation.labels, batch_size=batch_size * 2, max_length=max_length,
                                 buckets=buckets)
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose, callbacks=callbacks)

@@ -269,6 +269,10 @@ def _train_classifier(config: ClassifierTrainConfig, directory: Path, shared_bac
               flush=True)
         steps_per_epoch = -(-len(data.train) // config.batch_size)
         total_steps = steps_per_epoch * config.epochs
+        from tfxformers.models.multiworker import resume_start
+
+        # A resumed fit must read the batches of the epoch and step it resumes at, not epoch 0's.
+        start = resume_start(backup, steps_per_epoch)
         lr = config.learning_rate or {"finetune": 5e-5, "partial": None}.get(config.mode, 1e-3)
         verbose = _verbosity(config)
         hub_dir = None
@@ -283,7 +287,7 @@ def _train_classifier(config: ClassifierTrainConfig, directory: Path, shared_bac
                 learning_rate=lr, max_length=config.max_length, pooling=config.pooling,
                 dropout=config.dropout, warmup_ratio=config.warmup_ratio, weight_decay=config.weight_decay,
                 seed=config.seed, cache_dir=output / "hidden_cache" if config.cache_features else None,
-                callbacks=_callbacks(tf, output, config, "partial", backup), verbose=verbose)
+                callbacks=_callbacks(tf, output, config, "partial", backup), verbose=verbose, start=start)
         elif config.mode == "frozen" and config.cache_features:
             cache = output / "feature_cache"
             fingerprint = transfer.encoder_fingerprint(encoder)
@@ -312,7 +316,7 @@ def _train_classifier(config: ClassifierTrainConfig, directory: Path, shared_bac
                                                    num_train_steps=total_steps, warmup_ratio=config.warmup_ratio,
                                                    weight_decay=config.weight_decay)
             train_ds = make_dataset(train_enc, data.train.labels, batch_size=config.batch_size,
-                                    buckets=config.buckets, shuffle=True, seed=config.seed)
+                                    buckets=config.buckets, shuffle=True, seed=config.seed, start=start)
             val_ds = make_dataset(val_enc, data.validation.labels, batch_size=config.batch_size * 2,
                                   buckets=config.buckets)
             model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, verbose=verbose,

@@ -75,13 +75,31 @@ def pack_blocks(stream: np.ndarray, block_size: int) -> np.ndarray:
     return stream[index]
 
 
-def lm_dataset(blocks: np.ndarray, batch_size: int = 16, shuffle: bool = False, seed: int = 0):
+def lm_dataset(blocks: np.ndarray, batch_size: int = 16, shuffle: bool = False, seed: int = 0,
+               start: tuple[int, int] = (0, 0)):
+    """``({input_ids}, next ids)`` batches of blocks, reshuffled every epoch when ``shuffle``.
+
+    The order of each epoch depends only on ``(seed, epoch)`` and the first epoch is ``start`` (the
+    position a ``BackupAndRestore`` resume continues at, ``multiworker.resume_start``), so a resumed run
+    trains on the batches the uninterrupted one would have; ``Dataset.shuffle`` would start again from
+    its first epoch's order in a restarted process.
+    """
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices(({"input_ids": blocks[:, :-1]}, blocks[:, 1:]))
-    if shuffle:
-        dataset = dataset.shuffle(len(blocks), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(2)
+    from tfxformers.models.tokenization import epoch_plans, plan_batches
+
+    # All blocks have one length, so the length sorting of plan_batches keeps the shuffled order.
+    lengths = np.zeros(len(blocks), dtype=np.int64)
+    plan = epoch_plans(lengths, batch_size, shuffle, seed, start)
+
+    def generate():
+        for index in plan():
+            yield {"input_ids": blocks[index, :-1]}, blocks[index, 1:]
+
+    spec = tf.TensorSpec((None, blocks.shape[1] - 1), tf.as_dtype(blocks.dtype))
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=({"input_ids": spec}, spec))
+    steps = len(plan_batches(lengths, batch_size, False, None))
+    return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
 
 
 def _schedule_class():
@@ -290,7 +308,10 @@ def _train_gpt2(config: Gpt2TrainConfig, output: Path, shared_backup: Path | Non
         tf.keras.callbacks.CSVLogger(str(output / "history.csv"), append=True),
     ]
     start_val = perplexity(model, blocks["validation"])
-    model.fit(lm_dataset(blocks["train"], config.batch_size, shuffle=True, seed=config.seed),
+    from tfxformers.models.multiworker import resume_start
+
+    start = resume_start(backup, math.ceil(len(blocks["train"]) / config.batch_size))
+    model.fit(lm_dataset(blocks["train"], config.batch_size, shuffle=True, seed=config.seed, start=start),
               validation_data=lm_dataset(blocks["validation"], config.batch_size),
               epochs=config.epochs, verbose=verbose, callbacks=callbacks)
     import shutil
