@@ -71,6 +71,7 @@ def test_round_trip_gives_the_same_logits(small_tokenizer, tmp_path):
 
 
 @pytest.mark.real
+@pytest.mark.once
 @requires_real("austen")
 def test_tiny_model_learns_emma_and_generates(tmp_path, capsys):
     out = tmp_path / "gpt2"

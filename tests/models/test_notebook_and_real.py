@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.real
+@pytest.mark.once
 @requires_real("rotten_tomatoes")
 def test_text_classification_notebook_runs(tiny_bert_dir, monkeypatch):
     import nbformat
@@ -29,6 +30,7 @@ def test_text_classification_notebook_runs(tiny_bert_dir, monkeypatch):
 
 
 @pytest.mark.real
+@pytest.mark.once
 @requires_real("minilm", "rotten_tomatoes")
 def test_real_minilm_is_a_sentence_encoder_and_frozen_transfer_beats_chance():
     from tfxformers.models.encoders import bert
@@ -61,6 +63,7 @@ def test_real_minilm_is_a_sentence_encoder_and_frozen_transfer_beats_chance():
 
 
 @pytest.mark.real
+@pytest.mark.once
 @requires_real("austen")
 def test_gpt2_pretraining_notebook_runs(monkeypatch):
     import nbformat

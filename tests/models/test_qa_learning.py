@@ -24,7 +24,7 @@ import pytest
 
 from tfxformers.testing import requires_real
 
-pytestmark = [pytest.mark.real, pytest.mark.slow, requires_real("austen")]
+pytestmark = [pytest.mark.real, pytest.mark.slow, pytest.mark.once, requires_real("austen")]
 
 TRAIN_QUESTIONS = 3000
 HELD_OUT = 300

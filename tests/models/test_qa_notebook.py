@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.once
 def test_question_answering_notebook_runs(monkeypatch):
     import nbformat
     from nbclient import NotebookClient
