@@ -10,3 +10,11 @@ class UserError(Exception):
     """Bad input or a missing prerequisite, reported to the user without a traceback."""
 
     exit_code = 2
+
+
+def check_rules(rules) -> None:
+    """Raise a ``UserError`` for the first ``(name, value, ok, rule)`` whose ``ok`` is false:
+    "NAME must be RULE (got VALUE)". The config checks of every training command share it."""
+    for name, value, ok, rule in rules:
+        if not ok:
+            raise UserError(f"{name} must be {rule} (got {value!r})")

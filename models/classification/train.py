@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import tfxformers  # noqa: F401
-from tfxformers.errors import UserError
+from tfxformers.errors import UserError, check_rules
 from tfxformers.models.buckets import DEFAULT_BUCKETS
 from tfxformers.models.tokenization import softmax  # noqa: F401  (tests and notebooks import it from here)
 
@@ -190,9 +190,7 @@ def check_config(config: ClassifierTrainConfig) -> None:
              ("warmup_ratio", config.warmup_ratio, 0 <= config.warmup_ratio < 1, "in [0, 1)"),
              ("weight_decay", config.weight_decay, config.weight_decay >= 0, ">= 0"),
              ("--seed", config.seed, 0 <= config.seed <= 2**32 - 1, "between 0 and 2**32 - 1"))
-    for name, value, ok, rule in rules:
-        if not ok:
-            raise UserError(f"{name} must be {rule} (got {value!r})")
+    check_rules(rules)
 
 
 def train_classifier(config: ClassifierTrainConfig, *, overwrite: bool = False) -> dict:

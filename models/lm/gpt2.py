@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 
 import tfxformers  # noqa: F401
-from tfxformers.errors import UserError
+from tfxformers.errors import UserError, check_rules
 
 PRESETS = {
     # name: (layers, heads, embedding size)
@@ -232,9 +232,7 @@ def check_config(config: Gpt2TrainConfig) -> None:
              ("--limit-chars", config.limit_chars, config.limit_chars is None or config.limit_chars >= 1, "at least 1"),
              ("--distribute", config.distribute, config.distribute in DISTRIBUTE_CHOICES,
               f"one of {', '.join(DISTRIBUTE_CHOICES)}"))
-    for name, value, ok, rule in rules:
-        if not ok:
-            raise UserError(f"{name} must be {rule} (got {value!r})")
+    check_rules(rules)
 
 
 def train_gpt2(config: Gpt2TrainConfig, *, overwrite: bool = False) -> dict:
@@ -369,9 +367,7 @@ def check_generation(*, max_new_tokens: int, strategy: str, num_beams: int, temp
              ("--top-p", top_p, 0 < top_p <= 1, "in (0, 1]"),
              ("--no-repeat-ngram-size", no_repeat_ngram_size, no_repeat_ngram_size >= 0, ">= 0 (0: off)"),
              ("--seed", seed, seed is None or 0 <= seed <= MAX_SEED, f"between 0 and {MAX_SEED}"))
-    for name, value, ok, rule in rules:
-        if not ok:
-            raise UserError(f"{name} must be {rule} (got {value!r})")
+    check_rules(rules)
     if strategy == "sample" and not temperature > 0:
         raise UserError(f"--temperature must be > 0 with --strategy sample (got {temperature!r}); "
                         "use --strategy greedy for the most likely continuation")

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import tfxformers  # noqa: F401
-from tfxformers.errors import UserError
+from tfxformers.errors import UserError, check_rules
 from tfxformers.models.qa import features
 
 KIND = "qa"
@@ -62,9 +62,7 @@ def check_config(config: QATrainConfig) -> None:
              ("--limit-train", config.limit_train, config.limit_train is None or config.limit_train >= 1, "at least 1"),
              ("--checkpoint-every-steps", config.checkpoint_every_steps, config.checkpoint_every_steps >= 0, ">= 0"),
              ("--seed", config.seed, 0 <= config.seed <= 2**32 - 1, "between 0 and 2**32 - 1"))
-    for name, value, ok, rule in rules:
-        if not ok:
-            raise UserError(f"{name} must be {rule} (got {value!r})")
+    check_rules(rules)
 
 
 def resolve_encoder_dir(encoder: str) -> Path:
