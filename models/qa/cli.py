@@ -8,11 +8,19 @@ import sys
 from tfxformers.cli_types import existing_file, int_range, nonnegative_int, output_dir, positive_float, positive_int, seed
 
 
+def squad_argument(text: str) -> str:
+    from tfxformers.models.qa.squad import argument
+
+    return argument(text)
+
+
 def register(commands, train_commands) -> None:
     train = train_commands.add_parser("qa", help="train an extractive question-answering model on a SQuAD file")
-    train.add_argument("--data", required=True, type=existing_file, help="SQuAD v1.1 or v2.0 JSON file")
-    train.add_argument("--eval-data", default=None, type=existing_file,
-                       help="SQuAD file to validate on (default: a seeded 10%% of --data's passages)")
+    train.add_argument("--data", required=True, type=squad_argument,
+                       help="SQuAD v1.1 or v2.0 JSON file, or squad (SQuAD 1.1 train, `tfxformers data fetch squad`)")
+    train.add_argument("--eval-data", default=None, type=squad_argument,
+                       help="SQuAD file or squad-dev (all 10,570 SQuAD 1.1 dev questions) to validate on "
+                            "(default: a seeded 10%% of --data's passages)")
     train.add_argument("--encoder", default="minilm", help="minilm, a local BERT, RoBERTa, DistilBERT or ELECTRA "
                        "checkpoint directory, or a *ForQuestionAnswering one (its span head is kept and fine-tuned)")
     train.add_argument("--output", required=True, type=output_dir,

@@ -65,3 +65,22 @@ def score(predictions: Mapping[str, str], golds: Mapping[str, Iterable[str]]) ->
             out[prefix + "f1"] = 100.0 * f / n
             out[prefix + "total"] = n
     return out
+
+
+def score_v1(predictions: Mapping[str, str], golds: Mapping[str, Iterable[str]]) -> dict:
+    """The numbers of the official SQuAD v1.1 script (``evaluate-v1.1.py``), for data where every question
+    has an answer. It differs from ``score`` (the v2.0 script) on gold answers that normalise to nothing
+    (SQuAD 1.1 dev has three, each a lone "."): they stay in the max, an empty prediction matches them
+    exactly, and F1 against them, or of an empty prediction, is 0. A question without a prediction scores 0."""
+    em = f = 0.0
+    for qid, answers in golds.items():
+        if qid not in predictions:
+            continue
+        prediction = predictions[qid]
+        answers = list(answers)
+        em += max((exact_match(prediction, a) for a in answers), default=0)
+        if normalize_answer(prediction):
+            f += max((f1(prediction, a) if normalize_answer(a) else 0.0 for a in answers), default=0.0)
+    n = len(golds)
+    return {"exact_match": 100.0 * em / n if n else 0.0, "f1": 100.0 * f / n if n else 0.0, "total": n,
+            "metric": "SQuAD v1.1 (official evaluate-v1.1.py)"}

@@ -1,6 +1,6 @@
 """Train a question-answering model on a SQuAD v1.1 / v2.0 file: the work behind ``tfxformers train qa``.
 
-``train_qa(QATrainConfig(data=..., output=...))`` parses the file (``features.load_squad``), holds out a
+``train_qa(QATrainConfig(data=..., output=...))`` parses the file or built-in split (``squad.load``), holds out a
 seeded 10% of its passages for validation unless ``eval_data`` is given, builds labelled windows
 (``max_seq_len`` 384, ``doc_stride`` 128), fine-tunes the encoder and span head (``encoder`` is ``minilm``,
 a BERT checkpoint, or a SQuAD-trained ``BertForQuestionAnswering`` checkpoint whose head is kept), and
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import tfxformers  # noqa: F401
 from tfxformers.errors import UserError, check_rules
-from tfxformers.models.qa import features
+from tfxformers.models.qa import features, squad
 
 KIND = "qa"
 
@@ -79,8 +79,8 @@ def train_qa(config: QATrainConfig, *, overwrite: bool = False) -> dict:
 
     check_config(config)
     # Cheap checks before the run directory is claimed and TensorFlow loads.
-    examples, mismatched = features.load_squad(config.data)
-    eval_examples = features.load_squad(config.eval_data)[0] if config.eval_data else None
+    examples, mismatched = squad.load(config.data)
+    eval_examples = squad.load(config.eval_data)[0] if config.eval_data else None
     encoder_dir = resolve_encoder_dir(config.encoder)
     with run_dirs.claim(config.output, KIND, asdict(config), overwrite) as directory:
         return _train(config, Path(directory), examples, mismatched, eval_examples, encoder_dir)
@@ -185,8 +185,11 @@ def _train(config: QATrainConfig, output: Path, examples, mismatched: int, eval_
     with_null = any(e.is_impossible for e in [*train_examples, *eval_examples])
     predictions = inference.predict_examples(trained, eval_examples, max_answer_len=config.max_answer_len,
                                              handle_impossible_answer=with_null)
-    scores = metrics.score(predictions, {e.id: [t for t, _ in e.answers] for e in eval_examples})
-    scores.update(split="validation", data=str(Path(config.data).expanduser().resolve()),
+    # All-answerable data (SQuAD 1.1) is scored as the v1.1 script scores it; with unanswerable ones, as v2.0's.
+    scorer = metrics.score if with_null else metrics.score_v1
+    scores = scorer(predictions, {e.id: [t for t, _ in e.answers] for e in eval_examples})
+    scores.update(split="validation", data=squad.reference(config.data),
+                  eval_data=squad.reference(config.eval_data) if config.eval_data else None,
                   train_questions=len(train_examples), train_windows=len(train_features.windows),
                   train_seconds=round(train_seconds, 1), handle_impossible_answer=with_null,
                   examples=[{"id": e.id, "question": e.question, "prediction": predictions[e.id],
