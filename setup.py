@@ -55,6 +55,8 @@ _SUBPACKAGES = {
     "models.qa": "models/qa",
     "pipeline": "pipeline",
     "serving": "serving",
+    "serving.export": "serving/export",
+    "serving.server": "serving/server",
     "serving.proxy": "serving/proxy",
     "serving.proxy.routers": "serving/proxy/routers",
 }

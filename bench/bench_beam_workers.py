@@ -57,7 +57,7 @@ def tiny_model(work: Path, data_dir: Path) -> tuple[Path, list[str]]:
     from tfxformers.models.artifacts import load_trained
     from tfxformers.models.classification.train import ClassifierTrainConfig, train_classifier
     from tfxformers.pipeline.signatures import examples_signature_builder
-    from tfxformers.serving.export import write_trained
+    from tfxformers.serving.export.trained import write_trained
     from tfxformers.testing import make_tiny_bert_checkpoint
 
     encoder = make_tiny_bert_checkpoint(work / "tiny_bert", hidden_size=32, num_hidden_layers=2)

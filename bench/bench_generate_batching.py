@@ -36,7 +36,7 @@ def export_model(base: Path, preset: str) -> list[list[int]]:
     from tfxformers.models.data.corpus import load_corpus
     from tfxformers.models.lm.gpt2 import build_lm, make_config
     from tfxformers.models.lm.tokenizer import train_bpe_tokenizer
-    from tfxformers.serving.export import export_trained
+    from tfxformers.serving.export.trained import export_trained
 
     corpus = load_corpus("emma")
     tokenizer = train_bpe_tokenizer(corpus.train, base.parent / "tokenizer", vocab_size=8000, max_length=128)

@@ -44,7 +44,7 @@ def export_minilm_classifier(base: Path) -> None:
     from tfxformers.models.encoders import bert
     from tfxformers.models.artifacts import TrainedModel
     from tfxformers.models.data.sources import minilm_dir
-    from tfxformers.serving.export import export_trained
+    from tfxformers.serving.export.trained import export_trained
 
     encoder = bert.load_bert_encoder(minilm_dir())
     tokenizer = bert.load_bert_tokenizer(minilm_dir())
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
                         help="rows of 128 tokens sent to a server without row/token limits (0: skip)")
     args = parser.parse_args(argv)
 
-    from tfxformers.serving.limits import ServerLimits
+    from tfxformers.serving.server.limits import ServerLimits
     from tfxformers.testing import start_model_server, stop_model_server
 
     limits = ServerLimits()

@@ -16,7 +16,7 @@ Run:  flock /tmp/tfxformers-heavy.lock .venv/bin/python bench/bench_serving.py [
     (batching on / off). Goal: at least 2x.
 
 The classifier is all-MiniLM-L6-v2 with an untrained 2-label head (speed does not depend on the head's
-weights), exported with `tfxformers.serving.export.export_trained`. Needs `tfxformers data fetch minilm`.
+weights), exported with `tfxformers.serving.export.trained.export_trained`. Needs `tfxformers data fetch minilm`.
 Writes bench/results/serving.json.
 """
 from __future__ import annotations
@@ -52,7 +52,7 @@ def export_minilm_classifier(base: Path):
     from tfxformers.models.encoders import bert
     from tfxformers.models.artifacts import TrainedModel
     from tfxformers.models.data.sources import minilm_dir
-    from tfxformers.serving.export import export_trained
+    from tfxformers.serving.export.trained import export_trained
 
     encoder = bert.load_bert_encoder(minilm_dir())
     tokenizer = bert.load_bert_tokenizer(minilm_dir())

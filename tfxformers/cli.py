@@ -23,9 +23,9 @@ COMMAND_MODULES = (
     "tfxformers.models.classification.report_cli",  # compare | attention
     "tfxformers.models.lm.cli",        # train gpt2 | generate
     "tfxformers.models.qa.cli",          # train qa | answer
-    "tfxformers.serving.export_cli",     # export
-    "tfxformers.serving.server_cli",     # serve
-    "tfxformers.serving.proxy_cli",      # proxy
+    "tfxformers.serving.export.cli",     # export
+    "tfxformers.serving.server.cli",     # serve
+    "tfxformers.serving.proxy.cli",      # proxy
     "tfxformers.pipeline.pipeline_cli",  # pipeline run | pipeline compile
     "tfxformers.demo",                   # demo
 )

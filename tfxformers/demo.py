@@ -63,7 +63,7 @@ def run_sentiment_demo(args: argparse.Namespace) -> int:
     from tfxformers.models.classification.baseline import tfidf_baseline_for
     from tfxformers.models.data.classification import load_classification
     from tfxformers.pipeline.runner import RunOptions, report, run_local
-    from tfxformers.serving.export import version_dirs
+    from tfxformers.serving.layout import version_dirs
     from tfxformers.testing import start_model_server, start_proxy, stop_model_server, stop_process
 
     started = time.perf_counter()
@@ -147,7 +147,7 @@ def run_lm_demo(args: argparse.Namespace) -> int:
 
     from tfxformers.errors import UserError
     from tfxformers.pipeline.lm_runner import LmRunOptions, report_lm, run_lm_local
-    from tfxformers.serving.export import version_dirs
+    from tfxformers.serving.layout import version_dirs
     from tfxformers.testing import start_model_server, start_proxy, stop_model_server, stop_process
 
     started = time.perf_counter()

@@ -10,8 +10,8 @@ and writes ``DIR/report.md``, ``DIR/report.json``, ``DIR/confusion_matrices.png`
   binomial when those discordant texts number fewer than 25, else chi-square with continuity correction;
 * how many texts the models disagree on, with a few examples;
 * model size (parameters, bytes on disk), training time (``metrics.json["train_seconds"]``) and latency at
-  batch 1: the run exported as ``tfxformers export`` would (``serving.export.write_trained``'s graph is
-  not importable from ``models/``, so the same ``serving_default`` computation, a ``tf.function`` with
+  batch 1: the run exported as ``tfxformers export`` would (``serving.export.trained.write_trained``'s graph
+  is not importable from ``models/``, so the same ``serving_default`` computation, a ``tf.function`` with
   the batching-safe mask, is traced here) and timed in-process on single test texts, tokenization
   included; no network, so it is the model's share of a served request.
 
@@ -202,7 +202,7 @@ def _latency_ms(trained, texts: list[str], samples: int) -> dict | None:
     @tf.function(input_signature=[tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None, None), tf.int32)],
                  autograph=False)
     def serve(input_ids, attention_mask):
-        # serving.export's serving_default: mask limited to the first [SEP], softmax and argmax on top.
+        # serving.export.classifier's serving_default: mask limited to the first [SEP], softmax and argmax on top.
         is_sep = tf.cast(tf.equal(input_ids, sep_id), tf.int32)
         last = tf.where(tf.reduce_any(is_sep > 0, axis=1), tf.argmax(is_sep, axis=1, output_type=tf.int32),
                         tf.shape(input_ids)[1] - 1)

@@ -9,5 +9,7 @@ Layout: ``app.py`` wires the routers (``routers/``, whose request schemas share 
 ``body_limit.py`` (oversized bodies refused unread); ``settings.py`` holds the one settings object;
 ``backends.py`` talks to TF Serving (``protos.py`` gives it the gRPC messages); ``models.py`` keeps one
 tokenizer per served version; ``text.py`` turns texts into bucket-padded windows; ``service.py`` runs
-requests; ``errors.py`` and ``metrics.py`` map failures to answers and count everything.
+requests; ``errors.py`` and ``metrics.py`` map failures to answers and count everything; ``cli.py`` is
+``tfxformers proxy`` (and ``python -m tfxformers.serving.proxy``). It imports nothing from the export and
+server wings.
 """

@@ -165,7 +165,7 @@ def test_a_roberta_checkpoint_exports_as_a_sentence_encoder(tmp_path):
 
     from tfxformers.models import encoders
     from tfxformers.models.encoders.base import call_main_layer, main_layer, masked_mean
-    from tfxformers.serving.export import export_model
+    from tfxformers.serving.export.trained import export_model
 
     path = make_tiny_checkpoint(tmp_path / "r", "roberta", head=True)
     version = export_model(path, "roberta_encoder", tmp_path / "models")
@@ -189,7 +189,7 @@ def test_frozen_and_hub_modes_train_and_export_for_other_families(family, mode, 
     from tfxformers.models.artifacts import load_trained
     from tfxformers.models.classification.train import ClassifierTrainConfig, train_classifier
     from tfxformers.models.tokenization import tokenize_batch
-    from tfxformers.serving.export import export_model
+    from tfxformers.serving.export.trained import export_model
 
     checkpoint = make_tiny_checkpoint(tmp_path / "checkpoint", family)
     metrics = train_classifier(ClassifierTrainConfig(

@@ -1,8 +1,8 @@
 """Serving fixtures shared by the export, server and bad-input tests: one tiny GPT-2 per test session.
 
-The proxy modules (``test_proxy.py``, ``test_proxy_bad_input.py``) share more: tiny exported models (a
-classifier, that GPT-2, an encoder), one real ``tfxformers serve`` over them and one real ``tfxformers
-proxy`` per backend kind (gRPC, REST), session-scoped so the exports and start-ups are paid once.
+The proxy modules (``proxy/test_proxy.py``, ``proxy/test_proxy_bad_input.py``) share more: tiny exported
+models (a classifier, that GPT-2, an encoder), one real ``tfxformers serve`` over them and one real
+``tfxformers proxy`` per backend kind (gRPC, REST), session-scoped so the exports and start-ups are paid once.
 ``test_proxy.py`` stops, freezes and restarts the server and adds a version; each of those tests leaves
 it serving again, so later modules see a working server.
 """

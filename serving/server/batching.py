@@ -28,49 +28,8 @@ from pathlib import Path
 
 import tfxformers  # noqa: F401
 from tfxformers.errors import UserError
-from tfxformers.serving.model_server import ServingError
-
-_MESSAGES = None
-
-
-def config_messages() -> dict:
-    """BatchingParameters and MonitoringConfig message classes with TF Serving's field names and numbers
-    (session_bundle_config.proto, monitoring_config.proto): the tensorflow-serving-api wheel lacks them."""
-    global _MESSAGES
-    if _MESSAGES is not None:
-        return _MESSAGES
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, wrappers_pb2
-
-    fdp = descriptor_pb2.FieldDescriptorProto
-    pool = descriptor_pool.DescriptorPool()
-    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
-    file = descriptor_pb2.FileDescriptorProto(name="tfxformers/serving_configs.proto", package="tensorflow.serving",
-                                              syntax="proto3", dependency=["google/protobuf/wrappers.proto"])
-    batching = file.message_type.add(name="BatchingParameters")
-    int64_wrapper, string_wrapper = ".google.protobuf.Int64Value", ".google.protobuf.StringValue"
-    for number, name, wrapper in ((1, "max_batch_size", int64_wrapper), (2, "batch_timeout_micros", int64_wrapper),
-                                  (3, "thread_pool_name", string_wrapper), (4, "num_batch_threads", int64_wrapper),
-                                  (5, "max_enqueued_batches", int64_wrapper)):
-        batching.field.add(name=name, number=number, type=fdp.TYPE_MESSAGE, label=fdp.LABEL_OPTIONAL,
-                           type_name=wrapper)
-    batching.field.add(name="allowed_batch_sizes", number=6, type=fdp.TYPE_INT64, label=fdp.LABEL_REPEATED)
-    batching.field.add(name="pad_variable_length_inputs", number=7, type=fdp.TYPE_BOOL, label=fdp.LABEL_OPTIONAL)
-    prometheus = file.message_type.add(name="PrometheusConfig")
-    prometheus.field.add(name="enable", number=1, type=fdp.TYPE_BOOL, label=fdp.LABEL_OPTIONAL)
-    prometheus.field.add(name="path", number=2, type=fdp.TYPE_STRING, label=fdp.LABEL_OPTIONAL)
-    monitoring = file.message_type.add(name="MonitoringConfig")
-    monitoring.field.add(name="prometheus_config", number=1, type=fdp.TYPE_MESSAGE, label=fdp.LABEL_OPTIONAL,
-                         type_name=".tensorflow.serving.PrometheusConfig")
-    pool.Add(file)
-    # GetMessageClass since protobuf 4.21; MessageFactory.GetPrototype is gone in 5.
-    if hasattr(message_factory, "GetMessageClass"):
-        make = message_factory.GetMessageClass
-    else:
-        make = message_factory.MessageFactory(pool).GetPrototype
-    _MESSAGES = {n: make(pool.FindMessageTypeByName(f"tensorflow.serving.{n}"))
-                 for n in ("BatchingParameters", "MonitoringConfig")}
-    return _MESSAGES
-
+from tfxformers.serving.server.config import config_messages
+from tfxformers.serving.server.errors import ServingError
 
 @dataclass
 class BatchingParameters:

@@ -4,7 +4,7 @@ Implements ``tensorflow.serving.PredictionService/Predict`` and ``GetModelMetada
 ``tensorflow.serving.ModelService/GetModelStatus`` with the servicer base classes of the installed
 ``tensorflow-serving-api``; Classify, Regress, MultiInference and HandleReloadConfigRequest keep the
 base classes' ``UNIMPLEMENTED`` answers. Errors carry the status codes TF Serving uses. Unlike TF Serving,
-a Predict is held to the server's request limits (``serving/limits.py``) before its tensors are decoded.
+a Predict is held to the server's request limits (``serving/server/limits.py``) before its tensors are decoded.
 """
 from __future__ import annotations
 
@@ -12,21 +12,14 @@ import time
 from concurrent import futures
 
 import grpc
-from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
-                                     predict_pb2, prediction_service_pb2_grpc)
+from tensorflow_serving.apis import model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc
 
-from tfxformers.serving.limits import check_shapes, check_values
-from tfxformers.serving.model_server import ServingError, ndarray_to_proto, proto_to_ndarray
-
-
-def model_spec_choice(spec):
-    """(version, label) from a ModelSpec's oneof."""
-    which = spec.WhichOneof("version_choice")
-    if which == "version":
-        return spec.version.value, None
-    if which == "version_label":
-        return None, spec.version_label
-    return None, None
+from tfxformers.errors import UserError
+from tfxformers.serving.server.config import configs_from_server_config
+from tfxformers.serving.server.errors import ServingError
+from tfxformers.serving.server.limits import ServerLimits, check_shapes, check_values
+from tfxformers.serving.server.status import model_metadata, model_spec_choice, model_status, status_code_value
+from tfxformers.serving.server.tensors import ndarray_to_proto, proto_to_ndarray
 
 
 def _abort(context, exc: ServingError):
@@ -35,8 +28,6 @@ def _abort(context, exc: ServingError):
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, manager, metrics, limits=None):
-        from tfxformers.serving.limits import ServerLimits
-
         self.manager, self.metrics = manager, metrics
         self.limits = limits if limits is not None else ServerLimits()
 
@@ -77,47 +68,6 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
 
-def model_metadata(manager, request):
-    """GetModelMetadataResponse for a request (get_model_metadata_impl.cc)."""
-    if not request.HasField("model_spec"):
-        raise ServingError("INVALID_ARGUMENT", "Missing ModelSpec")
-    if not request.metadata_field:
-        raise ServingError("INVALID_ARGUMENT", "GetModelMetadataRequest must specify at least one metadata_field")
-    for field in request.metadata_field:
-        if field != "signature_def":
-            raise ServingError("INVALID_ARGUMENT", f"Metadata field {field} is not supported")
-    version, label = model_spec_choice(request.model_spec)
-    servable = manager.resolve(request.model_spec.name, version, label)
-    signature_map = get_model_metadata_pb2.SignatureDefMap()
-    for key, sig in servable.signature_defs.items():
-        signature_map.signature_def[key].CopyFrom(sig)
-    response = get_model_metadata_pb2.GetModelMetadataResponse()
-    response.model_spec.name = servable.name
-    response.model_spec.version.value = servable.version
-    response.metadata["signature_def"].Pack(signature_map)
-    return response
-
-
-def model_status(manager, request):
-    """GetModelStatusResponse for a request (get_model_status_impl.cc: a label is not resolved there)."""
-    if not request.HasField("model_spec"):
-        raise ServingError("INVALID_ARGUMENT", "Missing ModelSpec")
-    spec = request.model_spec
-    version = spec.version.value if spec.WhichOneof("version_choice") == "version" else None
-    response = get_model_status_pb2.GetModelStatusResponse()
-    for number, state in manager.status(spec.name, version):
-        entry = response.model_version_status.add()
-        entry.version = number
-        entry.state = get_model_status_pb2.ModelVersionStatus.State.Value(state.state)
-        entry.status.error_code = _error_code_value(state.error_code)
-        entry.status.error_message = state.error_message
-    return response
-
-
-def _error_code_value(name: str) -> int:
-    return getattr(grpc.StatusCode, name, grpc.StatusCode.UNKNOWN).value[0]
-
-
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     def __init__(self, manager, metrics):
         self.manager, self.metrics = manager, metrics
@@ -133,15 +83,12 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         failure is also the RPC's status."""
         from tensorflow_serving.apis import model_management_pb2
 
-        from tfxformers.errors import UserError
-        from tfxformers.serving.model_server import configs_from_server_config
-
         response = model_management_pb2.ReloadConfigResponse()
         try:
             self.manager.reload(configs_from_server_config(request.config, base_dir=None))
         except (ServingError, UserError) as exc:
             error = exc if isinstance(exc, ServingError) else ServingError("INVALID_ARGUMENT", str(exc))
-            response.status.error_code = _error_code_value(error.code)
+            response.status.error_code = status_code_value(error.code)
             response.status.error_message = error.message
             context.set_code(getattr(grpc.StatusCode, error.code))
             context.set_details(error.message)
@@ -150,8 +97,6 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
 def start_grpc_server(manager, metrics, host: str, port: int, max_workers: int = 32, limits=None):
     """Start the gRPC server; returns (server, bound port)."""
-    from tfxformers.serving.limits import ServerLimits
-
     limits = limits if limits is not None else ServerLimits()
     # TF Serving accepts messages of any size (it sets the limit to INT_MAX); here a larger request is
     # refused by gRPC itself (RESOURCE_EXHAUSTED) before it is parsed. Answers stay unlimited: their size

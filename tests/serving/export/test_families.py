@@ -1,4 +1,4 @@
-"""RoBERTa, DistilBERT and ELECTRA classifiers end to end (BERT's path is tests/serving/test_proxy.py):
+"""RoBERTa, DistilBERT and ELECTRA classifiers end to end (BERT's path is tests/serving/proxy/test_proxy.py):
 tiny checkpoints saved from task heads or as tf_model.h5, fine-tuned a few steps, exported, served by one
 real ``tfxformers serve`` with server-side batching, classified through a real proxy, every answer equal
 to the Keras model's; concurrent requests of different lengths (padded by the batcher with each tensor's
@@ -16,7 +16,7 @@ import pytest
 
 from tfxformers.testing import make_tiny_checkpoint, start_model_server, start_proxy, stop_model_server, stop_process
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # Each family from another kind of checkpoint: a sequence-classification head's safetensors, Keras h5, and
 # ELECTRA's released form (ForPreTraining: the discriminator with its head).
 FAMILIES = {"roberta": dict(head=True), "distilbert": dict(weights_format="h5"), "electra": dict(head=True)}
@@ -28,7 +28,7 @@ LONG_TEXT = " ".join(f"the acting was good but the script was {w} and slow" for 
 @pytest.fixture(scope="module")
 def family_models(tiny_reviews_csv, tmp_path_factory):
     from tfxformers.models.classification.train import ClassifierTrainConfig, train_classifier
-    from tfxformers.serving.export import export_model
+    from tfxformers.serving.export.trained import export_model
 
     root = tmp_path_factory.mktemp("families")
     runs = {}
@@ -120,8 +120,8 @@ def test_pipeline_examples_signature_tokenizes_in_the_graph_like_the_keras_path(
     import tensorflow as tf
 
     from tfxformers.models import encoders
-    from tfxformers.pipeline.signatures import EXAMPLES_SIGNATURE, examples_signature_builder
-    from tfxformers.serving.export import write_trained
+    from tfxformers.pipeline.classifier.signatures import EXAMPLES_SIGNATURE, examples_signature_builder
+    from tfxformers.serving.export.trained import write_trained
 
     expected, _, trained = _keras(family_models["runs"][family], TEXTS)
     kind = encoders.spec_for(trained.info["encoder_config"]).tokenizer_kind

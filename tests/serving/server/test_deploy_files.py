@@ -1,7 +1,7 @@
 """Deployment files parse as the messages TensorFlow Serving reads, and the Dockerfile copies real paths.
 
 ``models.config`` is parsed with the ``tensorflow-serving-api`` proto. That package does not ship the
-BatchingParameters and MonitoringConfig messages; ``tfxformers.serving.batching.config_messages``
+BatchingParameters and MonitoringConfig messages; ``tfxformers.serving.server.config.config_messages``
 declares them with the field names, numbers and types of TF Serving's ``session_bundle_config.proto`` and
 ``monitoring_config.proto`` (the embedded server reads the same files with them), so a misspelt or
 mistyped field fails to parse exactly as it would in the server.
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from google.protobuf import text_format
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_models_config_parses_as_model_server_config():
@@ -28,7 +28,7 @@ def test_models_config_parses_as_model_server_config():
 
 
 def test_batching_and_monitoring_files_parse():
-    from tfxformers.serving.batching import config_messages
+    from tfxformers.serving.server.config import config_messages
 
     messages = config_messages()
     batching_cls, monitoring_cls = messages["BatchingParameters"], messages["MonitoringConfig"]

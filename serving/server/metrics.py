@@ -26,6 +26,7 @@ from pathlib import Path
 
 import tfxformers  # noqa: F401
 from tfxformers.errors import UserError
+from tfxformers.serving.server.config import config_messages
 
 DEFAULT_PATH = "/monitoring/prometheus/metrics"
 LATENCY_BUCKETS = tuple(10 * 1.8 ** i for i in range(33))  # TF Serving: Exponential(10, 1.8, 33)
@@ -35,8 +36,6 @@ STATES = ("START", "LOADING", "AVAILABLE", "UNLOADING", "END")
 
 def monitoring_config_message():
     """TF Serving's MonitoringConfig message class (the serving-api wheel does not ship it)."""
-    from tfxformers.serving.batching import config_messages
-
     return config_messages()["MonitoringConfig"]
 
 

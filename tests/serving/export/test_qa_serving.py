@@ -17,7 +17,7 @@ import pytest
 
 from tfxformers.testing import start_model_server, start_proxy, stop_model_server, stop_process, tfxformers_command
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "qa_course.json"
+DATA = Path(__file__).resolve().parents[2] / "data" / "qa_course.json"
 MAX_SEQ_LEN = 256
 DOC_STRIDE = 96
 LONG_TOKENS = 20_000

@@ -13,19 +13,18 @@
   graph keeps only positions up to the [SEP] that closes each row's context (``mask_up_to_last_sep``).
 
 ``model_dir`` is a ``tfxformers train qa`` directory or a Hugging Face ``BertForQuestionAnswering``
-checkpoint directory (SQuAD-trained BERTs): ``serving.export.export_model`` sends both here.
+checkpoint directory (SQuAD-trained BERTs): ``serving.export.trained.export_model`` sends both here.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import tfxformers  # noqa: F401
-from tfxformers.errors import UserError
-from tfxformers.serving.export import WARMUP_FILE, _metadata_function, _new_version_path, assert_same_shape
+from tfxformers.serving import layout
+from tfxformers.serving.export.signatures import assert_same_shape, metadata_function
+from tfxformers.serving.export.writer import write_version
 
 SIGNATURE = "answer"
 WARMUP_QUESTIONS = (("When is the cake done?", "Bake for 30 to 40 minutes. The cake is done when it springs back "
@@ -48,7 +47,7 @@ class _QAModule:
 
     def __init__(self, tf, keras_model, input_names, sep_id: int, seps: int, metadata_json: str, tokenizer_json: str):
         module = tf.Module(name="tfxformers_qa")
-        # Only the variables are tracked (see serving.export): serialising the Keras model itself would
+        # Only the variables are tracked (see serving.export.classifier): serialising the Keras model itself would
         # trace Hugging Face layers' Keras call functions, which fails.
         module.model_variables = list(keras_model.variables)
         module.metadata_json, module.tokenizer_json = tf.constant(metadata_json), tf.constant(tokenizer_json)
@@ -67,9 +66,10 @@ class _QAModule:
                     "end_logits": tf.identity(out["end_logits"], name="end_logits")}
 
         module.answer = answer
-        module.metadata = _metadata_function(tf, module)
+        module.metadata = metadata_function(tf, module)
         self.module = module
-        self.signatures = {SIGNATURE: answer, "serving_default": answer, "tfxformers_metadata": module.metadata}
+        self.signatures = {SIGNATURE: answer, layout.DEFAULT_SIGNATURE: answer,
+                           layout.METADATA_SIGNATURE: module.metadata}
 
 
 def qa_metadata(trained, name: str, version: int | None) -> dict:
@@ -90,7 +90,8 @@ def qa_metadata(trained, name: str, version: int | None) -> dict:
         "max_answer_len": int(trained.info.get("max_answer_len", 15)),
         "signatures": {SIGNATURE: {"inputs": ["input_ids", "attention_mask", "token_type_ids"],
                                    "outputs": ["start_logits", "end_logits"]},
-                       "tfxformers_metadata": {"inputs": ["probe"], "outputs": ["metadata_json", "tokenizer_json"]}},
+                       layout.METADATA_SIGNATURE: {"inputs": ["probe"],
+                                                   "outputs": ["metadata_json", "tokenizer_json"]}},
         "mask": "attention_mask limited to positions up to the [SEP] closing the context, in the graph",
     }
 
@@ -123,22 +124,13 @@ def write_qa(trained, directory: str | os.PathLike, *, name: str, version: int |
     import tensorflow as tf
 
     final = Path(directory)
-    if final.exists():
-        raise UserError(f"{final} already exists; versions are immutable, choose another --version")
+    layout.check_version_is_new(final)
     info = qa_metadata(trained, name, version)
     final.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=final.parent, prefix=f".export-{version}-") as tmp:
-        staging = Path(tmp) / "model"
-        trained.tokenizer.save_pretrained(str(Path(tmp) / "tokenizer"))
-        tokenizer_json = (Path(tmp) / "tokenizer" / "tokenizer.json").read_text(encoding="utf-8")
-        built = _QAModule(tf, trained.keras_model, trained.input_names, info["sep_id"], 1 + info["pair_seps"],
-                          json.dumps(info), tokenizer_json)
-        tf.saved_model.save(built.module, str(staging), signatures=built.signatures)
-        shutil.copytree(Path(tmp) / "tokenizer", staging / "assets.extra" / "tokenizer")
-        (staging / "assets.extra" / "tfxformers.json").write_text(json.dumps(info, indent=2))
-        _warmup_records(tf, trained, info, name, staging / "assets.extra" / WARMUP_FILE)
-        os.rename(staging, final)
-    return final
+    return write_version(tf, info, trained.tokenizer, final, name,
+                         lambda meta, tok_json: _QAModule(tf, trained.keras_model, trained.input_names, info["sep_id"],
+                                                          1 + info["pair_seps"], meta, tok_json),
+                         warmup=lambda tf, path: _warmup_records(tf, trained, info, name, path))
 
 
 def export_qa(model_dir: str | os.PathLike, name: str, model_base: str | os.PathLike, version: int | None = None) -> Path:
@@ -146,7 +138,7 @@ def export_qa(model_dir: str | os.PathLike, name: str, model_base: str | os.Path
     from tfxformers.models.qa.model import load_qa
 
     trained = load_qa(model_dir)
-    final, _, version = _new_version_path(model_base, name, version)
+    final, _, version = layout.new_version_path(model_base, name, version)
     return write_qa(trained, final, name=name, version=version)
 
 

@@ -93,7 +93,7 @@ AT_LIMIT = [
 
 @pytest.fixture(scope="module")
 def server(trained_dir, tiny_gpt2_base, tmp_path_factory):
-    from tfxformers.serving.export import export_model
+    from tfxformers.serving.export.trained import export_model
     from tfxformers.testing import start_model_server, stop_model_server
 
     base = tmp_path_factory.mktemp("bad_input_models")
@@ -319,6 +319,6 @@ def test_serve_refuses_a_limit_below_one(flag, tmp_path, capsys):
     ({}, (512, "--max-sequence-length")),  # SavedModels not made here
 ])
 def test_sequence_limit_of_a_version(info, expected):
-    from tfxformers.serving.limits import ServerLimits, sequence_limit
+    from tfxformers.serving.server.limits import ServerLimits, sequence_limit
 
     assert sequence_limit(ServerLimits(), info) == expected

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tfxformers.cli_types import output_dir, positive_int
 from tfxformers.errors import UserError
+from tfxformers.serving import layout
 
 
 def register(commands, train_commands) -> None:
@@ -36,23 +37,22 @@ def check_export_arguments(model: str, name: str, model_base: str, version: int 
             raise UserError(f"model directory not found: {model}")
         if not path.is_dir():
             raise UserError(f"{model} is a file, not a model directory; give the directory `tfxformers train` wrote")
-    if not name or not name.replace("_", "").replace("-", "").isalnum():
-        raise UserError(f"--name {name!r} must be letters, digits, '-' or '_' (it is a directory and a URL part)")
+    layout.check_model_name(name, "--name", " (it is a directory and a URL part)")
     base = Path(model_base).expanduser()
     existing = next((p for p in (base, *base.parents) if p.exists()), None)
     if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"--model-base {model_base}: cannot write into {existing} (permission denied)")
-    if version is not None and (base / name / str(version)).exists():
-        raise UserError(f"{base / name / str(version)} already exists; versions are immutable, "
-                        "choose another --version or leave it out for the next one")
+    if version is not None:
+        layout.check_version_is_new(base / name / str(version),
+                                    "choose another --version or leave it out for the next one")
 
 
 def run_export(args: argparse.Namespace) -> int:
     check_export_arguments(args.model, args.name, args.model_base, args.version)
     if getattr(args, "with_attention", False):
-        from tfxformers.serving.export_attention import export_with_attention as export_model
+        from tfxformers.serving.export.attention import export_with_attention as export_model
     else:
-        from tfxformers.serving.export import export_model
+        from tfxformers.serving.export.trained import export_model
 
     path = export_model(args.model, args.name, args.model_base, args.version)
     print(f"exported {args.model} as {path}")

@@ -8,7 +8,7 @@ Serving's batcher pads with the first element. Default exports leave it out: it 
 but an answer is layers x heads x seq^2 values per text, which a classification client never wants.
 
 ``attention_signatures(keras_model, sep_id)`` is the ``extra_signatures`` hook of
-``serving.export.export_trained``; ``export_with_attention(model_dir, name, model_base, version)`` is the
+``serving.export.trained.export_trained``; ``export_with_attention(model_dir, name, model_base, version)`` is the
 whole export with it.
 """
 from __future__ import annotations
@@ -18,6 +18,8 @@ from pathlib import Path
 
 import tfxformers  # noqa: F401
 from tfxformers.errors import UserError
+from tfxformers.serving.export.signatures import assert_same_shape, mask_up_to_first_sep
+from tfxformers.serving.export.trained import export_trained
 
 SIGNATURE = "attention"
 
@@ -26,7 +28,6 @@ def attention_signatures(keras_model, sep_id: int) -> dict:
     import tensorflow as tf
 
     from tfxformers.models.classification.attention import encoder_attentions, encoder_layer
-    from tfxformers.serving.export import assert_same_shape, mask_up_to_first_sep
 
     main_layer = encoder_layer(keras_model)
     uses_token_types = "token_type_ids" in [i.name.split(":")[0] for i in keras_model.inputs]
@@ -49,9 +50,8 @@ def attention_signatures(keras_model, sep_id: int) -> dict:
 
 def export_with_attention(model_dir: str | os.PathLike, name: str, model_base: str | os.PathLike,
                           version: int | None = None) -> Path:
-    """``serving.export.export_model`` for a classifier, plus the ``attention`` signature."""
+    """``serving.export.trained.export_model`` for a classifier, plus the ``attention`` signature."""
     from tfxformers.models.artifacts import load_trained, read_info
-    from tfxformers.serving.export import export_trained
 
     info = read_info(model_dir)
     if info["kind"] != "classifier":

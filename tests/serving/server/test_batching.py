@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfxformers.serving.batching import BatchingParameters, BatchScheduler, read_batching_parameters
-from tfxformers.serving.model_server import ServingError
+from tfxformers.serving.server.batching import BatchingParameters, BatchScheduler, read_batching_parameters
+from tfxformers.serving.server.errors import ServingError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class Recorder:

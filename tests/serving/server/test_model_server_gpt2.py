@@ -60,7 +60,7 @@ def test_generate_over_grpc_and_rest_with_ragged_prompts(gpt2_base, loaded):
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-    from tfxformers.serving.model_server import ModelServer
+    from tfxformers.serving.server.server import ModelServer
 
     inputs = _inputs(PROMPTS, max_new_tokens=[6, 4, 5], strategy=[0, 1, 2], num_beams=[1, 1, 3],
                      num_return_sequences=[1, 2, 2], seed=3)
@@ -108,7 +108,7 @@ def test_concurrent_requests_under_batching_give_the_unbatched_tokens(gpt2_base,
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-    from tfxformers.serving.model_server import ModelServer
+    from tfxformers.serving.server.server import ModelServer
 
     requests = [_inputs([PROMPTS[0]], max_new_tokens=6, strategy=1, seed=5, temperature=1.3),
                 _inputs([PROMPTS[1], PROMPTS[2]], max_new_tokens=[3, 7], strategy=1, seed=8, num_return_sequences=2),

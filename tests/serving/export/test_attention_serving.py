@@ -73,8 +73,8 @@ def test_a_roberta_export_gives_the_keras_weights_too(tmp_path):
     from tfxformers.models import encoders
     from tfxformers.models.artifacts import TrainedModel
     from tfxformers.models.tokenization import tokenize_batch
-    from tfxformers.serving.export import export_trained
-    from tfxformers.serving.export_attention import attention_signatures
+    from tfxformers.serving.export.trained import export_trained
+    from tfxformers.serving.export.attention import attention_signatures
     from tfxformers.testing import make_tiny_checkpoint
 
     checkpoint = make_tiny_checkpoint(tmp_path / "roberta", "roberta")
@@ -102,7 +102,7 @@ def test_default_export_stays_without_it(model_base):
 
 @pytest.fixture(scope="module")
 def proxy_url(model_base):
-    from tfxformers.serving.model_server import ModelServer
+    from tfxformers.serving.server.server import ModelServer
 
     server = ModelServer(model_base=str(model_base), grpc_port=0, rest_port=0, host="127.0.0.1").start()
     process = None

@@ -80,7 +80,7 @@ def test_window_scores_combine_as_a_token_weighted_mean():
 def test_settings_come_from_env_and_flags_win(monkeypatch):
     import argparse
 
-    from tfxformers.serving.proxy_cli import add_arguments, build_settings
+    from tfxformers.serving.proxy.cli import add_arguments, build_settings
 
     monkeypatch.setenv("TFXFORMERS_BACKEND", "http://127.0.0.1:8501")
     monkeypatch.setenv("TFXFORMERS_MAX_TEXTS", "7")

@@ -5,7 +5,7 @@ subdirectory is a model served with the latest-version policy) or ``--model-conf
 ``--grpc-port`` / ``--rest-port`` (8500 / 8501), ``--enable-batching`` with
 ``--batching-parameters-file``, ``--monitoring-config-file``, ``--file-system-poll-wait-seconds``.
 The request limits (``--max-request-bytes``, ``--max-rows``, ``--max-sequence-length``, ``--max-tokens``,
-``--max-new-tokens``, ``--max-response-values``) are this server's own (``serving/limits.py``). The process
+``--max-new-tokens``, ``--max-response-values``) are this server's own (``serving/server/limits.py``). The process
 logs one ``serving N models on gRPC HOST:P, REST HOST:Q`` line when it is ready and stops cleanly on
 SIGTERM or SIGINT.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from tfxformers.serving.limits import ServerLimits
+from tfxformers.serving.server.limits import ServerLimits
 
 READY_MESSAGE = "serving {models} models on gRPC {host}:{grpc}, REST {host}:{rest}"
 
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from tfxformers.serving.model_server import ModelServer
+    from tfxformers.serving.server.server import ModelServer
 
     limits = ServerLimits(max_request_bytes=args.max_request_bytes, max_rows=args.max_rows,
                           max_sequence_length=args.max_sequence_length, max_tokens=args.max_tokens,

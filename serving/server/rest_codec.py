@@ -1,45 +1,25 @@
-"""REST front end of the embedded model server: TF Serving's ``/v1/models/...`` API on a threading HTTP server.
+"""The REST codec of the embedded model server: TF Serving's JSON tensors <-> numpy, and status/metadata JSON.
 
-Paths, JSON shapes, error texts and HTTP statuses follow tensorflow/serving
-``model_servers/http_rest_api_handler.cc``, ``http_rest_api_util.cc``, ``http_server.cc`` and
-``util/json_tensor.cc``:
+Follows tensorflow/serving ``util/json_tensor.cc`` and ``model_servers/http_rest_api_util.cc``:
 
-* ``GET /v1/models/NAME[/versions/V|/labels/L]``: GetModelStatusResponse as JSON (all fields printed);
-* ``GET .../metadata``: ``{"model_spec": ..., "metadata": {"signature_def": SignatureDefMap}}``;
-* ``POST /v1/models/NAME[/versions/V|/labels/L]:predict`` with ``{"signature_name"?, "instances": [...]}``
-  (row format, answered as ``{"predictions": [...]}``: one value per row for a single-output signature,
-  one object per row otherwise) or ``{"inputs": ...}`` (columnar, answered as ``{"outputs": ...}``);
-  string inputs may be ``{"b64": "..."}``; string outputs whose name ends in ``_bytes`` come back as
-  ``{"b64": ...}``; floats are printed as TF Serving prints them (shortest of ``%g`` / ``%.9g`` that
+* ``parse_predict_body``: a ``:predict`` body, ``{"signature_name"?, "instances": [...]}`` (row format) or
+  ``{"inputs": ...}`` (columnar); string inputs may be ``{"b64": "..."}``; errors carry TF Serving's texts;
+* ``outputs_to_json``: ``{"predictions": [...]}`` (one value per row for a single-output signature, one
+  object per row otherwise) or ``{"outputs": ...}``; string outputs whose name ends in ``_bytes`` come back
+  as ``{"b64": ...}``; floats are printed as TF Serving prints them (shortest of ``%g`` / ``%.9g`` that
   round-trips, ``.0`` added to whole numbers);
-* errors: ``{"error": "<message>"}`` with the HTTP status of the gRPC code (404 NOT_FOUND, 400
-  INVALID_ARGUMENT / FAILED_PRECONDITION, 503 UNAVAILABLE, 501 UNIMPLEMENTED, 500 otherwise); a body over
-  ``--max-request-bytes`` is 413 without being read (``serving/limits.py`` has every request limit);
-* ``GET <prometheus path>`` (``--monitoring-config-file``): Prometheus text exposition.
+* ``status_json`` / ``metadata_json``: the status and metadata messages with every field printed.
 """
 from __future__ import annotations
 
 import base64
-import functools
 import binascii
+import functools
 import json
-import logging
 import math
-import re
-import threading
-import time
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tfxformers.serving.limits import check_shapes, check_values
-from tfxformers.serving.model_server import ServingError, dtype_name, dtype_tables
-
-log = logging.getLogger("tfxformers.serve")
-
-PREDICT_RE = re.compile(r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
-                        re.IGNORECASE)
-STATUS_RE = re.compile(r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
-                       re.IGNORECASE)
+from tfxformers.serving.server.errors import ServingError
+from tfxformers.serving.server.tensors import dtype_name, dtype_tables
 
 
 # --------------------------------------------------------------------------------------------------
@@ -376,226 +356,3 @@ def metadata_json(response) -> str:
     response.metadata["signature_def"].Unpack(signature_map)
     signatures = _all_fields_json(signature_map, preserving_proto_field_name=True)
     return '{\n"model_spec":' + spec + ',\n"metadata": {"signature_def": ' + signatures + "}\n}\n"
-
-
-# --------------------------------------------------------------------------------------------------
-# The HTTP server
-# --------------------------------------------------------------------------------------------------
-
-class RestApi:
-    """Dispatches one HTTP request to the manager; returns (status, content type, body)."""
-
-    def __init__(self, manager, metrics, prometheus_path: str | None, limits=None):
-        from tfxformers.serving.limits import ServerLimits
-
-        self.manager, self.metrics, self.prometheus_path = manager, metrics, prometheus_path
-        self.limits = limits if limits is not None else ServerLimits()
-
-    def refuse_body(self, method: str, raw_path: str, length: int) -> tuple[int, str, bytes]:
-        """413 for a body over --max-request-bytes, answered from its Content-Length alone: the body is
-        neither read nor parsed (JSON parsing takes several times the body in memory)."""
-        path = urllib.parse.urlsplit(raw_path).path
-        m = PREDICT_RE.fullmatch(path)
-        model_name = self._name(m.group(1)) if m else ""
-        self.metrics.request(model_name, "RESOURCE_EXHAUSTED", m.group(4).lower() if m else method.lower(), "REST",
-                             None)
-        message = (f"the request body is {length} bytes; the limit is {self.limits.max_request_bytes} bytes "
-                   "(--max-request-bytes)")
-        return 413, "application/json", json.dumps({"error": message}).encode()
-
-    def handle(self, method: str, raw_path: str, body: bytes) -> tuple[int, str, bytes]:
-        path = urllib.parse.urlsplit(raw_path).path
-        if self.prometheus_path is not None and path == self.prometheus_path and method == "GET":
-            return 200, "text/plain; version=0.0.4; charset=utf-8", self.metrics.exposition()
-        if not re.fullmatch(r"/v1/.*", path, re.IGNORECASE):
-            return 404, "text/html", b"<HTML><HEAD>\n<TITLE>Not Found</TITLE>\n</HEAD><BODY>\n<H1>Not Found</H1>\n</BODY></HTML>\n"
-        started = time.perf_counter()
-        model_name, api = "", method.lower()
-        try:
-            if method == "POST" and (m := PREDICT_RE.fullmatch(path)):
-                model_name, api = self._name(m.group(1)), m.group(4).lower()
-                version, label = self._version(m.group(2)), self._label(m.group(3))
-                if api != "predict":
-                    raise ServingError("UNIMPLEMENTED", f"{api} is not supported by this server; use :predict")
-                out = self._predict(model_name, version, label, body)
-            elif method == "GET" and (m := STATUS_RE.fullmatch(path)):
-                model_name = self._name(m.group(1) or "")
-                version, label = self._version(m.group(2)), self._label(m.group(3))
-                if m.group(4):
-                    api = "GetModelMetadata"
-                    out = self._metadata(model_name, version, label)
-                else:
-                    api = "GetModelStatus"
-                    out = self._status(model_name, version, label)
-            else:
-                raise ServingError("INVALID_ARGUMENT", f"Malformed request: {method} {path}")
-        except ServingError as exc:
-            self.metrics.request(model_name, exc.code, api, "REST", None)
-            return exc.http_status, "application/json", json.dumps({"error": exc.message}).encode()
-        self.metrics.request(model_name, "OK", api, "REST", time.perf_counter() - started)
-        return 200, "application/json", out.encode()
-
-    @staticmethod
-    def _name(text: str) -> str:
-        return urllib.parse.unquote(text)
-
-    @staticmethod
-    def _version(text):
-        if not text:
-            return None
-        try:
-            return int(text)
-        except ValueError:
-            raise ServingError("INVALID_ARGUMENT", f"Failed to convert version: {text} to numeric.") from None
-
-    @staticmethod
-    def _label(text):
-        return urllib.parse.unquote(text) if text else None
-
-    def _predict(self, name, version, label, body) -> str:
-        resolved = []
-
-        def infos(signature_name):  # TF Serving resolves the model after parsing the JSON body
-            resolved.append(self.manager.resolve(name, version, label))
-            return resolved[0].signature(signature_name, rest=True)[1].inputs
-
-        def shapes_ok(signature_name, shapes):
-            check_shapes(self.limits, resolved[0], resolved[0].signature(signature_name, rest=True)[0], shapes)
-
-        signature_name, inputs, fmt = parse_predict_body(body, infos, shapes_ok)
-        servable = resolved[0]
-        check_values(self.limits, servable, servable.signature(signature_name, rest=True)[0], inputs)
-        signature_name, outputs = servable.predict(signature_name, inputs)
-        sig = servable.signature_defs[signature_name]
-        return outputs_to_json(outputs, {k: sig.outputs[k].dtype for k in outputs}, fmt)
-
-    def _status(self, name, version, label) -> str:
-        from tensorflow_serving.apis import get_model_status_pb2
-
-        from tfxformers.serving.grpc_api import model_status
-
-        request = _with_model_spec(get_model_status_pb2.GetModelStatusRequest(), name, version, label)
-        return status_json(model_status(self.manager, request))
-
-    def _metadata(self, name, version, label) -> str:
-        from tensorflow_serving.apis import get_model_metadata_pb2
-
-        from tfxformers.serving.grpc_api import model_metadata
-
-        request = _with_model_spec(get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"]),
-                                   name, version, label)
-        return metadata_json(model_metadata(self.manager, request))
-
-
-
-def _with_model_spec(request, name, version, label):
-    """Fill ``request.model_spec`` from a REST path, refusing what TF Serving's REST handler refuses."""
-    if not name:
-        raise ServingError("INVALID_ARGUMENT", "Missing model name in request.")
-    if version is not None and label is not None:
-        raise ServingError("INVALID_ARGUMENT", f"Both model version ({version}) and model version label "
-                                               f"({label}) cannot be supplied.")
-    request.model_spec.name = name
-    if version is not None:
-        request.model_spec.version.value = version
-    elif label is not None:
-        request.model_spec.version_label = label
-    return request
-
-# A refused body up to this size is read and dropped so the client gets its 413; a larger one is not read.
-DISCARD_LIMIT = 64 * 1024 * 1024
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as TF Serving's evhttp server
-    api: RestApi = None
-
-    def _serve(self, method: str) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        try:
-            if length < 0:
-                self.close_connection = True  # the body's end is unknown: the connection cannot be reused
-                status, content_type, out = 400, "application/json", json.dumps(
-                    {"error": f"Content-Length {self.headers.get('Content-Length')!r} is not a byte count"}).encode()
-            elif length > self.api.limits.max_request_bytes:
-                status, content_type, out = self.api.refuse_body(method, self.path, length)
-                self._discard_body(length)
-            else:
-                body = self.rfile.read(length) if length > 0 else b""
-                status, content_type, out = self.api.handle(method, self.path, body)
-        except Exception as exc:  # a bug must answer 500, not drop the connection
-            log.exception("REST request failed")
-            status, content_type, out = 500, "application/json", json.dumps({"error": str(exc)}).encode()
-        self.send_response(status)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
-
-    def _discard_body(self, length: int) -> None:
-        """Read a refused body in small pieces and drop it, so that the client, still sending, reads the
-        413 instead of a broken pipe; a body beyond DISCARD_LIMIT closes the connection instead."""
-        if length > DISCARD_LIMIT:
-            self.close_connection = True  # the unread body must not be taken for the next request
-            return
-        while length > 0:
-            chunk = self.rfile.read(min(length, 1 << 16))
-            if not chunk:
-                self.close_connection = True
-                return
-            length -= len(chunk)
-
-    def handle_expect_100(self):
-        """``Expect: 100-continue`` (curl's default for bodies over 1 MiB): refuse an oversized body before
-        the client sends it."""
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = 0
-        if length > self.api.limits.max_request_bytes:
-            status, content_type, out = self.api.refuse_body(self.command, self.path, length)
-            self.close_connection = True
-            self.send_response(status)
-            self.send_header("Connection", "close")
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(out)))
-            self.end_headers()
-            self.wfile.write(out)
-            return False
-        return super().handle_expect_100()
-
-    def do_GET(self):
-        self._serve("GET")
-
-    def do_POST(self):
-        self._serve("POST")
-
-    def do_PUT(self):
-        self._serve("PUT")
-
-    def do_DELETE(self):
-        self._serve("DELETE")
-
-    def log_message(self, format, *args):  # access logs only at debug level
-        log.debug("REST %s", format % args)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-
-def start_rest_server(manager, metrics, host: str, port: int, prometheus_path: str | None, limits=None):
-    """Start the REST server in a thread; returns (server, bound port)."""
-    handler = type("Handler", (_Handler,), {"api": RestApi(manager, metrics, prometheus_path, limits)})
-    server = _Server((host, port), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                              name="tfxformers-serve-rest", daemon=True)
-    thread.start()
-    return server, server.server_address[1]

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TEXTS = ["a brilliant and moving film", "boring , dull and far too long and the plot was a mess", "the plot"]
 
 
@@ -90,7 +90,7 @@ def add_version(model_dir: Path, source: Path, version: int) -> Path:
 
 @pytest.fixture(scope="module")
 def export_v1(trained_dir, tmp_path_factory) -> Path:
-    from tfxformers.serving.export import export_model
+    from tfxformers.serving.export.trained import export_model
 
     return export_model(trained_dir, "sentiment", tmp_path_factory.mktemp("exports"))
 
@@ -128,7 +128,7 @@ def model_base(export_v1, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(model_base):
-    from tfxformers.serving.model_server import ModelServer
+    from tfxformers.serving.server.server import ModelServer
 
     srv = ModelServer(model_base=model_base, grpc_port=0, rest_port=0, host="127.0.0.1",
                       monitoring_config_file=ROOT / "deploy" / "monitoring.config", file_system_poll_wait_seconds=0.2)
@@ -171,7 +171,7 @@ def test_rest_single_input_signature_and_string_outputs(server):
 
 
 def test_float_format_is_tf_servings():
-    from tfxformers.serving.rest_api import format_float
+    from tfxformers.serving.server.rest_codec import format_float
 
     assert format_float(np.float32(0.5), True) == "0.5"
     assert format_float(np.float32(2.0), True) == "2.0"
@@ -184,7 +184,7 @@ def test_float_format_is_tf_servings():
 def test_rest_b64_string_inputs_are_decoded():
     from tensorflow.core.framework import types_pb2
 
-    from tfxformers.serving.rest_api import json_to_ndarray
+    from tfxformers.serving.server.rest_codec import json_to_ndarray
 
     array = json_to_ndarray([{"b64": "aGVsbG8="}, "plain"], types_pb2.DT_STRING)
     assert array.tolist() == [b"hello", b"plain"]
@@ -438,7 +438,7 @@ def test_config_file_specific_versions_and_labels(export_v1, features, tmp_path)
     from tensorflow_serving.apis import get_model_status_pb2, model_management_pb2
     from tensorflow_serving.config import model_server_config_pb2
 
-    from tfxformers.serving.model_server import ModelServer
+    from tfxformers.serving.server.server import ModelServer
 
     models = tmp_path / "models" / "clf"
     models.mkdir(parents=True)
@@ -553,7 +553,7 @@ def test_cli_subprocess_serves_and_stops_on_sigterm(model_base, features, tmp_pa
 def test_batching_concurrent_different_lengths_give_unbatched_answers(model_base, tokenizer, expected, tmp_path):
     """Requests of different lengths are merged and padded with each tensor's first element ([CLS], mask 1),
     as TF Serving does; the export's [SEP]-bounded mask keeps every answer equal to the unbatched one."""
-    from tfxformers.serving.model_server import ModelServer
+    from tfxformers.serving.server.server import ModelServer
 
     params = tmp_path / "batching.txt"
     params.write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 200000 }\n"

@@ -35,13 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfxformers.errors import UserError
-from tfxformers.serving.model_server import ServingError
+from tfxformers.serving import layout
+from tfxformers.serving.server.errors import ServingError
 
 log = logging.getLogger("tfxformers.serve")
 
 # Inputs whose second dimension is a token position; they must all have the same shape.
 SEQUENCE_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
-INFO_FILE = "tfxformers.json"
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class ServerLimits:
 
 def read_version_info(path) -> dict:
     """``assets.extra/tfxformers.json`` of a version, or {} for SavedModels that have none."""
-    info_path = Path(path) / "assets.extra" / INFO_FILE
+    info_path = Path(path) / layout.ASSETS_EXTRA / layout.VERSION_INFO_FILE
     if not info_path.is_file():
         return {}
     try:
@@ -89,7 +89,7 @@ def sequence_limit(limits: ServerLimits, info: dict) -> tuple[int, str]:
         value = info.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             if value < limits.max_sequence_length:
-                return value, f"this version's {key} in assets.extra/{INFO_FILE}"
+                return value, f"this version's {key} in {layout.ASSETS_EXTRA}/{layout.VERSION_INFO_FILE}"
             break
     return limits.max_sequence_length, "--max-sequence-length"
 
