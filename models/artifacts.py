@@ -172,6 +172,22 @@ def save_classifier(directory: str | os.PathLike, model, tokenizer, label_names:
     return path
 
 
+def save_gpt2(directory: str | os.PathLike, hf_model, tokenizer, *, preset: str, block_size: int,
+              corpus: str | None) -> Path:
+    """A trained GPT-2's directory: ``model/`` (``save_pretrained``), ``tokenizer/`` and, last, the info file."""
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    hf_model.save_pretrained(str(path / "model"))
+    tokenizer.save_pretrained(str(path / "tokenizer"))
+    info = {"kind": "gpt2", "format_version": FORMAT_VERSION, "preset": preset, "block_size": int(block_size),
+            "max_length": int(block_size), "corpus": corpus, "vocab_size": len(tokenizer),
+            "bos_id": tokenizer.bos_token_id, "eos_id": tokenizer.eos_token_id, "pad_id": tokenizer.pad_token_id,
+            "input_names": ["input_ids"], "files": file_sizes(path, ("model", "tokenizer"))}
+    # Written last: its presence means the model is complete (models.run_dirs relies on it).
+    (path / INFO_FILE).write_text(json.dumps(info, indent=2))
+    return path
+
+
 def build_classifier_from_info(directory: Path, info: dict):
     """A freshly built (uncompiled) classifier with the architecture the info describes."""
     if info["mode"] == "hub":

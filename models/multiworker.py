@@ -135,6 +135,21 @@ def worker_output(role: WorkerRole, output: str | os.PathLike) -> Iterator[Path]
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def check_output(kind: str, config: dict, output: str | os.PathLike, distribute: str,
+                 overwrite: bool = False) -> WorkerRole:
+    """This process's role, once it is known that a ``kind`` run with ``config`` may train into ``output``
+    (``UserError`` otherwise); writes nothing, so entry points call it before loading data or models."""
+    from tfxformers.models import run_dirs
+
+    role = worker_role(distribute)
+    if role.task_type is not None and overwrite:
+        # The chief would train into a hidden sibling directory the other workers cannot know of.
+        raise UserError("--overwrite cannot be combined with --distribute multi-worker: remove the old run "
+                        f"in {output} first, or choose another --output")
+    run_dirs.plan(output, kind, config, overwrite)
+    return role
+
+
 @contextlib.contextmanager
 def run_directory(kind: str, config: dict, output: str | os.PathLike, distribute: str,
                   overwrite: bool = False) -> Iterator[tuple[Path, Path | None]]:
@@ -146,12 +161,8 @@ def run_directory(kind: str, config: dict, output: str | os.PathLike, distribute
     """
     from tfxformers.models import run_dirs
 
-    role = worker_role(distribute)
+    role = check_output(kind, config, output, distribute, overwrite)
     if role.task_type is not None:
-        if overwrite:
-            # The chief would train into a hidden sibling directory the other workers cannot know of.
-            raise UserError("--overwrite cannot be combined with --distribute multi-worker: remove the old run "
-                            f"in {output} first, or choose another --output")
         print(f"multi-worker training: {role.task_type} {role.task_index} of {role.num_workers} workers; "
               + ("the chief, it writes the run" if role.is_chief else "not the chief, its files go to a scratch directory"),
               flush=True)
@@ -159,7 +170,6 @@ def run_directory(kind: str, config: dict, output: str | os.PathLike, distribute
         with run_dirs.claim(output, kind, config, overwrite) as directory:
             yield directory, None
         return
-    run_dirs.plan(output, kind, config, overwrite)
     with worker_output(role, output) as directory:
         yield directory, Path(output).expanduser() / run_dirs.BACKUP
 

@@ -39,8 +39,12 @@ IGNORED_SETTINGS = ("output", "verbose")
 # Settings a run fills in itself when given None (partial mode's default depth), so None matches any value.
 # Elsewhere None is a real choice (limit_train=None: all the data) and must match exactly.
 DEFAULTED_SETTINGS = ("learning_rate", "trainable_layers")
+# Identity a run records beside its settings when its data was handed over in memory (``fit_classifier``),
+# where ``data`` only describes the source. Runs started before it was recorded lack it: absent matches anything.
+DATA_FINGERPRINT = "data_fingerprint"
 # What identifies the data a run learns from, per kind (for messages: "trained on ...").
-DATA_SETTINGS = {"classifier": ("data", "text_column", "label_column"), "gpt2": ("corpus", "limit_chars", "lowercase"),
+DATA_SETTINGS = {"classifier": ("data", "text_column", "label_column", DATA_FINGERPRINT),
+                 "gpt2": ("corpus", "limit_chars", "lowercase", DATA_FINGERPRINT),
                  "qa": ("data", "eval_data")}
 # Files and folders a training run writes: a directory holding only these (or nothing) is a run.
 RUN_MARKERS = (INFO_FILE, CONFIG_FILE, "checkpoints", "history.csv", "tokenizer", "weights", "model", "logs")
@@ -111,6 +115,8 @@ def differences(old: dict, new: dict) -> list[str]:
         if key in IGNORED_SETTINGS or (value is None and key in DEFAULTED_SETTINGS):
             continue
         before = old.get(key)
+        if key == DATA_FINGERPRINT and key not in old:
+            continue
         if key in ("data", "corpus"):
             before, value = _normal_source(before), _normal_source(value)
         if isinstance(before, tuple):

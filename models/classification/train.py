@@ -1,8 +1,10 @@
 """Train, evaluate and use text classifiers: the work behind ``tfxformers train classifier``.
 
-``train_classifier(ClassifierTrainConfig(...))`` loads the data and encoder, builds the model for the
-chosen mode, trains with early stopping on validation loss, TensorBoard logs and resumable checkpoints,
-then writes the trained-model directory with metrics and plots on the test split.
+``train_classifier(ClassifierTrainConfig(...))`` loads the data named by ``config.data`` and hands it to
+``fit_classifier(data, config, output)``, which the pipeline's Trainer calls with the examples it read:
+that loads the encoder, builds the model for the chosen mode, trains with early stopping on validation
+loss, TensorBoard logs and resumable checkpoints, then writes the trained-model directory with metrics and
+plots on the test split.
 
 Resuming: Keras' ``BackupAndRestore`` keeps the model, optimizer and epoch/step counters in
 ``DIR/checkpoints/backup`` (every epoch and every ``checkpoint_every_steps`` steps); a run killed in the
@@ -16,7 +18,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,8 @@ import numpy as np
 import tfxformers  # noqa: F401
 from tfxformers.errors import UserError, check_rules
 from tfxformers.models.buckets import DEFAULT_BUCKETS
+from tfxformers.models.data.classification import ClassificationData
+from tfxformers.models.run_dirs import DATA_FINGERPRINT
 from tfxformers.models.tokenization import softmax  # noqa: F401  (tests and notebooks import it from here)
 
 MODES = ("finetune", "partial", "frozen", "hub")
@@ -194,30 +198,48 @@ def check_config(config: ClassifierTrainConfig) -> None:
 
 
 def train_classifier(config: ClassifierTrainConfig, *, overwrite: bool = False) -> dict:
-    """Train per ``config``; returns the test metrics (also written to ``OUTPUT/metrics.json``).
+    """Load the data named by ``config.data`` and ``fit_classifier`` on it; returns the test metrics.
 
     An existing run in ``config.output`` is replaced only with ``overwrite``, and only once this run has
     succeeded; an unfinished run with the same settings resumes (``models.run_dirs``).
     """
     from tfxformers.models import multiworker
+    from tfxformers.models.data.classification import load_classification
 
     check_config(config)
-    # Under multi-worker only the chief trains into config.output; the others into scratch directories,
+    # A refused --output costs nothing: checked before the data is read (fit_classifier checks again).
+    multiworker.check_output("classifier", asdict(config), config.output, config.distribute, overwrite)
+    data = load_classification(config.data, config.text_column, config.label_column)
+    return fit_classifier(data, config, config.output, overwrite=overwrite)
+
+
+def fit_classifier(data: ClassificationData, config: ClassifierTrainConfig, output: str | os.PathLike, *,
+                   overwrite: bool = False) -> dict:
+    """Train on ``data`` per ``config`` into ``output``; returns the test metrics (also ``OUTPUT/metrics.json``).
+
+    ``config.data`` only describes where ``data`` came from (recorded in the model, shown in messages);
+    ``config.limit_*`` still apply. The run's identity for resuming is its settings plus a fingerprint of
+    the data itself, so a Trainer that hands over examples resumes only on the same examples.
+    """
+    from tfxformers.models import multiworker
+
+    config = replace(config, output=str(output))
+    check_config(config)
+    data = data.limited(config.limit_train, config.limit_eval, config.limit_eval)
+    identity = {**asdict(config), DATA_FINGERPRINT: data.fingerprint()}
+    # Under multi-worker only the chief trains into output; the others into scratch directories,
     # sharing the chief's backup (models.multiworker).
-    with multiworker.run_directory("classifier", asdict(config), config.output, config.distribute,
+    with multiworker.run_directory("classifier", identity, output, config.distribute,
                                    overwrite) as (directory, shared_backup):
-        return _train_classifier(config, directory, shared_backup)
+        return _fit_classifier(data, config, identity, directory, shared_backup)
 
 
-def _train_classifier(config: ClassifierTrainConfig, directory: Path, shared_backup: Path | None = None) -> dict:
+def _fit_classifier(data: ClassificationData, config: ClassifierTrainConfig, identity: dict, directory: Path,
+                    shared_backup: Path | None = None) -> dict:
     if config.mode not in MODES:
         raise UserError(f"unknown mode {config.mode!r}; choose one of {', '.join(MODES)}")
     if config.distribute not in DISTRIBUTE_CHOICES:
         raise UserError(f"unknown --distribute {config.distribute!r}; choose one of {', '.join(DISTRIBUTE_CHOICES)}")
-    from tfxformers.models.data.classification import load_classification
-
-    data = load_classification(config.data, config.text_column, config.label_column)
-    data = data.limited(config.limit_train, config.limit_eval, config.limit_eval)
     encoder_dir = resolve_encoder_dir(config.encoder)
     from tfxformers.models import encoders
     from tfxformers.models.encoders.base import check_pooling, load_config
@@ -244,7 +266,8 @@ def _train_classifier(config: ClassifierTrainConfig, directory: Path, shared_bac
 
     output = Path(directory)
     output.mkdir(parents=True, exist_ok=True)
-    (output / "training_config.json").write_text(json.dumps(asdict(config), indent=2))
+    identity.update(trainable_layers=config.trainable_layers)  # as filled in above
+    (output / "training_config.json").write_text(json.dumps(identity, indent=2))
     backup = shared_backup or output / "checkpoints" / "backup"
     resuming = backup.exists()
     if resuming:
@@ -344,10 +367,13 @@ def _train_classifier(config: ClassifierTrainConfig, directory: Path, shared_bac
 
 
 def _source_reference(source: str) -> str:
-    """How to find the training data again later: a built-in name, or an absolute path."""
+    """How to find the training data again later: a built-in name, an absolute path, or (data handed to
+    ``fit_classifier`` from elsewhere) the description given."""
     from tfxformers.models.data.sources import CLASSIFICATION_SOURCES
 
-    return source if source in CLASSIFICATION_SOURCES else str(Path(source).expanduser().resolve())
+    if source in CLASSIFICATION_SOURCES or not Path(source).expanduser().exists():
+        return source
+    return str(Path(source).expanduser().resolve())
 
 
 def write_report(output: Path, metrics: dict) -> None:

@@ -52,6 +52,14 @@ class ClassificationData:
                                   self.validation.subset(validation), self.test.subset(test),
                                   self.text_column, self.label_column)
 
+    def fingerprint(self) -> str:
+        """A SHA-256 of the label names and every split's texts and labels: what identifies data handed to
+        training in memory (``fit_classifier``), where no path or source name says what it was."""
+        digest = hashlib.sha256(json.dumps(list(self.label_names)).encode("utf-8"))
+        for part in (self.train, self.validation, self.test):
+            digest.update(json.dumps([list(part.texts), [int(label) for label in part.labels]]).encode("utf-8"))
+        return digest.hexdigest()
+
 
 def _split_key(text: str) -> str:
     return hashlib.sha256(f"{SPLIT_SALT}\0{text}".encode("utf-8")).hexdigest()

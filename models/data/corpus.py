@@ -5,6 +5,8 @@ perplexity is measured on text the model never saw a piece of.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -23,6 +25,11 @@ class Corpus:
 
     def characters(self) -> dict[str, int]:
         return {s: sum(map(len, getattr(self, s))) for s in SPLIT_NAMES}
+
+    def fingerprint(self) -> str:
+        """A SHA-256 of every split's documents: what identifies a corpus handed to training in memory
+        (``fit_gpt2``), where no path or source name says what it was."""
+        return hashlib.sha256(json.dumps([getattr(self, s) for s in SPLIT_NAMES]).encode("utf-8")).hexdigest()
 
 
 CHAPTER_RE = re.compile(r"^(CHAPTER|Chapter)\s+[0-9IVXLC]+\.?\s*$", re.MULTILINE)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -31,6 +31,8 @@ import numpy as np
 
 import tfxformers  # noqa: F401
 from tfxformers.errors import UserError, check_rules
+from tfxformers.models.data.corpus import Corpus
+from tfxformers.models.run_dirs import DATA_FINGERPRINT
 
 PRESETS = {
     # name: (layers, heads, embedding size)
@@ -235,62 +237,96 @@ def check_config(config: Gpt2TrainConfig) -> None:
     check_rules(rules)
 
 
+def limited_corpus(corpus: Corpus, limit_chars: int | None) -> Corpus:
+    """At most ``limit_chars`` characters of training text, and an eighth of that of each held-out part."""
+    held_out = limit_chars // 8 if limit_chars else None
+    return Corpus(corpus.name, _limit(corpus.train, limit_chars), _limit(corpus.validation, held_out),
+                  _limit(corpus.test, held_out))
+
+
 def train_gpt2(config: Gpt2TrainConfig, *, overwrite: bool = False) -> dict:
-    """Train a tokenizer and a GPT-2 from scratch on a corpus; writes the trained-model directory.
+    """Train a tokenizer on the corpus named by ``config.corpus``, then ``fit_gpt2`` a GPT-2 from scratch.
 
     An existing run in ``config.output`` is replaced only with ``overwrite``, and only once this run has
     succeeded; an unfinished run with the same settings resumes (``models.run_dirs``).
     """
+    import tempfile
+
     from tfxformers.models import multiworker
-
-    check_config(config)
-    # Under multi-worker only the chief trains into config.output (models.multiworker).
-    with multiworker.run_directory("gpt2", dict(config.__dict__), config.output, config.distribute,
-                                   overwrite) as (directory, shared_backup):
-        return _train_gpt2(config, directory, shared_backup)
-
-
-def _train_gpt2(config: Gpt2TrainConfig, output: Path, shared_backup: Path | None = None) -> dict:
-    import sys
-
-    from tfxformers.models.artifacts import file_sizes
     from tfxformers.models.data.corpus import load_corpus
     from tfxformers.models.lm.tokenizer import train_bpe_tokenizer
 
-    corpus = load_corpus(config.corpus)
-    train_docs = _limit(corpus.train, config.limit_chars)
-    val_docs = _limit(corpus.validation, config.limit_chars // 8 if config.limit_chars else None)
-    test_docs = _limit(corpus.test, config.limit_chars // 8 if config.limit_chars else None)
-    if not val_docs or not test_docs:
+    check_config(config)
+    # A refused --output costs nothing: checked before the corpus is read (fit_gpt2 checks again).
+    multiworker.check_output("gpt2", dict(config.__dict__), config.output, config.distribute, overwrite)
+    corpus = limited_corpus(load_corpus(config.corpus), config.limit_chars)
+    if not corpus.validation or not corpus.test:
         raise UserError(f"{config.corpus}: too little text to hold out validation and test parts")
+    # BPE training is deterministic, so a resumed run gets the same tokenizer back; fit_gpt2 saves it.
+    with tempfile.TemporaryDirectory(prefix="tfxformers-bpe-") as scratch:
+        tokenizer = train_bpe_tokenizer(corpus.train, scratch, vocab_size=config.vocab_size,
+                                        lowercase=config.lowercase, max_length=config.block_size)
+    if len(tokenizer) < config.vocab_size:
+        print(f"the corpus supports only {len(tokenizer)} tokens (asked for {config.vocab_size})", flush=True)
+    # Unlike a Trainer's test split, the CLI's held-out test part must hold a block.
+    pack_blocks(tokenize_documents(tokenizer, corpus.test), config.block_size)
+    return fit_gpt2(tokenizer, corpus, config, config.output, overwrite=overwrite)
+
+
+def fit_gpt2(tokenizer, corpus: Corpus, config: Gpt2TrainConfig, output: str | os.PathLike, *,
+             overwrite: bool = False) -> dict:
+    """Train a GPT-2 from scratch on ``corpus`` with ``tokenizer`` into ``output``; returns the metrics.
+
+    ``config.corpus`` only describes where the documents came from; ``config.vocab_size`` and
+    ``config.lowercase`` are the tokenizer's business (the model takes ``len(tokenizer)``). A test part
+    shorter than one block is not scored (``test_perplexity`` None). The run's identity for resuming is its
+    settings plus a fingerprint of the documents and the vocabulary.
+    """
+    import hashlib
+
+    from tfxformers.models import multiworker
+
+    config = replace(config, output=str(output))
+    check_config(config)
+    corpus = limited_corpus(corpus, config.limit_chars)
+    vocabulary = json.dumps(sorted(tokenizer.get_vocab().items()))
+    identity = {**config.__dict__, DATA_FINGERPRINT: hashlib.sha256(
+        (corpus.fingerprint() + vocabulary).encode("utf-8")).hexdigest()}
+    # Under multi-worker only the chief trains into output (models.multiworker).
+    with multiworker.run_directory("gpt2", identity, output, config.distribute,
+                                   overwrite) as (directory, shared_backup):
+        return _fit_gpt2(tokenizer, corpus, config, identity, directory, shared_backup)
+
+
+def _fit_gpt2(tokenizer, corpus: Corpus, config: Gpt2TrainConfig, identity: dict, output: Path,
+              shared_backup: Path | None = None) -> dict:
+    import shutil
+    import sys
+
+    import tensorflow as tf
+
+    from tfxformers.models.artifacts import save_gpt2
+    from tfxformers.models.multiworker import resume_note, resume_start, strategy, wait_for_all_workers
+
     # Written first, so that an unfinished run says what it is (models.run_dirs decides resume vs refuse).
-    (output / "training_config.json").write_text(json.dumps(config.__dict__, indent=2))
+    (output / "training_config.json").write_text(json.dumps(identity, indent=2))
     backup = shared_backup or output / "checkpoints" / "backup"
     if backup.exists():
-        from tfxformers.models.multiworker import resume_note
-
-        # The tokenizer is retrained identically (BPE training is deterministic); the model, optimizer
-        # and epoch counter come back from the backup.
+        # The model, optimizer and epoch counter come back from the backup.
         print(f"resuming from the checkpoint in {backup} {resume_note(backup)}", flush=True)
     elif (output / "history.csv").exists():
         (output / "history.csv").unlink()
-    import tensorflow as tf
-
     tf.keras.utils.set_random_seed(config.seed)
-    tokenizer = train_bpe_tokenizer(train_docs, output / "tokenizer", vocab_size=config.vocab_size,
-                                    lowercase=config.lowercase, max_length=config.block_size)
-    if len(tokenizer) < config.vocab_size:
-        print(f"the corpus supports only {len(tokenizer)} tokens (asked for {config.vocab_size})", flush=True)
     streams = {name: tokenize_documents(tokenizer, docs) for name, docs in
-               (("train", train_docs), ("validation", val_docs), ("test", test_docs))}
-    blocks = {name: pack_blocks(stream, config.block_size) for name, stream in streams.items()}
+               (("train", corpus.train), ("validation", corpus.validation), ("test", corpus.test)) if docs}
+    blocks = {name: pack_blocks(streams[name], config.block_size) for name in ("train", "validation")}
+    if "test" in streams and len(streams["test"]) > config.block_size:
+        blocks["test"] = pack_blocks(streams["test"], config.block_size)
     model_config = make_config(tokenizer, config.preset, config.block_size)
-    steps = math.ceil(len(blocks["train"]) / config.batch_size) * config.epochs
-    from tfxformers.models.multiworker import strategy
-
+    steps_per_epoch = math.ceil(len(blocks["train"]) / config.batch_size)
     # Variables (model and optimizer slots) must be created under the strategy that trains them.
     with strategy(config.distribute).scope():
-        model = build_lm(model_config, learning_rate=config.learning_rate, num_train_steps=steps)
+        model = build_lm(model_config, learning_rate=config.learning_rate, num_train_steps=steps_per_epoch * config.epochs)
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
 
     class Perplexity(tf.keras.callbacks.Callback):
@@ -306,34 +342,24 @@ def _train_gpt2(config: Gpt2TrainConfig, output: Path, shared_backup: Path | Non
         tf.keras.callbacks.CSVLogger(str(output / "history.csv"), append=True),
     ]
     start_val = perplexity(model, blocks["validation"])
-    from tfxformers.models.multiworker import resume_start
-
-    start = resume_start(backup, math.ceil(len(blocks["train"]) / config.batch_size))
+    start = resume_start(backup, steps_per_epoch)
     model.fit(lm_dataset(blocks["train"], config.batch_size, shuffle=True, seed=config.seed, start=start),
               validation_data=lm_dataset(blocks["validation"], config.batch_size),
               epochs=config.epochs, verbose=verbose, callbacks=callbacks)
-    import shutil
-
-    from tfxformers.models.multiworker import wait_for_all_workers
-
     wait_for_all_workers(model.distribute_strategy)
     if shared_backup is None:  # the chief's backup is the chief's to remove
         shutil.rmtree(backup, ignore_errors=True)
     baselines = ngram_baselines(streams["train"], streams["validation"], len(tokenizer))
     metrics = {"initial_validation_perplexity": start_val,
                "validation_perplexity": perplexity(model, blocks["validation"]),
-               "test_perplexity": perplexity(model, blocks["test"]),
+               "test_perplexity": perplexity(model, blocks["test"]) if "test" in blocks else None,
                "validation_unigram_perplexity": baselines["unigram"],
                "validation_bigram_perplexity": baselines["bigram"],
-               "train_tokens": int(len(streams["train"])), "vocab_size": len(tokenizer)}
-    model.hf_model.save_pretrained(str(output / "model"))
-    info = {"kind": "gpt2", "format_version": 1, "preset": config.preset, "block_size": config.block_size,
-            "max_length": config.block_size, "corpus": config.corpus, "vocab_size": len(tokenizer),
-            "bos_id": tokenizer.bos_token_id, "eos_id": tokenizer.eos_token_id, "pad_id": tokenizer.pad_token_id,
-            "input_names": ["input_ids"], "files": file_sizes(output, ("model", "tokenizer"))}
+               "train_tokens": int(len(streams["train"])), "train_blocks": int(len(blocks["train"])),
+               "vocab_size": len(tokenizer), "epochs": config.epochs}
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    # Written last: its presence means the model is complete.
-    (output / "tfxformers.json").write_text(json.dumps(info, indent=2))
+    save_gpt2(output, model.hf_model, tokenizer, preset=config.preset, block_size=config.block_size,
+              corpus=config.corpus)
     return metrics
 
 
