@@ -38,6 +38,11 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.tfxformers-installed
 TFX := $(VENV)/bin/tfxformers
 PYTEST_ARGS ?=
+# Both cores (pytest-xdist); PYTEST_WORKERS=0 runs in one process. `loadfile` keeps each test module on one
+# worker, so a module's fixtures (trained models, servers) are built once, and session fixtures at most
+# once per worker.
+PYTEST_WORKERS ?= 2
+XDIST_ARGS := -n $(PYTEST_WORKERS) --dist loadfile
 ifeq ($(STACK),current)
 NO_PYTHON_HELP := the current stack needs Python 3.12: install it (your distribution's python3.12 and \
   python3.12-venv, 'pyenv install 3.12', or 'uv python install 3.12' where the host has internet), or run \
@@ -84,7 +89,7 @@ data: setup
 
 # The whole suite on one stack, in $(VENV).
 test-stack: data kfp-venv
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST_ARGS) $(PYTEST_ARGS)
 
 # `make test`: the host's stack; where that is the legacy one (glibc < 2.39, e.g. this project's machines),
 # then the current stack too, in the Debian 13 root (or a one-line "skipped" where the host cannot build
@@ -103,12 +108,13 @@ test-legacy:
 # cannot build it (not root, no Debian mirror, no mounts).
 test-current: kfp-venv
 	@if stacks/glibc-at-least.sh 2.39; then $(MAKE) --no-print-directory STACK=current test-stack; else \
-	  stacks/root-run.sh sh -c 'tfxformers data fetch && exec python -m pytest -p no:cacheprovider "$$@"' sh $(PYTEST_ARGS); fi
+	  stacks/root-run.sh sh -c 'tfxformers data fetch && exec python -m pytest -p no:cacheprovider "$$@"' sh $(XDIST_ARGS) $(PYTEST_ARGS); fi
 
-# Tests marked `once` (learning tests and notebooks: what they prove does not change with the stack) run on
-# the current stack only here, to keep both stacks' `make test` within CI's budget.
+# Both stacks: the legacy stack runs only the tests marked `stack` (their result depends on protobuf, TFX/TFMA,
+# the serving API, export/load or the servers; tests/conftest.py marks everything outside tests/models/) and
+# none marked `once`; the current stack runs everything. `make test STACK=legacy` alone runs everything too.
 test-both:
-	@rc=0; $(MAKE) --no-print-directory test-legacy PYTEST_ARGS='$(PYTEST_ARGS) -m "not once"' || rc=$$?; \
+	@rc=0; $(MAKE) --no-print-directory test-legacy PYTEST_ARGS='$(PYTEST_ARGS) -m "stack and not once"' || rc=$$?; \
 	  $(MAKE) --no-print-directory test-current || rc=$$?; exit $$rc
 
 current-root:

@@ -1,9 +1,26 @@
-"""Shared fixtures: a tiny random BERT checkpoint in Hugging Face layout, and small data files."""
+"""Shared fixtures (a tiny random BERT checkpoint in Hugging Face layout, small data files, a tiny trained
+classifier) and the rule that marks which tests depend on the stack (see pytest.ini's `stack` marker)."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 import tfxformers  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+
+TESTS = Path(__file__).resolve().parent
+# tests/models/ exercises the model code itself (tf-keras layers, training, data, the CLI around them), which
+# both stacks run through the same tf-keras API; everything else (serving, pipeline, the quiet start-up)
+# crosses protobuf, TFX/TFMA, the serving API, SavedModel export/load or the servers, whose versions differ.
+STACK_INDEPENDENT_DIRECTORIES = ("models",)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects on the markers
+def pytest_collection_modifyitems(items):
+    for item in items:
+        parts = item.path.resolve().relative_to(TESTS).parts
+        if parts[0] not in STACK_INDEPENDENT_DIRECTORIES:
+            item.add_marker(pytest.mark.stack)
 
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory):
