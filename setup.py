@@ -54,6 +54,8 @@ _SUBPACKAGES = {
     "models.lm": "models/lm",
     "models.qa": "models/qa",
     "pipeline": "pipeline",
+    "pipeline.classifier": "pipeline/classifier",
+    "pipeline.lm": "pipeline/lm",
     "serving": "serving",
     "serving.export": "serving/export",
     "serving.server": "serving/server",

@@ -56,7 +56,7 @@ def tiny_model(work: Path, data_dir: Path) -> tuple[Path, list[str]]:
     """A Model artifact directory (``Format-Serving/`` as the Trainer writes it) of a tiny classifier."""
     from tfxformers.models.artifacts import load_trained
     from tfxformers.models.classification.train import ClassifierTrainConfig, train_classifier
-    from tfxformers.pipeline.signatures import examples_signature_builder
+    from tfxformers.pipeline.classifier.signatures import examples_signature_builder
     from tfxformers.serving.export.trained import write_trained
     from tfxformers.testing import make_tiny_bert_checkpoint
 
@@ -75,8 +75,8 @@ def tiny_model(work: Path, data_dir: Path) -> tuple[Path, list[str]]:
 def stage_pipeline(root: Path, data_dir: Path, model_uri: Path, label_names: list[str], beam_args: list[str]):
     from tfx import v1 as tfx
 
-    from tfxformers.pipeline.pipeline import eval_config
-    from tfxformers.pipeline.signatures import SPLITS
+    from tfxformers.pipeline.classifier.pipeline import eval_config
+    from tfxformers.pipeline.classifier.signatures import SPLITS
 
     splits = [tfx.proto.Input.Split(name=name, pattern=f"{directory}/*") for name, directory in SPLITS.items()]
     example_gen = tfx.components.CsvExampleGen(input_base=str(data_dir), input_config=tfx.proto.Input(splits=splits))
@@ -130,7 +130,7 @@ def main() -> int:
 
     from tfx import v1 as tfx
 
-    from tfxformers.pipeline.data import write_split_csvs
+    from tfxformers.pipeline.classifier.data import write_split_csvs
 
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-beam-"))
     source = write_split_csvs("rotten_tomatoes", work / "rt")

@@ -1,6 +1,8 @@
-"""The TFX pipeline: split CSVs -> statistics -> curated schema check -> Trainer -> Evaluator -> Pusher.
+"""The TFX pipelines, one sub-package per task: ``classifier/`` (text classification) and ``lm/`` (GPT-2).
 
-``pipeline.create_pipeline`` builds it (pure), ``runner.run_local`` runs it here, ``runner.compile_for_vertex``
-compiles it for Kubeflow Pipelines v2 / Vertex AI, ``pipeline_cli`` is ``tfxformers pipeline run|compile``.
-Importing this package imports nothing heavy; TFX loads only with ``pipeline.pipeline`` / ``components``.
+What every pipeline shares lives here: the custom components (``components``: the validation gate and the
+integer-version Pusher), the pieces each pipeline is assembled from (``assembly``), the local-run wrapper
+with its progress lines and report (``runner``), reading a run back from ML Metadata (``mlmd``), the
+curated schemas (``schema/``) and ``tfxformers pipeline run|compile`` (``pipeline_cli``).
+Importing this package imports nothing heavy; TFX loads only with a pipeline or component module.
 """

@@ -11,7 +11,7 @@
   the next integer after the largest existing one, written under a hidden temporary name and renamed into
   place so that a polling server never loads half a model. A model that was already pushed (recorded as
   ``source_model`` in the version's ``assets.extra/tfxformers.json``) is not pushed again. It pushes the
-  Trainer's ``Format-Push`` export (standard signatures only; see ``pipeline.training``).
+  Trainer's ``Format-Push`` export (standard signatures only; see ``pipeline.classifier.training``).
 """
 # No `from __future__ import annotations`: TFX reads the component function's type hints at run time.
 
@@ -27,6 +27,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
+from tfxformers.serving import layout
 
 ALREADY_PUSHED_KEY = "tfxformers_already_pushed"
 
@@ -67,9 +68,8 @@ def ValidationGate(anomalies: tfx.dsl.components.InputArtifact[tfx.types.standar
 
 
 def _next_integer_version(base_directory: str) -> int:
-    versions = [int(name.rstrip("/")) for name in (fileio.listdir(base_directory) if fileio.exists(base_directory) else [])
-                if name.rstrip("/").isdigit()]
-    return max(versions, default=0) + 1
+    names = fileio.listdir(base_directory) if fileio.exists(base_directory) else []
+    return layout.next_version_after(layout.integer_versions(names))
 
 
 def _version_pushed_from(base_directory: str, model_path: str) -> int | None:
@@ -78,7 +78,7 @@ def _version_pushed_from(base_directory: str, model_path: str) -> int | None:
         return None
     for name in fileio.listdir(base_directory):
         name = name.rstrip("/")
-        info_path = os.path.join(base_directory, name, "assets.extra", "tfxformers.json")
+        info_path = os.path.join(base_directory, name, layout.ASSETS_EXTRA, layout.VERSION_INFO_FILE)
         if name.isdigit() and fileio.exists(info_path):
             try:
                 if json.loads(io_utils.read_string_file(info_path)).get("source_model") == model_path:
@@ -93,7 +93,7 @@ class IntegerVersionPusherExecutor(pusher_executor.Executor):
 
     def GetModelPath(self, input_dict) -> str:
         """The Trainer's ``Format-Push`` export when there is one (no tensorflow_text ops), else the stock choice."""
-        from tfxformers.pipeline.training import PUSH_SUBDIR
+        from tfxformers.pipeline.classifier.training import PUSH_SUBDIR
 
         serving = super().GetModelPath(input_dict)
         plain = os.path.join(os.path.dirname(serving.rstrip("/")), PUSH_SUBDIR)
@@ -125,7 +125,7 @@ class IntegerVersionPusherExecutor(pusher_executor.Executor):
         io_utils.copy_dir(model_path, staging)
         while True:
             version = _next_integer_version(base)
-            info_path = os.path.join(staging, "assets.extra", "tfxformers.json")
+            info_path = os.path.join(staging, layout.ASSETS_EXTRA, layout.VERSION_INFO_FILE)
             if fileio.exists(info_path):
                 # The Trainer could not know the version; clients reading the assets file should.
                 info = json.loads(io_utils.read_string_file(info_path))

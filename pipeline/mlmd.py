@@ -1,6 +1,6 @@
 """What a local pipeline run left in ML Metadata, read back for its summary: ``summarize_run(...)``.
 
-Both local runners (``pipeline.runner`` for the classifier, ``pipeline.lm_runner`` for the language model)
+Both local runners (``pipeline.classifier.runner`` and ``pipeline.lm.runner``, through ``pipeline.runner``)
 record their runs in a SQLite MLMD store under the pipeline root. The parts every pipeline has (which
 nodes ran or came from the cache, the Trainer's outputs, the evaluator's blessing, what the Pusher pushed)
 are read here once; each runner reads its own evaluator's results on top.

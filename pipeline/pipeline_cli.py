@@ -91,7 +91,7 @@ def _output_file(text: str) -> str:
 
 
 def _lm_options(args):
-    from tfxformers.pipeline.lm_runner import LmRunOptions
+    from tfxformers.pipeline.lm.runner import LmRunOptions
 
     return LmRunOptions(
         corpus=args.corpus, name=args.name, model_base=args.model_base, pipeline_root=getattr(args, "pipeline_root", None),
@@ -102,7 +102,7 @@ def _lm_options(args):
 
 
 def _options(args):
-    from tfxformers.pipeline.runner import RunOptions
+    from tfxformers.pipeline.classifier.runner import RunOptions
 
     return RunOptions(
         task=args.task, data=args.data, mode=args.mode, encoder=args.encoder, name=args.name,
@@ -117,10 +117,10 @@ def _options(args):
 
 def _run(args) -> int:
     if args.task == "lm":
-        from tfxformers.pipeline.lm_runner import report_lm, run_lm_local
+        from tfxformers.pipeline.lm.runner import report_lm, run_lm_local
 
         return report_lm(run_lm_local(_lm_options(args)))
-    from tfxformers.pipeline.runner import report, run_local
+    from tfxformers.pipeline.classifier.runner import report, run_local
 
     return report(run_local(_options(args)))
 
@@ -128,7 +128,7 @@ def _run(args) -> int:
 def _compile(args) -> int:
     from pathlib import Path
 
-    from tfxformers.pipeline.runner import compile_for_vertex
+    from tfxformers.pipeline.classifier.runner import compile_for_vertex
 
     if args.task == "lm":
         from tfxformers.errors import UserError
@@ -138,7 +138,7 @@ def _compile(args) -> int:
     name = options.name or options.task
     data_root = args.data_root
     if data_root is None:
-        from tfxformers.pipeline.data import write_split_csvs
+        from tfxformers.pipeline.classifier.data import write_split_csvs
 
         data_root = str(write_split_csvs(options.data, Path("pipelines") / name / "data",
                                          options.text_column, options.label_column).directory.resolve())

@@ -11,7 +11,7 @@ it ends with the commands to run each piece by hand and to query it with curl.
 A second ``make demo`` with nothing changed is served from the pipeline's cache (no new version).
 
 ``tfxformers demo --task lm`` does the same for GPT-2 pretraining: Emma -> the language-model pipeline
-(``pipeline.lm_pipeline``: documents, validation, a BPE trained on the train chapters, ``train gpt2``'s
+(``pipeline.lm.pipeline``: documents, validation, a BPE trained on the train chapters, ``train gpt2``'s
 recipe, held-out perplexity against unigram and bigram baselines, Pusher) -> ``serving_models/emma/N`` ->
 ``tfxformers serve`` -> the proxy's ``:generate`` on a few prompts, greedy and sampled.
 
@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -50,6 +53,35 @@ def _banner(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is inside it (``.venv/bin/tfxformers``), else whole."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def tfxformers_here(argv0: str | None = None, executable: str | None = None) -> str:
+    """The ``tfxformers`` command that is running this demo, for the "run the pieces by hand" lines.
+
+    Each stack has its own venv (``.venv``, ``.venv-current``, ``/opt/tfxformers-venv`` in the Debian 13
+    root), so a fixed path would name a command that does not exist on the other stacks: the script this
+    process was started as, else the one beside its Python, else ``python -m tfxformers``.
+    """
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    executable = sys.executable if executable is None else executable
+    if Path(argv0).name == "tfxformers" and Path(argv0).is_file():
+        return shlex.quote(_shown(Path(os.path.abspath(argv0))))
+    return tool_here("tfxformers", executable) or f"{shlex.quote(_shown(Path(executable)))} -m tfxformers"
+
+
+def tool_here(name: str, executable: str | None = None) -> str | None:
+    """A console script installed beside the running Python (``saved_model_cli``), or None."""
+    # Not resolved: a venv's python is a symlink to the base interpreter, whose bin has no venv scripts.
+    candidate = Path(os.path.abspath(sys.executable if executable is None else executable)).parent / name
+    return shlex.quote(_shown(candidate)) if candidate.is_file() else None
+
+
 def run_demo(args: argparse.Namespace) -> int:
     if args.task == "lm":
         return run_lm_demo(args)
@@ -62,7 +94,7 @@ def run_sentiment_demo(args: argparse.Namespace) -> int:
     from tfxformers.errors import UserError
     from tfxformers.models.classification.baseline import tfidf_baseline_for
     from tfxformers.models.data.classification import load_classification
-    from tfxformers.pipeline.runner import RunOptions, report, run_local
+    from tfxformers.pipeline.classifier.runner import RunOptions, report, run_local
     from tfxformers.serving.layout import version_dirs
     from tfxformers.testing import start_model_server, start_proxy, stop_model_server, stop_process
 
@@ -120,16 +152,17 @@ def run_sentiment_demo(args: argparse.Namespace) -> int:
 
     _banner(f"done in {time.perf_counter() - started:.0f} s; server and proxy stopped. Run the pieces by hand:")
     root, base = args.pipeline_root, args.model_base
-    print(f"""  .venv/bin/tfxformers pipeline run --task sentiment --data rotten_tomatoes --mode {DEMO_MODE} \\
+    tfx, saved_model_cli = tfxformers_here(), tool_here("saved_model_cli") or "saved_model_cli"
+    print(f"""  {tfx} pipeline run --task sentiment --data rotten_tomatoes --mode {DEMO_MODE} \\
       --trainable-layers {DEMO_TRAINABLE_LAYERS} --epochs {DEMO_EPOCHS} \\
       --model-base {base} --pipeline-root {root}        # again: served from the cache
-  .venv/bin/tfxformers serve --model-base {base} --grpc-port 8500 --rest-port 8501 &
-  .venv/bin/tfxformers proxy --backend grpc://127.0.0.1:8500 --port 8000 &
+  {tfx} serve --model-base {base} --grpc-port 8500 --rest-port 8501 &
+  {tfx} proxy --backend grpc://127.0.0.1:8500 --port 8000 &
   curl -s localhost:8501/v1/models/{DEMO_MODEL_NAME}
   curl -s -X POST localhost:8000/v1/models/{DEMO_MODEL_NAME}:classify \\
       -H 'content-type: application/json' -d '{{"texts": ["a charming, funny film", "a tedious mess"]}}'
   open http://127.0.0.1:8000/docs                      # the proxy's OpenAPI page
-  .venv/bin/saved_model_cli show --dir {base}/{DEMO_MODEL_NAME}/{versions[-1]} --all
+  {saved_model_cli} show --dir {base}/{DEMO_MODEL_NAME}/{versions[-1]} --all
   docker build -f Dockerfile.serving -t tfxformers-serving .   # TF Serving (GPU) with {base}/""")
     return 0
 
@@ -146,7 +179,7 @@ def run_lm_demo(args: argparse.Namespace) -> int:
     import httpx
 
     from tfxformers.errors import UserError
-    from tfxformers.pipeline.lm_runner import LmRunOptions, report_lm, run_lm_local
+    from tfxformers.pipeline.lm.runner import LmRunOptions, report_lm, run_lm_local
     from tfxformers.serving.layout import version_dirs
     from tfxformers.testing import start_model_server, start_proxy, stop_model_server, stop_process
 
@@ -191,11 +224,11 @@ def run_lm_demo(args: argparse.Namespace) -> int:
         stop_model_server(server)
 
     _banner(f"done in {time.perf_counter() - started:.0f} s; server and proxy stopped. Run the pieces by hand:")
-    base = args.model_base
-    print(f"""  .venv/bin/tfxformers pipeline run --task lm --corpus emma --preset {LM_PRESET} --epochs {LM_EPOCHS} \\
+    base, tfx = args.model_base, tfxformers_here()
+    print(f"""  {tfx} pipeline run --task lm --corpus emma --preset {LM_PRESET} --epochs {LM_EPOCHS} \\
       --name {LM_MODEL_NAME} --model-base {base} --pipeline-root {root}     # again: served from the cache
-  .venv/bin/tfxformers serve --model-base {base} --grpc-port 8500 --rest-port 8501 &
-  .venv/bin/tfxformers proxy --backend grpc://127.0.0.1:8500 --port 8000 &
+  {tfx} serve --model-base {base} --grpc-port 8500 --rest-port 8501 &
+  {tfx} proxy --backend grpc://127.0.0.1:8500 --port 8000 &
   curl -s -X POST localhost:8000/v1/models/{LM_MODEL_NAME}:generate \\
       -H 'content-type: application/json' -d '{{"prompt": "Emma", "max_new_tokens": 20}}'""")
     return 0

@@ -120,7 +120,7 @@ BPE_TEXTS = ["Hello world", "it's   a  test\n\n ok", "  leading", "trailing  ", 
 def _bpe_mismatches(tokenizer, texts, max_length):
     import tensorflow as tf
 
-    from tfxformers.pipeline.signatures import in_graph_tokenizer
+    from tfxformers.pipeline.classifier.signatures import in_graph_tokenizer
 
     graph = in_graph_tokenizer(tokenizer, max_length, "byte_bpe")
     fn = tf.function(graph, input_signature=[tf.TensorSpec([None], tf.string)])

@@ -114,7 +114,7 @@ def check_with_kfp(spec: Path) -> dict:
 
 
 def test_the_kfp_sdk_accepts_the_compiled_spec(tmp_path, tiny_reviews_csv, tiny_bert_dir, monkeypatch, capsys):
-    from tfxformers.pipeline.pipeline import COMPONENT_IDS
+    from tfxformers.pipeline.classifier.pipeline import COMPONENT_IDS
 
     spec = _compile(tmp_path, tiny_reviews_csv, tiny_bert_dir, monkeypatch, capsys, "--distribute", "multi-worker")
     summary = check_with_kfp(spec)
@@ -133,7 +133,7 @@ def test_the_kfp_sdk_accepts_the_compiled_spec(tmp_path, tiny_reviews_csv, tiny_
     assert "Trainer" in tasks["Evaluator"]["depends_on"]
     # What the Trainer's run_fn receives: the strategy among the rest (TF_CONFIG comes from where it runs).
     trainer = tasks["Trainer"]["parameters"]
-    assert trainer["run_fn"] == "tfxformers.pipeline.trainer_module.run_fn"
+    assert trainer["run_fn"] == "tfxformers.pipeline.classifier.trainer_module.run_fn"
     custom = json.loads(trainer["custom_config"])
     assert custom["distribute"] == "multi-worker" and custom["mode"] == "finetune"
     assert custom["label_names"] == ["neg", "pos"]

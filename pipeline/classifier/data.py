@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfxformers.errors import UserError
-from tfxformers.pipeline.signatures import LABEL_KEY, SPLITS, TEXT_KEY
+from tfxformers.pipeline.classifier.signatures import LABEL_KEY, SPLITS, TEXT_KEY
 
 
 @dataclass

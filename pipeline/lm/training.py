@@ -10,7 +10,7 @@ Outputs (``fn_args`` paths from TFX):
 
 * ``model_run_dir/model/``: a trained-model directory as ``train gpt2`` writes it (``tfxformers.json``,
   ``model/``, ``tokenizer/``, ``metrics.json``, ``logs/``), so ``tfxformers generate / export`` work on it;
-* ``serving_model_dir`` (``Format-Serving``): ``serving.export.write_trained`` of that model, the same
+* ``serving_model_dir`` (``Format-Serving``): ``serving.export.trained.write_trained`` of that model, the same
   export as ``tfxformers export`` (``serving_default`` logits, ``generate``, ``tfxformers_metadata``,
   warm-up records), which the evaluator scores and the Pusher copies to the next integer version.
 """
@@ -22,7 +22,6 @@ import shutil
 from pathlib import Path
 
 TRAINED_SUBDIR = "model"
-SERVING_SUBDIR = "Format-Serving"
 
 
 def _test_patterns(train_patterns: list[str]) -> list[str]:
@@ -39,9 +38,9 @@ def train_and_export(fn_args) -> dict:
     from tfxformers.models.lm.gpt2 import (build_lm, lm_dataset, make_config, ngram_baselines, pack_blocks,
                                            perplexity, tokenize_documents)
     from tfxformers.models.lm.tokenizer import load_tokenizer
-    from tfxformers.pipeline.lm_components import TOKENIZER_SUBDIR
-    from tfxformers.pipeline.lm_data import read_documents
-    from tfxformers.serving.export import write_trained
+    from tfxformers.pipeline.lm.components import TOKENIZER_SUBDIR
+    from tfxformers.pipeline.lm.data import read_documents
+    from tfxformers.serving.export.trained import write_trained
 
     config = dict(fn_args.custom_config or {})
     block_size, batch_size = int(config["block_size"]), int(config["batch_size"])

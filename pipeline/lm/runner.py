@@ -1,6 +1,6 @@
 """Run the language-model pipeline on this machine and say what happened: ``run_lm_local(...)``, ``report_lm(...)``.
 
-The same machinery as the classifier's ``pipeline.runner`` (LocalDagRunner, ML Metadata in SQLite under
+The shared ``pipeline.runner`` machinery (LocalDagRunner, ML Metadata in SQLite under
 the pipeline root, Beam's DirectRunner in multi-processing mode unless ``beam_args`` choose another
 runner, TFX's log in ``<root>/logs/``, one line per component on the terminal), around
 ``create_lm_pipeline``. A run stopped by the data (anomalies, a corpus too small for one block) is a
@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tfxformers.errors import UserError
-from tfxformers.pipeline.mlmd import PipelineRunSummary, latest_run_executions, output_artifacts, summarize_run
-from tfxformers.pipeline.runner import (SCHEMA_DIR, beam_args_with_defaults, report_pushed, report_states,
-                                        run_with_progress)
+from tfxformers.pipeline.mlmd import PipelineRunSummary, summarize_run
+from tfxformers.pipeline.runner import (SCHEMA_DIR, anomaly_lines, beam_args_with_defaults, report_pushed,
+                                        report_states, run_with_progress)
+from tfxformers.serving.layout import check_model_name
 
 LM_SCHEMA = SCHEMA_DIR / "lm.pbtxt"
 DEFAULT_EPOCHS = 3
@@ -60,10 +60,7 @@ def check_options(options: LmRunOptions) -> str:
                                  batch_size=options.batch_size or DEFAULT_BATCH_SIZE,
                                  learning_rate=options.learning_rate or DEFAULT_LEARNING_RATE,
                                  limit_chars=options.limit_chars, seed=options.seed))
-    name = options.name or "lm"
-    if not name.replace("_", "").replace("-", "").isalnum():
-        raise UserError(f"model name {name!r} must be letters, digits, '-' or '_'")
-    return name
+    return check_model_name(options.name or "lm")
 
 
 def trainer_config(options: LmRunOptions, name: str) -> dict:
@@ -75,8 +72,8 @@ def trainer_config(options: LmRunOptions, name: str) -> dict:
 
 def build_lm_local_pipeline(options: LmRunOptions):
     """(pipeline, pipeline_name, root, metadata_path, records) for a local run: data written, nothing run."""
-    from tfxformers.pipeline.lm_data import write_corpus_records
-    from tfxformers.pipeline.lm_pipeline import create_lm_pipeline
+    from tfxformers.pipeline.lm.data import write_corpus_records
+    from tfxformers.pipeline.lm.pipeline import create_lm_pipeline
 
     name = check_options(options)
     root = Path(options.pipeline_root or Path("pipelines") / name).expanduser().resolve()
@@ -93,14 +90,11 @@ def build_lm_local_pipeline(options: LmRunOptions):
 
 def _stopped_message(exc: BaseException, metadata_path: Path, pipeline_name: str, records) -> str | None:
     """The readable reason a run stopped on its data, or None if it failed for another reason."""
-    from tfxformers.pipeline.components import describe_anomalies
-    from tfxformers.pipeline.lm_components import CorpusTooSmallError
+    from tfxformers.pipeline.lm.components import CorpusTooSmallError
 
     if isinstance(exc, CorpusTooSmallError):
         return f"{exc} (the pipeline stopped before training; nothing was pushed)"
-    validator = latest_run_executions(metadata_path, pipeline_name).get("ExampleValidator")
-    anomalies = output_artifacts(metadata_path, validator).get("anomalies") if validator else None
-    problems = describe_anomalies(anomalies[0].uri) if anomalies else []
+    problems = anomaly_lines(metadata_path, pipeline_name)
     if not problems:
         return None
     meaning = {"'characters'": " (an empty document)", "'invalid_utf8'": " (text that is not UTF-8)"}
@@ -131,7 +125,7 @@ def run_lm_local(options: LmRunOptions, out=None) -> LmRunSummary:
 
 
 def summarize_lm(metadata_path: Path, pipeline_name: str, summary: LmRunSummary) -> LmRunSummary:
-    from tfxformers.pipeline.lm_components import EVALUATION_FILE
+    from tfxformers.pipeline.lm.components import EVALUATION_FILE
 
     record = summarize_run(metadata_path, pipeline_name, summary, "PerplexityEvaluator")
     if record.has_trainer_run:

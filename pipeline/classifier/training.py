@@ -11,7 +11,7 @@ Outputs (``fn_args`` paths from TFX):
 * ``model_run_dir/model/``: the trained-model directory (``tfxformers evaluate / predict / export`` work
   on it), ``metrics.json`` with the test split's metrics, ``logs/`` for TensorBoard;
 * ``serving_model_dir`` (``Format-Serving``, what TFX's Evaluator loads for a TF2 model): the SavedModel
-  written by ``serving.export.write_trained`` (``serving_default``, ``tfxformers_metadata``, warm-up
+  written by ``serving.export.trained.write_trained`` (``serving_default``, ``tfxformers_metadata``, warm-up
   records) plus ``serving_examples`` (tf.Examples in, tokenized in the graph with tensorflow_text);
 * ``Format-Push`` beside it (what ``IntegerVersionPusherExecutor`` pushes): the same weights with only the
   standard signatures, exactly what ``tfxformers export`` writes, so that any server loads it, including
@@ -26,7 +26,7 @@ import shutil
 from pathlib import Path
 
 from tfxformers.errors import UserError
-from tfxformers.pipeline.signatures import LABEL_KEY, TEXT_KEY, examples_signature_builder
+from tfxformers.pipeline.classifier.signatures import LABEL_KEY, TEXT_KEY, examples_signature_builder
 
 TRAINED_SUBDIR = "model"
 PUSH_SUBDIR = "Format-Push"
@@ -84,7 +84,7 @@ def train_and_export(fn_args) -> dict:
     """Train per ``fn_args.custom_config`` and fill ``fn_args.serving_model_dir``; returns the test metrics."""
     from tfxformers.models.artifacts import load_trained
     from tfxformers.models.classification.train import ClassifierTrainConfig, train_classifier
-    from tfxformers.serving.export import write_trained
+    from tfxformers.serving.export.trained import write_trained
 
     config = dict(fn_args.custom_config or {})
     if config.get("distribute") == "multi-worker":

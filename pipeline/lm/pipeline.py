@@ -1,14 +1,14 @@
 """The TFX pipeline from a text corpus to a blessed, pushed GPT-2: ``create_lm_pipeline(...)``.
 
-The language-model sibling of ``pipeline.pipeline.create_pipeline``: one pure function returning a
+The language-model sibling of ``pipeline.classifier.pipeline.create_pipeline``: one pure function returning a
 ``tfx.dsl.Pipeline``, nothing built or run at import time; ``tfxformers pipeline run --task lm`` builds
-the paths and runs it with ``LocalDagRunner`` (``pipeline.lm_runner``). Components, in order::
+the paths and runs it with ``LocalDagRunner`` (``pipeline.lm.runner``). Components, in order::
 
-    ImportExampleGen (train / eval / test: the corpus's documents, written by pipeline.lm_data)
+    ImportExampleGen (train / eval / test: the corpus's documents, written by pipeline.lm.data)
     StatisticsGen -> ImportSchemaGen (pipeline/schema/lm.pbtxt) -> ExampleValidator
     ValidationGate (fails the run on any anomaly: empty documents, text that is not UTF-8)
     BpeTokenizer (byte-level BPE trained on the train split; fails if a split cannot fill one block)
-    Trainer (run_fn = tfxformers.pipeline.lm_trainer_module.run_fn: train gpt2's recipe)
+    Trainer (run_fn = tfxformers.pipeline.lm.trainer_module.run_fn: train gpt2's recipe)
     latest blessed model resolver -> PerplexityEvaluator (below the bigram baseline, no worse than the
         latest blessed model) -> Pusher (blessed only; next integer version; IntegerVersionPusher)
 """
@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from tfx import v1 as tfx
 
-from tfxformers.pipeline.lm_components import BpeTokenizer, PerplexityEvaluator
-from tfxformers.pipeline.lm_data import SPLITS
-from tfxformers.pipeline.pipeline import (assemble, integer_version_pusher, latest_blessed_model_resolver,
+from tfxformers.pipeline.assembly import (assemble, integer_version_pusher, latest_blessed_model_resolver,
                                           split_input, validated_examples)
+from tfxformers.pipeline.lm.components import BpeTokenizer, PerplexityEvaluator
+from tfxformers.pipeline.lm.data import SPLITS
 
-RUN_FN = "tfxformers.pipeline.lm_trainer_module.run_fn"
+RUN_FN = "tfxformers.pipeline.lm.trainer_module.run_fn"
 COMPONENT_IDS = ("ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
                  "BpeTokenizer", "Trainer", "latest_blessed_model_resolver", "PerplexityEvaluator", "Pusher")
 
@@ -42,7 +42,7 @@ def create_lm_pipeline(
 ) -> tfx.dsl.Pipeline:
     """The pipeline (see the module docstring).
 
-    ``data_root`` holds ``train/``, ``eval/``, ``test/`` TFRecords (``pipeline.lm_data.write_corpus_records``);
+    ``data_root`` holds ``train/``, ``eval/``, ``test/`` TFRecords (``pipeline.lm.data.write_corpus_records``);
     ``push_directory`` is ``serving_models/NAME``; ``trainer_config`` goes to ``run_fn`` as
     ``custom_config`` (preset, block_size, epochs, batch_size, learning_rate, seed, model_name, corpus).
     """

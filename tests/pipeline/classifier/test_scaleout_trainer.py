@@ -21,7 +21,7 @@ from tfxformers.testing import _die_with_parent, free_port
 RUN_FN = r'''
 import json, sys, types
 import tfxformers
-from tfxformers.pipeline.training import train_and_export
+from tfxformers.pipeline.classifier.training import train_and_export
 args = json.loads(sys.argv[1])
 print(json.dumps(train_and_export(types.SimpleNamespace(**args))["accuracy"]))
 '''
@@ -30,7 +30,7 @@ print(json.dumps(train_and_export(types.SimpleNamespace(**args))["accuracy"]))
 def _write_split(directory: Path, rows: list[tuple[str, int]]) -> None:
     import tensorflow as tf
 
-    from tfxformers.pipeline.signatures import LABEL_KEY, TEXT_KEY
+    from tfxformers.pipeline.classifier.signatures import LABEL_KEY, TEXT_KEY
 
     directory.mkdir(parents=True)
     with tf.io.TFRecordWriter(str(directory / "data.gz"), options="GZIP") as writer:

@@ -2,7 +2,7 @@
 
 The Evaluator (TFMA) feeds a model serialized ``tf.Example`` protos, not token ids, so the Trainer's
 ``Format-Serving`` export, which the Evaluator loads, carries one more signature beside the standard ones
-of ``serving/export.py``::
+of ``serving/export/classifier.py``::
 
     serving_examples: examples string [batch] -> probabilities float32 [batch, labels], label_id int32 [batch]
 
@@ -10,7 +10,7 @@ It parses the ``text`` feature and tokenizes it in the graph: WordPiece families
 ELECTRA) with tensorflow_text's ``FastBertTokenizer`` built from the model's own WordPiece vocabulary, with the same normalisation as the Hugging Face tokenizer
 the trainer and the proxy use (lower case, NFD, accents stripped), the same ``[CLS] ... [SEP]`` framing
 and the same truncation to ``max_length``; RoBERTa's byte-level BPE, which tensorflow_text lacks, with
-``pipeline.graph_bpe`` (the same rules in graph ops). ``tests/pipeline`` checks the ids against the Hugging Face
+``classifier.graph_bpe`` (the same rules in graph ops). ``tests/pipeline/classifier`` checks the ids against the Hugging Face
 tokenizer on a whole test split. The pushed export (``Format-Push``, same weights) does not carry this
 signature, so its graph needs no tensorflow_text ops and any server loads it (TF Serving links them; a
 plain TensorFlow process would have to ``import tensorflow_text`` first).
@@ -102,9 +102,9 @@ class InGraphTokenizer:
 def in_graph_tokenizer(tokenizer, max_length: int, tokenizer_kind: str = "wordpiece"):
     """The in-graph tokenizer for a family's ``tokenizer_kind`` (the encoder registry's ``FamilySpec``):
     WordPiece (BERT, DistilBERT, ELECTRA) through tensorflow_text's FastBertTokenizer, byte-level BPE
-    (RoBERTa), which tensorflow_text lacks, through ``pipeline.graph_bpe``."""
+    (RoBERTa), which tensorflow_text lacks, through ``classifier.graph_bpe``."""
     if tokenizer_kind == "byte_bpe":
-        from tfxformers.pipeline.graph_bpe import ByteLevelBPETokenizer
+        from tfxformers.pipeline.classifier.graph_bpe import ByteLevelBPETokenizer
 
         return ByteLevelBPETokenizer(tokenizer, max_length)
     if tokenizer_kind != "wordpiece":
@@ -113,7 +113,7 @@ def in_graph_tokenizer(tokenizer, max_length: int, tokenizer_kind: str = "wordpi
 
 
 def examples_signature_builder(tokenizer, max_length: int, tokenizer_kind: str = "wordpiece"):
-    """For ``serving.export.write_trained(extra_signatures=...)``: builds ``serving_examples`` on a model."""
+    """For ``serving.export.trained.write_trained(extra_signatures=...)``: builds ``serving_examples`` on a model."""
 
     def build(keras_model) -> dict:
         import tensorflow as tf

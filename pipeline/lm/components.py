@@ -31,7 +31,8 @@ import os
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
-from tfxformers.pipeline.lm_data import read_documents, split_patterns
+from tfxformers.pipeline.lm.data import read_documents, split_patterns
+from tfxformers.serving import layout
 
 TOKENIZER_SUBDIR = "tokenizer"
 TOKENS_FILE = "tokens.json"
@@ -96,9 +97,9 @@ def score_serving_model(model_dir: str, documents: "list[str]", batch_size: int 
     from tfxformers.models.lm.gpt2 import pack_blocks, tokenize_documents
     from tfxformers.models.lm.tokenizer import load_tokenizer
 
-    with open(os.path.join(model_dir, "assets.extra", "tfxformers.json")) as f:
+    with open(os.path.join(model_dir, layout.ASSETS_EXTRA, layout.VERSION_INFO_FILE)) as f:
         info = json.load(f)
-    tokenizer = load_tokenizer(os.path.join(model_dir, "assets.extra", "tokenizer"))
+    tokenizer = load_tokenizer(os.path.join(model_dir, layout.ASSETS_EXTRA, layout.TOKENIZER_DIR))
     blocks = pack_blocks(tokenize_documents(tokenizer, documents), int(info["max_length"]))
     serve = tf.saved_model.load(model_dir).signatures["serving_default"]
     nats = 0.0
@@ -151,11 +152,11 @@ def PerplexityEvaluator(
     baseline_model: tfx.dsl.components.InputArtifact[standard_artifacts.Model] = None,
 ):
     from tfx.components.evaluator import constants
+    from tfx.utils import path_utils
 
-    from tfxformers.pipeline.lm_training import SERVING_SUBDIR
-
-    baseline_dir = os.path.join(baseline_model.uri, SERVING_SUBDIR) if baseline_model is not None else None
-    result = evaluate(os.path.join(model.uri, SERVING_SUBDIR), baseline_dir,
+    # The Trainer's Format-Serving export, where TFX's Trainer puts fn_args.serving_model_dir.
+    baseline_dir = path_utils.serving_model_dir(baseline_model.uri) if baseline_model is not None else None
+    result = evaluate(path_utils.serving_model_dir(model.uri), baseline_dir,
                       read_documents(split_patterns(examples.uri, "train")),
                       read_documents(split_patterns(examples.uri, "eval")))
     os.makedirs(evaluation.uri, exist_ok=True)

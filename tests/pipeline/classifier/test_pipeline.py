@@ -23,7 +23,7 @@ REVIEWS = ["a charming and moving film , great acting", "the plot is a tedious m
 
 
 def _options(root: Path, data: Path, encoder: Path, **overrides):
-    from tfxformers.pipeline.runner import RunOptions
+    from tfxformers.pipeline.classifier.runner import RunOptions
 
     values = dict(task="sentiment", data=str(data), text_column="review", label_column="sentiment",
                   encoder=str(encoder), name="tiny", model_base=str(root / "serving_models"),
@@ -40,7 +40,7 @@ def root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first_run(root, tiny_reviews_csv, tiny_bert_dir):
-    from tfxformers.pipeline.runner import report, run_local
+    from tfxformers.pipeline.classifier.runner import report, run_local
 
     out = io.StringIO()
     summary = run_local(_options(root, tiny_reviews_csv, tiny_bert_dir), out=out)
@@ -50,7 +50,7 @@ def first_run(root, tiny_reviews_csv, tiny_bert_dir):
 
 @pytest.fixture(scope="module")
 def second_and_third_runs(first_run, root, tiny_reviews_csv, tiny_bert_dir):
-    from tfxformers.pipeline.runner import run_local
+    from tfxformers.pipeline.classifier.runner import run_local
 
     options = _options(root, tiny_reviews_csv, tiny_bert_dir)
     return run_local(options, out=io.StringIO()), run_local(options, out=io.StringIO())
@@ -61,7 +61,7 @@ def _versions(model_dir: Path) -> list[str]:
 
 
 def test_every_component_ran_and_printed_its_progress(first_run):
-    from tfxformers.pipeline.pipeline import COMPONENT_IDS
+    from tfxformers.pipeline.classifier.pipeline import COMPONENT_IDS
 
     summary, code, output = first_run
     executed = [c for c in COMPONENT_IDS if c != "latest_blessed_model_resolver"]
@@ -88,7 +88,7 @@ def _examples(texts):
 
 def _keras_probabilities(trained_dir, texts):
     from tfxformers.models.artifacts import load_trained
-    from tfxformers.models.classification.train import softmax
+    from tfxformers.models.tokenization import softmax
     from tfxformers.models.tokenization import tokenize_batch
 
     trained = load_trained(trained_dir)
@@ -170,7 +170,7 @@ def test_a_second_run_reuses_the_cache_and_pushes_nothing_new(second_and_third_r
 
 def test_a_model_under_the_threshold_is_not_pushed_and_the_run_says_so(second_and_third_runs, root, tiny_reviews_csv,
                                                                        tiny_bert_dir):
-    from tfxformers.pipeline.runner import report, run_local
+    from tfxformers.pipeline.classifier.runner import report, run_local
 
     out = io.StringIO()
     summary = run_local(_options(root, tiny_reviews_csv, tiny_bert_dir, min_accuracy=1.0), out=out)
@@ -182,7 +182,7 @@ def test_a_model_under_the_threshold_is_not_pushed_and_the_run_says_so(second_an
 
 def test_data_that_breaks_the_curated_schema_stops_before_training(tmp_path, tiny_bert_dir, capsys):
     from tfxformers.cli import main
-    from tfxformers.pipeline.runner import latest_run_executions
+    from tfxformers.pipeline.mlmd import latest_run_executions
 
     data = tmp_path / "three_classes.csv"
     with open(data, "w", newline="") as f:
@@ -237,8 +237,8 @@ def test_bad_options_are_refused_before_tfx_starts(tmp_path, tiny_reviews_csv, t
 
 def test_the_sentiment_threshold_is_the_tfidf_baselines_eval_accuracy(tmp_path, tiny_reviews_csv):
     from tfxformers.models.classification.baseline import fit_tfidf_baseline
-    from tfxformers.pipeline.data import read_split_csv, write_split_csvs
-    from tfxformers.pipeline.runner import RunOptions, evaluator_threshold
+    from tfxformers.pipeline.classifier.data import read_split_csv, write_split_csvs
+    from tfxformers.pipeline.classifier.runner import RunOptions, evaluator_threshold
 
     prepared = write_split_csvs(str(tiny_reviews_csv), tmp_path / "data", "review", "sentiment")
     threshold, baseline = evaluator_threshold(RunOptions(task="sentiment"), prepared.directory)
@@ -252,7 +252,7 @@ def test_the_sentiment_threshold_is_the_tfidf_baselines_eval_accuracy(tmp_path, 
 
 def test_compiled_vertex_spec_names_every_component(tmp_path, tiny_reviews_csv, tiny_bert_dir, monkeypatch, capsys):
     from tfxformers.cli import main
-    from tfxformers.pipeline.pipeline import COMPONENT_IDS
+    from tfxformers.pipeline.classifier.pipeline import COMPONENT_IDS
 
     monkeypatch.chdir(tmp_path)
     output = tmp_path / "pipeline.json"
@@ -275,7 +275,7 @@ def _tokenizer_mismatches(tokenizer, texts, max_length=128):
     import tensorflow as tf
 
     from tfxformers.models.tokenization import encode_texts
-    from tfxformers.pipeline.signatures import InGraphTokenizer
+    from tfxformers.pipeline.classifier.signatures import InGraphTokenizer
 
     expected = encode_texts(tokenizer, texts, max_length).ids
     ids, mask = InGraphTokenizer(tokenizer, max_length)(tf.constant(texts))

@@ -8,7 +8,7 @@ the tests call it with temporary directories. Components, in order::
     CsvExampleGen (train / eval / test from the data layer's fixed splits)
     StatisticsGen -> ImportSchemaGen (curated schema in pipeline/schema/) -> ExampleValidator
     ValidationGate (fails the run on any anomaly, before training)
-    Trainer (run_fn = tfxformers.pipeline.trainer_module.run_fn; custom_config says mode, encoder, ...)
+    Trainer (run_fn = tfxformers.pipeline.classifier.trainer_module.run_fn; custom_config says mode, encoder, ...)
     latest blessed model resolver -> Evaluator (accuracy, per-class precision / recall / AUC on eval;
         absolute and no-regression thresholds) -> Pusher (blessed only; next integer version; the stock
         Pusher component with ``components.IntegerVersionPusherExecutor``)
@@ -20,10 +20,11 @@ from __future__ import annotations
 from tensorflow_model_analysis.proto import config_pb2 as tfma_config
 from tfx import v1 as tfx
 
-from tfxformers.pipeline.components import IntegerVersionPusher, ValidationGate
-from tfxformers.pipeline.signatures import EXAMPLES_SIGNATURE, LABEL_KEY, SPLITS
+from tfxformers.pipeline.assembly import (assemble, integer_version_pusher, latest_blessed_model_resolver,
+                                          split_input, validated_examples)
+from tfxformers.pipeline.classifier.signatures import EXAMPLES_SIGNATURE, LABEL_KEY, SPLITS
 
-RUN_FN = "tfxformers.pipeline.trainer_module.run_fn"
+RUN_FN = "tfxformers.pipeline.classifier.trainer_module.run_fn"
 ACCURACY = "sparse_categorical_accuracy"
 COMPONENT_IDS = ("CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
                  "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher")
@@ -57,56 +58,6 @@ def eval_config(label_names: list[str], min_accuracy: float, max_accuracy_drop: 
     )
 
 
-def split_input(splits: dict[str, str]) -> tfx.proto.Input:
-    """ExampleGen's input config: one split per ``{name: directory}`` under its input base."""
-    return tfx.proto.Input(splits=[tfx.proto.Input.Split(name=name, pattern=f"{directory}/*")
-                                   for name, directory in splits.items()])
-
-
-def validated_examples(example_gen, schema_path: str) -> tuple:
-    """(StatisticsGen, ImportSchemaGen, ExampleValidator, ValidationGate) on ``example_gen``'s examples:
-    the gate fails the run on any anomaly against the curated schema at ``schema_path``."""
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
-    example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
-    validation_gate = ValidationGate(anomalies=example_validator.outputs["anomalies"])
-    return statistics_gen, schema_gen, example_validator, validation_gate
-
-
-def latest_blessed_model_resolver() -> tfx.dsl.Resolver:
-    """The latest blessed model, the evaluator's baseline (none on a first run)."""
-    return tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
-
-
-def integer_version_pusher(trainer, evaluator, push_directory: str) -> IntegerVersionPusher:
-    """Pushes ``trainer``'s model, once ``evaluator`` blessed it, as the next integer version."""
-    return IntegerVersionPusher(
-        model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=push_directory)),
-    ).with_id("Pusher")
-
-
-def assemble(*, pipeline_name: str, pipeline_root: str, components: list, metadata_path: str | None,
-             beam_pipeline_args: list[str] | None, enable_cache: bool) -> tfx.dsl.Pipeline:
-    """The ``tfx.dsl.Pipeline`` of ``components``; ``metadata_path`` None: the orchestrator's own MLMD."""
-    return tfx.dsl.Pipeline(
-        pipeline_name=pipeline_name,
-        pipeline_root=pipeline_root,
-        components=components,
-        enable_cache=enable_cache,
-        metadata_connection_config=(tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
-                                    if metadata_path else None),
-        beam_pipeline_args=list(beam_pipeline_args or []),
-    )
-
-
 def create_pipeline(
     *,
     pipeline_name: str,
@@ -124,7 +75,7 @@ def create_pipeline(
 ) -> tfx.dsl.Pipeline:
     """The pipeline (see the module docstring).
 
-    ``data_root`` holds ``train/``, ``validation/``, ``test/`` CSVs (``pipeline.data.write_split_csvs``);
+    ``data_root`` holds ``train/``, ``validation/``, ``test/`` CSVs (``classifier.data.write_split_csvs``);
     ``push_directory`` is the serving model base of one model, ``serving_models/NAME``;
     ``trainer_config`` goes to ``run_fn`` as ``custom_config`` (mode, encoder, epochs, model_name, ...);
     ``metadata_path`` is the SQLite ML Metadata file for local runs (None: the orchestrator's own).

@@ -27,7 +27,7 @@ def write_cyclic_corpus(directory: Path, documents: int = 20, words: int = 300) 
 
 
 def _options(root: Path, corpus: Path, **overrides):
-    from tfxformers.pipeline.lm_runner import LmRunOptions
+    from tfxformers.pipeline.lm.runner import LmRunOptions
 
     values = dict(corpus=str(corpus), name="tinylm", model_base=str(root / "serving_models"),
                   pipeline_root=str(root / "pipeline"), preset="tiny", vocab_size=300, block_size=32, epochs=10,
@@ -48,7 +48,7 @@ def corpus(root):
 
 @pytest.fixture(scope="module")
 def first_run(root, corpus):
-    from tfxformers.pipeline.lm_runner import report_lm, run_lm_local
+    from tfxformers.pipeline.lm.runner import report_lm, run_lm_local
 
     out = io.StringIO()
     summary = run_lm_local(_options(root, corpus), out=out)
@@ -61,7 +61,7 @@ def _versions(model_dir: Path) -> list[str]:
 
 
 def test_every_component_ran_and_the_blessed_model_was_pushed(first_run, root):
-    from tfxformers.pipeline.lm_pipeline import COMPONENT_IDS
+    from tfxformers.pipeline.lm.pipeline import COMPONENT_IDS
 
     summary, code, output = first_run
     executed = [c for c in COMPONENT_IDS if c != "latest_blessed_model_resolver"]
@@ -201,7 +201,7 @@ def test_the_pushed_version_generates_like_the_keras_model_through_the_server_an
 
 
 def test_a_second_run_comes_from_the_cache_and_pushes_nothing_new(first_run, root, corpus):
-    from tfxformers.pipeline.lm_runner import report_lm, run_lm_local
+    from tfxformers.pipeline.lm.runner import report_lm, run_lm_local
 
     out = io.StringIO()
     summary = run_lm_local(_options(root, corpus), out=out)
@@ -218,7 +218,7 @@ def test_a_second_run_comes_from_the_cache_and_pushes_nothing_new(first_run, roo
 def _stopped(tmp_path, corpus: Path, capsys, **overrides) -> str:
     """Run the CLI on a corpus that must be stopped; returns its error line after checking nothing trained."""
     from tfxformers.cli import main
-    from tfxformers.pipeline.lm_runner import summarize_lm, LmRunSummary
+    from tfxformers.pipeline.lm.runner import summarize_lm, LmRunSummary
 
     options = _options(tmp_path, corpus, **overrides)
     argv = ["pipeline", "run", "--task", "lm", "--corpus", str(corpus), "--name", options.name, "--preset", "tiny",
@@ -252,7 +252,7 @@ def test_a_corpus_too_small_for_one_block_stops_the_run_before_training(tmp_path
 
 
 def test_documents_and_held_out_split_are_train_gpt2s(tmp_path):
-    from tfxformers.pipeline.lm_data import collect_documents, write_corpus_records
+    from tfxformers.pipeline.lm.data import collect_documents, write_corpus_records
 
     corpus = write_cyclic_corpus(tmp_path / "c", documents=20, words=5)
     name, documents = collect_documents(corpus)
@@ -272,9 +272,9 @@ def test_the_evaluator_refuses_a_model_worse_than_the_bigram_baseline_and_the_la
     from transformers import TFGPT2LMHeadModel
 
     from tfxformers.models.artifacts import file_sizes, load_trained
-    from tfxformers.pipeline.lm_components import evaluate
-    from tfxformers.pipeline.lm_data import _split_positions, collect_documents
-    from tfxformers.serving.export import write_trained
+    from tfxformers.pipeline.lm.components import evaluate
+    from tfxformers.pipeline.lm.data import _split_positions, collect_documents
+    from tfxformers.serving.export.trained import write_trained
 
     summary, _, _ = first_run
     # The same architecture and tokenizer with untrained weights: far worse on every measure.
