@@ -8,6 +8,7 @@ threshold (``pipeline run --task sentiment``) all use this one function, so they
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -42,7 +43,11 @@ def fit_tfidf_baseline(train_texts: Sequence[str], train_labels, val_texts: Sequ
     x_val = vectorizer.transform(list(val_texts))
     best = None
     for c in c_grid:
-        model = LogisticRegression(C=c, max_iter=2000).fit(x_train, np.asarray(train_labels))
+        with warnings.catch_warnings():
+            # scikit-learn 1.5 passes L-BFGS-B an `iprint` option that SciPy >= 1.15 ignores with an
+            # OptimizeWarning on every fit (the current stack's SciPy); the fit is the same either way.
+            warnings.filterwarnings("ignore", message="Unknown solver options: iprint")
+            model = LogisticRegression(C=c, max_iter=2000).fit(x_train, np.asarray(train_labels))
         val = float((model.predict(x_val) == np.asarray(val_labels)).mean())
         if best is None or val > best[0]:
             best = (val, c, model)

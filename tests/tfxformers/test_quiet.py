@@ -137,3 +137,19 @@ def test_the_switches_set_log_levels_before_tensorflow_is_imported(tmp_path, env
 def test_a_users_own_log_level_wins(tmp_path):
     seen = _environment_seen(tmp_path, CHECK.format(before=""), {"TF_CPP_MIN_LOG_LEVEL": "1"})
     assert seen == "1 error|", seen
+
+
+def test_the_bag_of_words_baseline_fits_without_warnings():
+    """The pipeline's Evaluator threshold and ``tfxformers demo`` fit it on every run: on the current stack
+    scikit-learn 1.5 under SciPy >= 1.15 warned ``OptimizeWarning: Unknown solver options: iprint`` per fit."""
+    import warnings
+
+    from tfxformers.models.classification.baseline import fit_tfidf_baseline
+
+    texts = ["good fun film", "bad dull film", "great fun cast", "dull bad mess"] * 5
+    labels = [1, 0, 1, 0] * 5
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        baseline = fit_tfidf_baseline(texts, labels, texts, labels, c_grid=(1.0,))
+    assert baseline.validation_accuracy == 1.0
+    assert [str(w.message) for w in caught] == []
