@@ -46,13 +46,13 @@ def build_model(encoder: str, work: Path) -> Path:
     if encoder == "tiny":
         return tiny.make_tiny_qa_checkpoint(work / "checkpoint", hidden_size=64, num_attention_heads=4,
                                             intermediate_size=128, max_position_embeddings=512)
-    from tfxformers.models import encoders
+    from tfxformers.models import artifacts, encoders
     from tfxformers.models.qa import model
 
     source = encoders.resolve_checkpoint("minilm")
     built, _ = model.load_qa_checkpoint(source)
-    return model.save_qa(work / "minilm_qa", built, encoders.load_tokenizer(source), max_seq_len=384, doc_stride=128,
-                         input_names=list(built.input_names))
+    return artifacts.save_qa(work / "minilm_qa", built, encoders.load_tokenizer(source), max_seq_len=384,
+                             doc_stride=128, input_names=list(built.input_names))
 
 
 def main(argv=None) -> int:

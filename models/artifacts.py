@@ -1,24 +1,34 @@
-"""The trained-model directory: everything needed later to evaluate, predict, export or serve a model.
+"""The trained-model contract: what a training run leaves in its directory, and how it is read back.
 
-Layout (see docs/contracts.md)::
+Every kind (``classifier``, ``gpt2``, ``qa``) writes its directory through ``save_*`` here and is read
+through ``read_info`` / ``load_trained``, so the info file, its required keys, the damaged-file checks and
+the in-memory ``TrainedModel`` are defined once. Layout (see docs/contracts.md)::
 
-    DIR/tfxformers.json      kind, mode, label names, max length, buckets, input names, encoder config, head
-    DIR/weights/model.*      TensorFlow checkpoint of the Keras model's weights
+    DIR/tfxformers.json      kind and everything a load needs: labels, max length, buckets, input names,
+                             encoder config, head (classifier); preset, special ids (gpt2); max_seq_len,
+                             doc_stride (qa); ``files``: the size of every file at save time
+    DIR/weights/model.*      (classifier, qa) TensorFlow checkpoint of the Keras model's weights
+    DIR/model/               (gpt2) ``save_pretrained`` of the Hugging Face model
     DIR/hub_encoder/         (hub mode) the encoder SavedModel the model loads with hub.KerasLayer
     DIR/tokenizer/           the tokenizer (save_pretrained; always includes tokenizer.json)
-    DIR/labels.json          label names, index = class id
+    DIR/labels.json          (classifier) label names, index = class id
     DIR/training_config.json, metrics.json, plots/, logs/ (TensorBoard), checkpoints/
 
 Weights are stored as a checkpoint and the model is rebuilt from the recorded configuration on load:
 Keras 2 whole-model saving of Hugging Face layers is fragile, while rebuilding from config and loading
 weights round-trips exactly (tested for every kind).
+
+This module imports nothing above it in ``models/`` and no TensorFlow: building a kind's model is that
+kind's own module's business, named in ``KINDS`` and imported only when a model of that kind is loaded.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import tfxformers  # noqa: F401
 from tfxformers.errors import UserError
@@ -29,11 +39,12 @@ FORMAT_VERSION = 1
 
 @dataclass
 class TrainedModel:
+    """A loaded trained model of any kind; ``info`` is its info file (kind-specific keys included)."""
     directory: Path
     info: dict
     keras_model: object
     tokenizer: object
-    label_names: list[str] = field(default_factory=list)
+    label_names: list[str] = field(default_factory=list)  # classifiers: index = class id
 
     @property
     def kind(self) -> str:
@@ -47,10 +58,52 @@ class TrainedModel:
     def input_names(self) -> list[str]:
         return list(self.info.get("input_names", ["input_ids", "attention_mask"]))
 
+    @property
+    def max_seq_len(self) -> int:
+        """Question answering: the window length (question + passage) it was trained with."""
+        return int(self.info["max_seq_len"])
 
-def read_info(directory: str | os.PathLike) -> dict:
-    """``tfxformers.json`` of a trained-model directory, after checking (cheaply, no TensorFlow) that the
-    files a load needs are there and whole; a ``UserError`` names the missing or damaged file."""
+    @property
+    def doc_stride(self) -> int:
+        """Question answering: the overlap of consecutive passage windows."""
+        return int(self.info.get("doc_stride", 128))
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What the contract knows of one kind of trained model."""
+    required_keys: tuple[str, ...]
+    loader: str  # "module:function" taking (directory, info) and returning a TrainedModel
+    description: str  # for messages: "a 'gpt2' model, not a question-answering one"
+    train_command: str  # for messages: how to make one
+    weights: tuple[str, ...] = ("weights/model.index",)  # files a load reads besides the tokenizer's
+    also: str = ""  # what else a loader of this kind accepts, for messages
+
+    @property
+    def train_hint(self) -> str:
+        return f"train one with `{self.train_command}`" + (f" or give {self.also}" if self.also else "")
+
+    def load(self, path: Path, info: dict) -> TrainedModel:
+        module, _, function = self.loader.partition(":")
+        return getattr(importlib.import_module(module), function)(path, info)
+
+
+KINDS = {
+    "classifier": Kind(("mode", "label_names", "num_labels", "max_length", "input_names", "head"),
+                       "tfxformers.models.classification.trained:load_trained_classifier", "classifier",
+                       "tfxformers train classifier"),
+    "gpt2": Kind(("vocab_size",), "tfxformers.models.lm.gpt2:load_trained_gpt2", "GPT-2", "tfxformers train gpt2",
+                 weights=("model/config.json", "model/tf_model.h5")),
+    "qa": Kind(("max_seq_len", "input_names", "encoder_config"), "tfxformers.models.qa.model:load_trained_qa",
+               "question-answering", "tfxformers train qa",
+               also="a Hugging Face question-answering checkpoint directory"),
+}
+ANY_KIND_HINT = "train one with `tfxformers train classifier` or `tfxformers train gpt2`"
+
+
+def read_info(directory: str | os.PathLike, kind: str | None = None) -> dict:
+    """The info file of a trained-model directory (of ``kind``, if given), after checking (cheaply, no
+    TensorFlow) that the files a load needs are there and whole; a ``UserError`` names what is wrong."""
     path = Path(directory)
     if not path.exists():
         raise UserError(f"model directory not found: {path}")
@@ -61,45 +114,39 @@ def read_info(directory: str | os.PathLike) -> dict:
         unfinished = (path / "training_config.json").is_file()
         raise UserError(f"{path} is not a tfxformers model directory (no {INFO_FILE}"
                         + ("; its training never finished" if unfinished else "") + "); "
-                        "train one with `tfxformers train classifier` or `tfxformers train gpt2`")
+                        + (KINDS[kind].train_hint if kind else ANY_KIND_HINT))
     try:
         info = json.loads(info_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{info_file} is corrupt (not JSON: {exc}); retrain the model or restore the file") from None
     if not isinstance(info, dict) or "kind" not in info:
         raise UserError(f"{info_file} is corrupt (no 'kind'); retrain the model or restore the file")
+    if kind is not None and info["kind"] != kind:
+        raise UserError(f"{path} holds a {info['kind']!r} model, not a {KINDS[kind].description} one "
+                        f"(`{KINDS[kind].train_command}`)")
     check_files(path, info)
     return info
 
 
-REQUIRED_KEYS = {
-    "classifier": ("mode", "label_names", "num_labels", "max_length", "input_names", "head"),
-    "gpt2": ("vocab_size",),
-}
-
-
 def required_files(path: Path, info: dict) -> list[str]:
     """Files (relative to ``path``) a load of this model reads."""
-    kind = info.get("kind")
-    if kind == "classifier":
-        files = ["tokenizer/tokenizer.json", "weights/model.index"]
+    kind = KINDS[info["kind"]]
+    files = ["tokenizer/tokenizer.json", *kind.weights]
+    if "weights/model.index" in kind.weights:
         shards = sorted(p.name for p in (path / "weights").glob("model.data-*-of-*"))
         total = int(shards[0].rsplit("-of-", 1)[1]) if shards else 1
         files += [f"weights/model.data-{i:05d}-of-{total:05d}" for i in range(total)]
-        if info.get("mode") == "hub":
-            files.append(f"{info.get('hub_dir') or 'hub_encoder'}/saved_model.pb")
-        return files
-    if kind == "gpt2":
-        return ["tokenizer/tokenizer.json", "model/config.json", "model/tf_model.h5"]
-    return []
+    if info.get("mode") == "hub":
+        files.append(f"{info.get('hub_dir') or 'hub_encoder'}/saved_model.pb")
+    return files
 
 
 def check_files(path: Path, info: dict) -> None:
     """Every required key and file present, and each file as large as when it was saved (``files``)."""
     kind = info.get("kind")
-    if kind not in REQUIRED_KEYS:
+    if kind not in KINDS:
         raise UserError(f"{path}: unknown model kind {kind!r} in {INFO_FILE}")
-    missing_keys = [k for k in REQUIRED_KEYS[kind] if k not in info]
+    missing_keys = [k for k in KINDS[kind].required_keys if k not in info]
     if kind == "classifier" and info.get("mode") != "hub" and not info.get("encoder_config"):
         missing_keys.append("encoder_config")
     if missing_keys:
@@ -113,7 +160,8 @@ def check_files(path: Path, info: dict) -> None:
         expected = recorded.get(name)
         if (expected is not None and size != expected) or (size == 0 and expected != 0):
             what = f"{size} bytes, saved as {expected}" if expected is not None else "empty"
-            raise UserError(f"{path} is damaged: {name} is {what} (truncated?); copy it again or retrain")
+            raise UserError(f"{path} is damaged: {name} is {what} (truncated?); copy the damaged or incomplete "
+                            "files again, or retrain")
     if kind == "gpt2":
         config = path / "model" / "config.json"
         try:
@@ -188,55 +236,43 @@ def save_gpt2(directory: str | os.PathLike, hf_model, tokenizer, *, preset: str,
     return path
 
 
-def build_classifier_from_info(directory: Path, info: dict):
-    """A freshly built (uncompiled) classifier with the architecture the info describes."""
-    if info["mode"] == "hub":
-        from tfxformers.models.classification.transfer import build_hub_classifier
-
-        return build_hub_classifier(directory / info["hub_dir"], info["num_labels"],
-                                    dropout=info["head"]["dropout"], compile=False)
-    from tfxformers.models.encoders.base import build_classifier
-
-    # The recorded config's model_type picks the family (BERT, RoBERTa, DistilBERT, ELECTRA).
-    return build_classifier(
-        info["encoder_config"], info["num_labels"], mode="frozen" if info["mode"] == "frozen" else "finetune",
-        pooling=info["head"]["pooling"], dropout=info["head"]["dropout"],
-        use_token_type_ids="token_type_ids" in info["input_names"], compile=False,
-    )
-
-
-def load_trained(directory: str | os.PathLike) -> TrainedModel:
-    """Load any trained-model directory (classifier or GPT-2) with its tokenizer and labels."""
+def save_qa(directory: str | os.PathLike, model, tokenizer, *, max_seq_len: int, doc_stride: int,
+            input_names: list[str], extra: dict | None = None) -> Path:
+    """A trained question-answering model's directory: ``weights/``, ``tokenizer/`` and, last, the info file."""
     path = Path(directory)
-    info = read_info(path)
-    kind = info.get("kind")
-    if kind == "classifier":
-        from transformers import AutoTokenizer
-
-        try:
-            model = build_classifier_from_info(path, info)
-            status = model.load_weights(str(path / "weights" / "model"))
-            status.assert_existing_objects_matched()
-        except Exception as exc:  # TensorFlow's errors name the tensor, not what the user must do
-            raise UserError(f"{path}: the weights in weights/ are damaged or belong to another model "
-                            f"({_first_line(exc)}); retrain the model or copy weights/ again") from None
-        status.expect_partial()
-        tokenizer = _load_tokenizer(path, lambda p: AutoTokenizer.from_pretrained(p))
-        return TrainedModel(path, info, model, tokenizer, list(info["label_names"]))
-    from tfxformers.models.lm import gpt2
-
-    return gpt2.load_trained_gpt2(path, info)
+    (path / "weights").mkdir(parents=True, exist_ok=True)
+    model.save_weights(str(path / "weights" / "model"))
+    tokenizer.save_pretrained(str(path / "tokenizer"))
+    info = {"kind": "qa", "format_version": FORMAT_VERSION, "max_seq_len": int(max_seq_len),
+            "doc_stride": int(doc_stride), "input_names": list(input_names),
+            "encoder_config": json.loads(model.encoder_config.to_json_string()),
+            "pad_id": int(tokenizer.pad_token_id or 0), "cls_id": tokenizer.cls_token_id,
+            "sep_id": tokenizer.sep_token_id, **(extra or {})}
+    info["files"] = file_sizes(path, ("weights", "tokenizer"))
+    # Written last: its presence means the model is complete (models.run_dirs relies on it).
+    (path / INFO_FILE).write_text(json.dumps(info, indent=2))
+    return path
 
 
-def _first_line(exc: BaseException) -> str:
+def load_trained(directory: str | os.PathLike, kind: str | None = None) -> TrainedModel:
+    """Load any trained-model directory (of ``kind``, if given) with its tokenizer and labels, through the
+    loader ``KINDS`` names for its kind."""
+    path = Path(directory)
+    info = read_info(path, kind)
+    return KINDS[info["kind"]].load(path, info)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, for a one-line ``UserError``."""
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:200]
 
 
-def _load_tokenizer(path: Path, load):
+def load_tokenizer(path: Path, load: Callable):
+    """``load(path / "tokenizer")``, a failure of which names the damaged directory instead of a traceback."""
     try:
         return load(str(path / "tokenizer"))
     except UserError:
         raise
     except Exception as exc:
-        raise UserError(f"{path}: tokenizer/ is damaged ({_first_line(exc)}); retrain the model") from None
+        raise UserError(f"{path}: tokenizer/ is damaged ({first_line(exc)}); retrain the model") from None

@@ -30,8 +30,7 @@ from pathlib import Path
 from typing import Iterator
 
 from tfxformers.errors import UserError
-
-INFO_FILE = "tfxformers.json"
+from tfxformers.models.artifacts import INFO_FILE
 CONFIG_FILE = "training_config.json"
 BACKUP = Path("checkpoints") / "backup"
 # Settings that do not change what a run computes, so they never block a resume.

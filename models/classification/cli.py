@@ -86,7 +86,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from tfxformers.models.classification.train import evaluate_model
+    from tfxformers.models.classification.trained import evaluate_model
 
     metrics = evaluate_model(args.model, args.data, args.split, args.text_column, args.label_column, args.limit)
     print(json.dumps(metrics, indent=2))
@@ -94,7 +94,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from tfxformers.models.classification.train import predict_texts
+    from tfxformers.models.classification.trained import predict_texts
 
     results = predict_texts(args.model, list(args.texts) + read_texts(args.file), window_overlap=args.window_overlap)
     if args.json:

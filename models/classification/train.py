@@ -28,7 +28,6 @@ from tfxformers.errors import UserError, check_rules
 from tfxformers.models.buckets import DEFAULT_BUCKETS
 from tfxformers.models.data.classification import ClassificationData
 from tfxformers.models.run_dirs import DATA_FINGERPRINT
-from tfxformers.models.tokenization import softmax  # noqa: F401  (tests and notebooks import it from here)
 
 MODES = ("finetune", "partial", "frozen", "hub")
 
@@ -382,59 +381,3 @@ def write_report(output: Path, metrics: dict) -> None:
     plots.mkdir(exist_ok=True)
     plot_training_curves(output / "history.csv", plots / "training_curves.png")
     plot_confusion_matrix(metrics, plots / "confusion_matrix.png")
-
-
-def evaluate_model(model_dir: str | os.PathLike, data: str | None = None, split: str = "test",
-                   text_column: str = "text", label_column: str = "label", limit: int | None = None) -> dict:
-    """Metrics of a trained classifier on a split of its own data set, or of another one with the same labels."""
-    from tfxformers.models import artifacts
-    from tfxformers.models.data.classification import load_classification
-    from tfxformers.models.tokenization import predict_logits
-
-    info = artifacts.read_info(model_dir)
-    if info["kind"] != "classifier":
-        raise UserError(f"{model_dir} holds a {info['kind']} model; evaluate works on classifiers")
-    source = data or info.get("data")
-    if not source:
-        raise UserError("this model does not record its data set; pass --data")
-    if data is None:
-        text_column = info.get("text_column", text_column)
-        label_column = info.get("label_column", label_column)
-    dataset = load_classification(source, text_column, label_column)
-    if dataset.label_names != info["label_names"]:
-        missing = sorted(set(dataset.label_names) - set(info["label_names"]))
-        if missing:
-            raise UserError(f"{source} has labels the model does not know: {missing}")
-        index = {name: i for i, name in enumerate(info["label_names"])}
-        remap = np.array([index[n] for n in dataset.label_names])
-        for part in (dataset.train, dataset.validation, dataset.test):
-            part.labels = remap[part.labels]
-    part = dataset.split(split).subset(limit)
-    trained = artifacts.load_trained(model_dir)
-    logits = predict_logits(trained.keras_model, trained.tokenizer, part.texts, max_length=trained.max_length)
-    metrics = classification_metrics(part.labels, logits, trained.label_names)
-    metrics.update(split=split, data=str(source))
-    return metrics
-
-
-def predict_texts(model_dir: str | os.PathLike, texts: list[str], *, window_overlap: int = 32) -> list[dict]:
-    """Label and probabilities per text; texts longer than the model's max length are scored in windows
-    combined as the proxy does (``models.windows``), not cut."""
-    from tfxformers.models import artifacts
-    from tfxformers.models.tokenization import windowed_probabilities
-
-    if not texts or any(not t.strip() for t in texts):
-        raise UserError("give at least one non-empty text to classify (as arguments or with --file)")
-    info = artifacts.read_info(model_dir)
-    if info["kind"] != "classifier":
-        raise UserError(f"{model_dir} holds a {info['kind']} model; use `tfxformers generate` for GPT-2")
-    trained = artifacts.load_trained(model_dir)
-    probs, windows, tokens = windowed_probabilities(trained.keras_model, trained.tokenizer, texts,
-                                                    max_length=trained.max_length, overlap=window_overlap)
-    results = []
-    for text, p, n_windows, n_tokens in zip(texts, probs, windows, tokens):
-        best = int(p.argmax())
-        results.append({"text": text, "label": trained.label_names[best], "probability": float(p[best]),
-                        "probabilities": {n: float(v) for n, v in zip(trained.label_names, p)},
-                        "windows": n_windows, "tokens": n_tokens})
-    return results

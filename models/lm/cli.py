@@ -62,7 +62,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from tfxformers.models.lm.gpt2 import generate_text
+    from tfxformers.models.lm.text_generation import generate_text
 
     result = generate_text(args.model, args.prompt, max_new_tokens=args.max_new_tokens, strategy=args.strategy,
                            num_beams=args.num_beams, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,

@@ -45,7 +45,7 @@ def answer_question(trained, question: str, context: str, *, top_k: int = 1,
                     tokenizer=None) -> dict:
     """``{"answers": [{answer, score, start, end}], "windows", "context_tokens"}`` for one question.
 
-    ``trained`` is a ``model.TrainedQA``; ``doc_stride`` defaults to the one it was trained with.
+    ``trained`` is a ``models.artifacts.TrainedModel`` of kind ``qa``; ``doc_stride`` defaults to the one it was trained with.
     """
     check_answer_options(top_k, max_answer_len, doc_stride)
     fast = tokenizer or features.fast_tokenizer(trained.tokenizer)

@@ -9,23 +9,23 @@ torch: ``load_qa_checkpoint(dir)`` fills the encoder (any family of ``models.enc
 DistilBERT, ELECTRA) from its base-model weights and the head from ``qa_outputs.*``.
 A plain encoder checkpoint (MiniLM) loads too, with a freshly initialised head, to be trained.
 
-Trained QA directories (``tfxformers train qa``) hold ``tfxformers.json`` (kind ``qa``), ``weights/``
-and ``tokenizer/``; ``save_qa``/``load_qa`` write and read them, rebuilding the model from the recorded
-encoder config before loading its weights (as ``models.artifacts`` does for classifiers).
+Trained QA directories (``tfxformers train qa``) are written by ``models.artifacts.save_qa`` (kind ``qa``:
+``weights/``, ``tokenizer/``, the info file); ``load_qa`` reads them, or a Hugging Face QA checkpoint, as a
+``models.artifacts.TrainedModel``, rebuilding the model from the recorded encoder config before loading its
+weights (``load_trained_qa``, the loader ``artifacts.KINDS`` names for kind ``qa``).
 """
 from __future__ import annotations
 
 import json
 import os
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
 import tfxformers  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from tfxformers.errors import UserError
+from tfxformers.models.artifacts import INFO_FILE, TrainedModel, first_line, read_info
 
 KIND = "qa"
-INFO_FILE = "tfxformers.json"
 HEAD = "qa_outputs"
 
 
@@ -125,88 +125,8 @@ def load_qa_checkpoint(checkpoint_dir: str | os.PathLike):
     return model, True
 
 
-@dataclass
-class TrainedQA:
-    directory: Path
-    info: dict
-    keras_model: object
-    tokenizer: object
-
-    kind = KIND
-
-    @property
-    def max_seq_len(self) -> int:
-        return int(self.info["max_seq_len"])
-
-    @property
-    def doc_stride(self) -> int:
-        return int(self.info.get("doc_stride", 128))
-
-    @property
-    def input_names(self) -> list[str]:
-        return list(self.info["input_names"])
-
-
-def _file_sizes(path: Path) -> dict[str, int]:
-    return {f.relative_to(path).as_posix(): f.stat().st_size
-            for folder in ("weights", "tokenizer") for f in sorted((path / folder).rglob("*")) if f.is_file()}
-
-
-def save_qa(directory: str | os.PathLike, model, tokenizer, *, max_seq_len: int, doc_stride: int,
-            input_names: list[str], extra: dict | None = None) -> Path:
-    path = Path(directory)
-    (path / "weights").mkdir(parents=True, exist_ok=True)
-    model.save_weights(str(path / "weights" / "model"))
-    tokenizer.save_pretrained(str(path / "tokenizer"))
-    info = {"kind": KIND, "format_version": 1, "max_seq_len": int(max_seq_len), "doc_stride": int(doc_stride),
-            "input_names": list(input_names), "encoder_config": json.loads(model.encoder_config.to_json_string()),
-            "pad_id": int(tokenizer.pad_token_id or 0), "cls_id": tokenizer.cls_token_id,
-            "sep_id": tokenizer.sep_token_id, **(extra or {})}
-    info["files"] = _file_sizes(path)
-    # Written last: its presence means the model is complete (models.run_dirs relies on it).
-    (path / INFO_FILE).write_text(json.dumps(info, indent=2))
-    return path
-
-
-def read_qa_info(directory: str | os.PathLike) -> dict:
-    """``tfxformers.json`` of a QA directory after cheap checks (no TensorFlow): kind, keys, files whole."""
-    path = Path(directory)
-    if not path.is_dir():
-        raise UserError(f"model directory not found: {path}")
-    info_file = path / INFO_FILE
-    if not info_file.is_file():
-        raise UserError(f"{path} is not a tfxformers model directory (no {INFO_FILE}); train one with "
-                        "`tfxformers train qa` or give a Hugging Face question-answering checkpoint directory")
-    try:
-        info = json.loads(info_file.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"{info_file} is corrupt (not JSON: {exc}); retrain the model") from None
-    if not isinstance(info, dict) or info.get("kind") != KIND:
-        kind = info.get("kind") if isinstance(info, dict) else None
-        raise UserError(f"{path} holds a {kind!r} model, not a question-answering one (`tfxformers train qa`)")
-    missing = [k for k in ("max_seq_len", "input_names", "encoder_config") if k not in info]
-    if missing:
-        raise UserError(f"{info_file} is corrupt (no {', '.join(missing)}); retrain the model")
-    for name, size in (info.get("files") or {}).items():
-        file = path / name
-        if not file.is_file() or file.stat().st_size != size:
-            raise UserError(f"{path} is damaged or incomplete: {name} is missing or not {size} bytes; "
-                            "copy the whole directory again or retrain")
-    return info
-
-
-def load_qa(directory: str | os.PathLike) -> TrainedQA:
-    """A trained QA directory, or a Hugging Face QA checkpoint directory (its head loaded as is)."""
-    path = Path(directory)
-    if is_qa_checkpoint(path):
-        from tfxformers.models import encoders
-
-        tokenizer = encoders.load_tokenizer(path)
-        model, _ = load_qa_checkpoint(path)
-        info = {"kind": KIND, "max_seq_len": min(384, encoders.max_input_tokens(model.encoder_config)),
-                "doc_stride": 128, "input_names": list(model.input_names), "source": str(path.resolve())}
-        return TrainedQA(path, info, model, tokenizer)
-    info = read_qa_info(path)
+def load_trained_qa(path: Path, info: dict) -> TrainedModel:
+    """The trained QA model in ``path`` (whose checked info file is ``info``) with its tokenizer."""
     from transformers import AutoTokenizer
 
     try:
@@ -218,7 +138,20 @@ def load_qa(directory: str | os.PathLike) -> TrainedQA:
     except UserError:
         raise
     except Exception as exc:  # TensorFlow's errors name tensors, not what the user must do
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise UserError(f"{path}: the weights or tokenizer are damaged or belong to another model ({first}); "
-                        "retrain the model or copy it again") from None
-    return TrainedQA(path, info, model, tokenizer)
+        raise UserError(f"{path}: the weights or tokenizer are damaged or belong to another model "
+                        f"({first_line(exc)}); retrain the model or copy it again") from None
+    return TrainedModel(path, info, model, tokenizer)
+
+
+def load_qa(directory: str | os.PathLike) -> TrainedModel:
+    """A trained QA directory, or a Hugging Face QA checkpoint directory (its head loaded as is)."""
+    path = Path(directory)
+    if is_qa_checkpoint(path):
+        from tfxformers.models import encoders
+
+        tokenizer = encoders.load_tokenizer(path)
+        model, _ = load_qa_checkpoint(path)
+        info = {"kind": KIND, "max_seq_len": min(384, encoders.max_input_tokens(model.encoder_config)),
+                "doc_stride": 128, "input_names": list(model.input_names), "source": str(path.resolve())}
+        return TrainedModel(path, info, model, tokenizer)
+    return load_trained_qa(path, read_info(path, KIND))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import tfxformers  # noqa: F401
 from tfxformers.errors import UserError, check_rules
+from tfxformers.models.artifacts import TrainedModel, save_qa
 from tfxformers.models.qa import features, squad
 
 KIND = "qa"
@@ -180,8 +181,8 @@ def _train(config: QATrainConfig, output: Path, examples, mismatched: int, eval_
     # Training finished: the next run with this output directory must start afresh, not resume.
     shutil.rmtree(backup, ignore_errors=True)
 
-    trained = qa_model.TrainedQA(output, {"max_seq_len": config.max_seq_len, "doc_stride": config.doc_stride,
-                                          "input_names": list(model.input_names)}, model, tokenizer)
+    trained = TrainedModel(output, {"kind": KIND, "max_seq_len": config.max_seq_len, "doc_stride": config.doc_stride,
+                                    "input_names": list(model.input_names)}, model, tokenizer)
     with_null = any(e.is_impossible for e in [*train_examples, *eval_examples])
     predictions = inference.predict_examples(trained, eval_examples, max_answer_len=config.max_answer_len,
                                              handle_impossible_answer=with_null)
@@ -194,7 +195,7 @@ def _train(config: QATrainConfig, output: Path, examples, mismatched: int, eval_
                   train_seconds=round(train_seconds, 1), handle_impossible_answer=with_null,
                   examples=[{"id": e.id, "question": e.question, "prediction": predictions[e.id],
                              "gold": [t for t, _ in e.answers]} for e in eval_examples[:20]])
-    qa_model.save_qa(output, model, tokenizer, max_seq_len=config.max_seq_len, doc_stride=config.doc_stride,
+    save_qa(output, model, tokenizer, max_seq_len=config.max_seq_len, doc_stride=config.doc_stride,
                      input_names=list(model.input_names),
                      extra={"data": scores["data"], "encoder": str(encoder_dir), "max_answer_len": config.max_answer_len,
                             "handle_impossible_answer": with_null})

@@ -120,7 +120,7 @@ def _warmup_records(tf, trained, info: dict, name: str, path: Path) -> int:
 
 
 def write_qa(trained, directory: str | os.PathLike, *, name: str, version: int | None = None) -> Path:
-    """Write an in-memory ``models.qa.model.TrainedQA`` as a SavedModel at exactly ``directory``, atomically."""
+    """Write an in-memory QA ``models.artifacts.TrainedModel`` as a SavedModel at exactly ``directory``, atomically."""
     import tensorflow as tf
 
     final = Path(directory)
@@ -144,7 +144,8 @@ def export_qa(model_dir: str | os.PathLike, name: str, model_base: str | os.Path
 
 def is_qa_source(model_dir: str | os.PathLike) -> bool:
     """Whether ``export_model`` should send ``model_dir`` here (cheap: reads JSON and a safetensors header)."""
-    from tfxformers.models.qa.model import INFO_FILE, is_qa_checkpoint
+    from tfxformers.models.artifacts import INFO_FILE
+    from tfxformers.models.qa.model import is_qa_checkpoint
 
     path = Path(model_dir)
     info_file = path / INFO_FILE

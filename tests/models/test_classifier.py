@@ -101,7 +101,7 @@ def test_every_mode_trains_saves_and_reloads_with_the_same_output(mode, tiny_ber
     again = predict_logits(artifacts.load_trained(out).keras_model, trained.tokenizer, texts, max_length=32)
     np.testing.assert_allclose(reloaded, again, atol=1e-5)
     # The metrics were computed by the in-memory model before saving: the reloaded one must agree.
-    from tfxformers.models.classification.train import evaluate_model
+    from tfxformers.models.classification.trained import evaluate_model
 
     assert evaluate_model(out, str(tiny_reviews_csv), text_column="review", label_column="sentiment")["accuracy"] == \
         pytest.approx(metrics["accuracy"])

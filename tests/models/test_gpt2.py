@@ -84,7 +84,7 @@ def test_tiny_model_learns_emma_and_generates(tmp_path, capsys):
     capsys.readouterr()
 
     from tfxformers.models.artifacts import load_trained
-    from tfxformers.models.lm.gpt2 import generate_text
+    from tfxformers.models.lm.text_generation import generate_text
 
     for strategy in ("greedy", "beam", "sample"):
         result = generate_text(out, "Emma was", max_new_tokens=12, strategy=strategy, seed=3, stop_at_eos=False)

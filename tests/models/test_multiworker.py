@@ -110,7 +110,7 @@ def _weights(model_dir: Path) -> list[np.ndarray]:
 
 
 def _probabilities(model_dir: Path, texts: list[str]) -> np.ndarray:
-    from tfxformers.models.classification.train import predict_texts
+    from tfxformers.models.classification.trained import predict_texts
 
     return np.array([[r["probabilities"][name] for name in sorted(r["probabilities"])]
                      for r in predict_texts(model_dir, texts)])
@@ -224,7 +224,8 @@ def test_two_workers_train_gpt2(tmp_path):
 
     # A single-worker run of the same seed. GPT-2's dropout (0.1) draws differently per replica, so the
     # two runs are close, not equal: validation perplexity within GPT2_PERPLEXITY_RTOL.
-    from tfxformers.models.lm.gpt2 import Gpt2TrainConfig, generate_text, train_gpt2
+    from tfxformers.models.lm.gpt2 import Gpt2TrainConfig, train_gpt2
+    from tfxformers.models.lm.text_generation import generate_text
 
     single = tmp_path / "single"
     train_gpt2(Gpt2TrainConfig(corpus=str(corpus), output=str(single), preset="tiny", vocab_size=300, block_size=16,

@@ -53,6 +53,7 @@ def test_a_bert_for_question_answering_checkpoint_loads_without_torch_and_matche
 @pytest.mark.parametrize("family", ["roberta", "distilbert", "electra"])
 def test_every_encoder_family_gets_a_span_head_with_exact_offsets(tmp_path, family):
     from tfxformers.models import encoders
+    from tfxformers.models.artifacts import TrainedModel
     from tfxformers.models.qa import inference, model
     from tfxformers.testing import make_tiny_checkpoint
 
@@ -60,7 +61,7 @@ def test_every_encoder_family_gets_a_span_head_with_exact_offsets(tmp_path, fami
     built, has_head = model.load_qa_checkpoint(checkpoint)
     assert not has_head
     assert ("token_type_ids" in built.input_names) == encoders.spec_for(checkpoint).uses_token_type_ids
-    trained = model.TrainedQA(checkpoint, {"max_seq_len": 48, "doc_stride": 16, "input_names": list(built.input_names)},
+    trained = TrainedModel(checkpoint, {"kind": "qa", "max_seq_len": 48, "doc_stride": 16, "input_names": list(built.input_names)},
                               built, encoders.load_tokenizer(checkpoint))
     result = inference.answer_question(trained, "who bakes?", CONTEXT, top_k=5, max_answer_len=8)
     assert result["windows"] >= 2 and len(result["answers"]) == 5
@@ -70,11 +71,12 @@ def test_every_encoder_family_gets_a_span_head_with_exact_offsets(tmp_path, fami
 
 def test_save_and_load_give_the_same_logits(qa_checkpoint, tmp_path):
     from tfxformers.models import encoders
+    from tfxformers.models.artifacts import save_qa
     from tfxformers.models.qa import model
 
     built, _ = model.load_qa_checkpoint(qa_checkpoint)
     tokenizer = encoders.load_tokenizer(qa_checkpoint)
-    model.save_qa(tmp_path / "run", built, tokenizer, max_seq_len=64, doc_stride=16, input_names=list(built.input_names))
+    save_qa(tmp_path / "run", built, tokenizer, max_seq_len=64, doc_stride=16, input_names=list(built.input_names))
     loaded = model.load_qa(tmp_path / "run")
     assert loaded.max_seq_len == 64 and loaded.doc_stride == 16
     for key in ("start_logits", "end_logits"):

@@ -118,7 +118,7 @@ def test_long_texts_are_scored_in_windows_as_the_proxy_does(trained_dir):
     """A text over the model's 32 tokens: the token-weighted mean of its windows' probabilities, computed
     here by hand from the same model, with the proxy's window plan."""
     from tfxformers.models import artifacts, windows
-    from tfxformers.models.classification.train import predict_texts
+    from tfxformers.models.classification.trained import predict_texts
     from tfxformers.models.tokenization import logits_for_ids
     from tfxformers.serving.proxy import text as proxy_text
 

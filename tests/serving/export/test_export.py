@@ -24,7 +24,7 @@ def exported(trained_dir, tmp_path_factory):
 
 def _keras_probabilities(trained_dir, features):
     from tfxformers.models.artifacts import load_trained
-    from tfxformers.models.classification.train import softmax
+    from tfxformers.models.tokenization import softmax
 
     trained = load_trained(trained_dir)
     return softmax(np.asarray(trained.keras_model(features, training=False))), trained
@@ -65,7 +65,7 @@ def test_tf_serving_style_padding_does_not_change_answers(trained_dir, exported)
     padded = serve(input_ids=tf.constant(ids), attention_mask=tf.constant(mask))
     np.testing.assert_allclose(padded["probabilities"].numpy(), plain["probabilities"].numpy(), atol=1e-5)
     # Without the in-graph rule the same padding changes the answer: the test can fail.
-    from tfxformers.models.classification.train import softmax
+    from tfxformers.models.tokenization import softmax
 
     model = load_trained(trained_dir).keras_model
     naive = softmax(np.asarray(model({"input_ids": ids, "attention_mask": mask}, training=False)))

@@ -29,7 +29,7 @@ def _post(proxy, path: str, body, timeout: float = 30) -> httpx.Response:
 
 def _keras_probabilities(classifier_dir, texts):
     from tfxformers.models.artifacts import load_trained
-    from tfxformers.models.classification.train import softmax
+    from tfxformers.models.tokenization import softmax
     from tfxformers.models.tokenization import tokenize_batch
 
     trained = load_trained(classifier_dir)
