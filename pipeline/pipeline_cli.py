@@ -15,6 +15,7 @@ import shlex
 from pathlib import Path
 
 from tfxformers.cli_types import output_dir, positive_float, positive_int, seed
+from tfxformers.models.multiworker import DISTRIBUTE_CHOICES
 
 
 def register(commands, train_commands) -> None:
@@ -62,7 +63,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=128)
     # Checked here: otherwise a bad rate is only refused by the Trainer, minutes into the run.
     parser.add_argument("--learning-rate", type=positive_float, default=None)
-    parser.add_argument("--distribute", default="none", choices=["none", "mirrored", "multi-worker"],
+    parser.add_argument("--distribute", default="none", choices=DISTRIBUTE_CHOICES,
                         help="tf.distribute strategy inside the Trainer's run_fn: mirrored = every GPU of the "
                              "Trainer's machine, multi-worker = the workers in TF_CONFIG (set by the runner)")
     parser.add_argument("--min-accuracy", type=float, default=None,

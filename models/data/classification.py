@@ -65,6 +65,13 @@ def _split_key(text: str) -> str:
     return hashlib.sha256(f"{SPLIT_SALT}\0{text}".encode("utf-8")).hexdigest()
 
 
+def fixed_order(texts: Sequence[str]) -> list[int]:
+    """Indices of ``texts`` in the fixed shuffled order each split of ``load_classification`` has, so that
+    the first N examples are a fair sample; also for examples handed over from elsewhere (the TFX
+    Trainer's), which then train in the same order whatever order they arrived in."""
+    return sorted(range(len(texts)), key=lambda i: (_split_key(f"order\0{texts[i]}"), i))
+
+
 def assign_splits(texts: Sequence[str], labels: Sequence[str]) -> list[str]:
     """A fixed stratified 80/10/10 assignment: within each label, order by a salted SHA-256 of the text."""
     by_label: dict[str, list[int]] = {}
@@ -171,8 +178,7 @@ def load_classification(source: str | os.PathLike, text_column: str = "text", la
     parts = {}
     for split_name in SPLIT_NAMES:
         chosen = [i for i, s in enumerate(splits) if s == split_name]
-        # A fixed shuffle within the split so that the first N examples are a fair sample.
-        chosen.sort(key=lambda i: (_split_key(f"order\0{texts[i]}"), i))
+        chosen = [chosen[j] for j in fixed_order([texts[i] for i in chosen])]
         parts[split_name] = Split([texts[i] for i in chosen], np.array([index[labels[i]] for i in chosen], dtype=np.int64))
     if not len(parts["train"]) or not len(parts["validation"]) or not len(parts["test"]):
         raise UserError(f"{path}: too few rows to make train, validation and test splits "

@@ -8,7 +8,7 @@ the paths and runs it with ``LocalDagRunner`` (``pipeline.lm.runner``). Componen
     StatisticsGen -> ImportSchemaGen (pipeline/schema/lm.pbtxt) -> ExampleValidator
     ValidationGate (fails the run on any anomaly: empty documents, text that is not UTF-8)
     BpeTokenizer (byte-level BPE trained on the train split; fails if a split cannot fill one block)
-    Trainer (run_fn = tfxformers.pipeline.lm.trainer_module.run_fn: train gpt2's recipe)
+    Trainer (run_fn = tfxformers.pipeline.lm.trainer_module.run_fn: models.lm.gpt2.fit_gpt2, train gpt2's recipe)
     latest blessed model resolver -> PerplexityEvaluator (below the bigram baseline, no worse than the
         latest blessed model) -> Pusher (blessed only; next integer version; IntegerVersionPusher)
 """
@@ -44,7 +44,8 @@ def create_lm_pipeline(
 
     ``data_root`` holds ``train/``, ``eval/``, ``test/`` TFRecords (``pipeline.lm.data.write_corpus_records``);
     ``push_directory`` is ``serving_models/NAME``; ``trainer_config`` goes to ``run_fn`` as
-    ``custom_config`` (preset, block_size, epochs, batch_size, learning_rate, seed, model_name, corpus).
+    ``custom_config`` (preset, block_size, epochs, batch_size, learning_rate, seed, model_name, corpus,
+    vocab_size, lowercase).
     """
     example_gen = tfx.components.ImportExampleGen(input_base=data_root, input_config=split_input(SPLITS))
     statistics_gen, schema_gen, example_validator, validation_gate = validated_examples(example_gen, schema_path)
@@ -56,6 +57,7 @@ def create_lm_pipeline(
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],  # run_fn reads the documents through TFXIO against it
         transform_graph=tokenizer.outputs["tokenizer"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),

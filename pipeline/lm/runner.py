@@ -67,7 +67,9 @@ def trainer_config(options: LmRunOptions, name: str) -> dict:
     return {"preset": options.preset, "block_size": options.block_size, "epochs": options.epochs or DEFAULT_EPOCHS,
             "batch_size": options.batch_size or DEFAULT_BATCH_SIZE,
             "learning_rate": options.learning_rate or DEFAULT_LEARNING_RATE, "seed": options.seed,
-            "model_name": name, "corpus": options.corpus}
+            "model_name": name, "corpus": options.corpus,
+            # What `train gpt2` records about the tokenizer; BpeTokenizer gets them as its own parameters.
+            "vocab_size": options.vocab_size, "lowercase": options.lowercase}
 
 
 def build_lm_local_pipeline(options: LmRunOptions):

@@ -74,6 +74,12 @@ def test_every_component_ran_and_printed_its_progress(first_run):
     info = json.loads((summary.trained_dir / "tfxformers.json").read_text())
     assert info["mode"] == "partial" and info["trainable_layers"] == 1
     assert not (summary.trained_dir / "hidden_cache").exists()
+    # The Trainer handed its examples to fit_classifier with the real label names: no CSV in between, and
+    # nothing rewritten afterwards.
+    assert info["label_names"] == ["neg", "pos"]
+    metrics = json.loads((summary.trained_dir / "metrics.json").read_text())
+    assert sorted(metrics["per_class"]) == ["neg", "pos"] and metrics["label_names"] == ["neg", "pos"]
+    assert sorted(p.name for p in summary.trained_dir.parent.iterdir()) == ["model"]
     # TFX's INFO logging went to the run's log file, not the terminal.
     assert "Component Trainer is running" in summary.log_file.read_text() and "INFO" not in output
 

@@ -1,6 +1,8 @@
 """The Trainer's ``run_fn`` under multi-worker, as Vertex AI's custom training runs it: every replica calls it
 with the same arguments and its own TF_CONFIG. Two real processes on 127.0.0.1; TFX itself is not needed
-(``run_fn`` reads only attributes of its ``fn_args``), the inputs are ExampleGen-style gzipped TFRecords.
+(``run_fn`` reads only attributes of its ``fn_args``): the inputs are ExampleGen-style gzipped TFRecords, read
+through a data accessor built on TFXIO's ``TFExampleRecord`` (what TFX's own accessor makes for tf.Examples)
+against the curated sentiment schema.
 
 Checked: both replicas finish; the chief writes the trained model, ``Format-Serving`` and ``Format-Push``;
 the other replica writes nothing into the shared artifact directories.
@@ -16,13 +18,20 @@ from pathlib import Path
 
 import pytest
 
+from tfxformers.pipeline.runner import SCHEMA_DIR
 from tfxformers.testing import _die_with_parent, free_port
 
 RUN_FN = r'''
 import json, sys, types
 import tfxformers
+from tfx_bsl.public import tfxio
 from tfxformers.pipeline.classifier.training import train_and_export
+
+def tf_dataset_factory(file_patterns, options, schema):
+    return tfxio.TFExampleRecord(file_patterns, schema=schema).TensorFlowDataset(options)
+
 args = json.loads(sys.argv[1])
+args["data_accessor"] = types.SimpleNamespace(tf_dataset_factory=tf_dataset_factory)
 print(json.dumps(train_and_export(types.SimpleNamespace(**args))["accuracy"]))
 '''
 
@@ -49,6 +58,7 @@ def test_every_replica_runs_run_fn_and_only_the_chief_exports(tmp_path, tiny_ber
     model_uri = tmp_path / "model"
     fn_args = {"train_files": [str(examples / "Split-train" / "*")], "eval_files": [str(examples / "Split-eval" / "*")],
                "model_run_dir": str(tmp_path / "model_run"), "serving_model_dir": str(model_uri / "Format-Serving"),
+               "schema_path": str(SCHEMA_DIR / "sentiment.pbtxt"),
                "custom_config": {"mode": "finetune", "encoder": str(tiny_bert_dir), "epochs": 1, "batch_size": 8,
                                  "max_length": 16, "distribute": "multi-worker", "label_names": ["neg", "pos"],
                                  "model_name": "tiny"}}
