@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     past = tf.keras.layers.Lambda(lambda t: tf.reduce_sum(t) * 0.0, name="past_key_values")(
         tf.stack([tf.convert_to_tensor(p) for p in out.past_key_values]))
     textbook = tf.keras.Model(ids, {"logits": out.logits, "past_key_values": past})
-    from tfxformers.models.encoders.bert import skip_autograph
+    from tfxformers.models.encoders.base import skip_autograph
 
     skip_autograph(textbook)
     textbook.compile(optimizer=tf.keras.optimizers.Adam(3e-5),

@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import Sequence
 
 DEFAULT_BUCKETS: tuple[int, ...] = (16, 32, 64, 128, 256)
+# The --max-length a classifier may train with (train classifier, pipeline run): below 8 a text is little
+# more than its special tokens; 512 is the most positions the built-in encoder families have.
+MAX_LENGTH_RANGE: tuple[int, int] = (8, 512)
 
 
 def bucket_length(length: int, buckets: Sequence[int] = DEFAULT_BUCKETS) -> int:

@@ -10,6 +10,9 @@ from tfxformers.cli_types import (int_range, nonnegative_int, output_dir, positi
 
 
 def register(commands, train_commands) -> None:
+    from tfxformers.models.buckets import MAX_LENGTH_RANGE  # pure Python, like the next one
+    from tfxformers.models.multiworker import DISTRIBUTE_CHOICES
+
     train = train_commands.add_parser("classifier", help="fine-tune or transfer-learn a BERT text classifier")
     train.add_argument("--data", required=True,
                        help="rotten_tomatoes | bbc_news | tweets | a CSV/TSV/JSONL file")
@@ -31,7 +34,7 @@ def register(commands, train_commands) -> None:
     train.add_argument("--batch-size", type=positive_int, default=32)
     train.add_argument("--learning-rate", type=positive_float, default=None,
                        help="peak learning rate (default 5e-5 finetune, 5e-4 partial, 1e-3 frozen/hub)")
-    train.add_argument("--max-length", type=int_range(8, 512), default=128)
+    train.add_argument("--max-length", type=int_range(*MAX_LENGTH_RANGE), default=128)
     train.add_argument("--pooling", default="mean", choices=["mean", "cls", "pooled"])
     train.add_argument("--dropout", type=probability(one=False), default=0.1, help="in [0, 1)")
     train.add_argument("--patience", type=nonnegative_int, default=2, help="early-stopping patience in epochs")
@@ -41,7 +44,7 @@ def register(commands, train_commands) -> None:
     train.add_argument("--limit-eval", type=positive_int, default=None, help="use only N validation and N test examples")
     train.add_argument("--checkpoint-every-steps", type=nonnegative_int, default=200, help="0: every epoch only")
     train.add_argument("--seed", type=seed, default=42)
-    train.add_argument("--distribute", default="none", choices=["none", "mirrored", "multi-worker"],
+    train.add_argument("--distribute", default="none", choices=DISTRIBUTE_CHOICES,
                        help="tf.distribute strategy: mirrored = every GPU of this machine, multi-worker = the "
                             "workers named in TF_CONFIG (default: TensorFlow's default device placement)")
     train.set_defaults(func=run_train)

@@ -30,6 +30,7 @@ import numpy as np
 
 import tfxformers  # noqa: F401
 from tfxformers.errors import UserError
+from tfxformers.models.buckets import buckets_up_to
 
 EXACT_BELOW = 25  # discordant pairs: below this the chi-square approximation is poor
 
@@ -212,7 +213,7 @@ def _latency_ms(trained, texts: list[str], samples: int) -> dict | None:
 
     def one(text):
         features = tokenize_batch(trained.tokenizer, [text], max_length=trained.max_length,
-                                  buckets=trained.info.get("buckets") or (16, 32, 64, 128))
+                                  buckets=trained.info.get("buckets") or buckets_up_to(trained.max_length))
         return serve(features["input_ids"], features["attention_mask"])[1].numpy()
 
     chosen = texts[:samples]
@@ -265,7 +266,7 @@ def compare_runs(run_dirs: list, *, output: str | os.PathLike, data: str | None 
     for name, path, info in zip(_unique_names(paths), paths, infos):
         trained = artifacts.load_trained(path)
         logits = predict_logits(trained.keras_model, trained.tokenizer, test.texts, max_length=trained.max_length,
-                                buckets=info.get("buckets") or (16, 32, 64, 128))
+                                buckets=info.get("buckets") or buckets_up_to(trained.max_length))
         predictions[name] = logits.argmax(axis=-1)
         metrics_file = path / "metrics.json"
         recorded = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}

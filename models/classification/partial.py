@@ -13,7 +13,7 @@
    very same ``TFBertLayer`` objects as the full classifier's top N layers, then the same pooling, dropout
    and ``logits`` layer. Only those weights train: no gradient reaches the 11.7M-parameter embedding
    matrix or the lower layers, and their forward pass is not repeated every epoch.
-3. Because the layers are shared, the full text -> logits classifier (``bert.build_bert_classifier``)
+3. Because the layers are shared, the full text -> logits classifier (``encoders.base.build_classifier``)
    holds the trained weights as soon as training ends: ``evaluate``, ``predict``, ``export``, the server
    and the proxy see an ordinary fine-tuned model.
 
@@ -242,7 +242,7 @@ def build_partial_model(classifier, encoder, trainable_layers: int, *, pooling: 
                         compile: bool = True):
     """A Keras model from cached states to logits that shares its weights with ``classifier``.
 
-    ``classifier`` is the full model from ``bert.build_bert_classifier(encoder, ...)``: the top
+    ``classifier`` is the full model from ``encoders.base.build_classifier(encoder, ...)``: the top
     ``trainable_layers`` of ``encoder`` and its ``logits`` layer are called here as they are, so training
     this model trains that classifier.
     """
@@ -250,7 +250,7 @@ def build_partial_model(classifier, encoder, trainable_layers: int, *, pooling: 
 
     from tfxformers.models import encoders
     from tfxformers.models.encoders.base import hidden_size, masked_mean as _masked_mean
-    from tfxformers.models.encoders.bert import create_adamw, skip_autograph
+    from tfxformers.models.encoders.base import create_adamw, skip_autograph
 
     main_layer = _main_layer(encoder)
     layers = _blocks(main_layer)
@@ -287,7 +287,7 @@ def train_partial(encoder, tokenizer, train, validation, *, num_labels: int, tra
     """Cache the frozen layers' states for ``train`` and ``validation`` (``Split``s), train the top layers and
     head on them, and return the full text -> logits classifier holding the trained weights. ``start``: the
     (epoch, step) a ``BackupAndRestore`` resume continues at (``multiworker.resume_start``)."""
-    from tfxformers.models.encoders import bert
+    from tfxformers.models.encoders.base import build_classifier
     from tfxformers.models.classification.transfer import encoder_fingerprint
 
     depth = len(_blocks(_main_layer(encoder)))
@@ -306,8 +306,8 @@ def train_partial(encoder, tokenizer, train, validation, *, num_labels: int, tra
         f"{how} in {train_states.seconds + val_states.seconds:.1f} s"
         + (f" ({train_states.path.parent})" if train_states.path else ""), flush=True)
 
-    classifier = bert.build_bert_classifier(encoder, num_labels, mode="finetune", pooling=pooling, dropout=dropout,
-                                            compile=False)
+    classifier = build_classifier(encoder, num_labels, mode="finetune", pooling=pooling, dropout=dropout,
+                                  compile=False)
     steps = -(-len(train_states) // batch_size) * epochs
     model = build_partial_model(classifier, encoder, trainable_layers, pooling=pooling, dropout=dropout,
                                 learning_rate=learning_rate or DEFAULT_LEARNING_RATE, num_train_steps=steps,

@@ -25,7 +25,7 @@ import numpy as np
 
 import tfxformers  # noqa: F401
 from tfxformers.errors import UserError, check_rules
-from tfxformers.models.buckets import DEFAULT_BUCKETS
+from tfxformers.models.buckets import DEFAULT_BUCKETS, MAX_LENGTH_RANGE
 from tfxformers.models.data.classification import ClassificationData
 from tfxformers.models.run_dirs import DATA_FINGERPRINT
 
@@ -162,28 +162,15 @@ def _callbacks(tf, output: Path, config: ClassifierTrainConfig, monitor_prefix: 
     ]
 
 
-DISTRIBUTE_CHOICES = ("none", "mirrored", "multi-worker")
-
-
-def distribution_strategy(tf, name: str):
-    """The ``tf.distribute`` strategy for ``--distribute``; "multi-worker" reads the cluster from TF_CONFIG."""
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi-worker":
-        from tfxformers.models.multiworker import strategy
-
-        return strategy(name)  # one per process (see there)
-    return tf.distribute.get_strategy()
-
-
 def check_config(config: ClassifierTrainConfig) -> None:
     """Every numeric setting in its range, for library callers too (the CLI's argparse types check first)."""
     def optional(value, ok):
         return value is None or ok(value)
 
+    low, high = MAX_LENGTH_RANGE
     rules = (("--epochs", config.epochs, config.epochs >= 1, "at least 1"),
              ("--batch-size", config.batch_size, config.batch_size >= 1, "at least 1"),
-             ("--max-length", config.max_length, 8 <= config.max_length <= 512, "between 8 and 512"),
+             ("--max-length", config.max_length, low <= config.max_length <= high, f"between {low} and {high}"),
              ("--learning-rate", config.learning_rate, optional(config.learning_rate, lambda v: v > 0), "> 0"),
              ("--dropout", config.dropout, 0 <= config.dropout < 1, "in [0, 1)"),
              ("--patience", config.patience, config.patience >= 0, ">= 0"),
@@ -237,10 +224,13 @@ def _fit_classifier(data: ClassificationData, config: ClassifierTrainConfig, ide
                     shared_backup: Path | None = None) -> dict:
     if config.mode not in MODES:
         raise UserError(f"unknown mode {config.mode!r}; choose one of {', '.join(MODES)}")
+    from tfxformers.models.multiworker import DISTRIBUTE_CHOICES, strategy
+
     if config.distribute not in DISTRIBUTE_CHOICES:
         raise UserError(f"unknown --distribute {config.distribute!r}; choose one of {', '.join(DISTRIBUTE_CHOICES)}")
     encoder_dir = resolve_encoder_dir(config.encoder)
     from tfxformers.models import encoders
+    from tfxformers.models.encoders import base
     from tfxformers.models.encoders.base import check_pooling, load_config
 
     encoder_config = load_config(encoder_dir)
@@ -259,7 +249,6 @@ def _fit_classifier(data: ClassificationData, config: ClassifierTrainConfig, ide
     import tensorflow as tf
 
     from tfxformers.models import artifacts
-    from tfxformers.models.encoders import bert
     from tfxformers.models.classification import transfer
     from tfxformers.models.tokenization import encode_texts, make_dataset, predict_logits
 
@@ -278,8 +267,8 @@ def _fit_classifier(data: ClassificationData, config: ClassifierTrainConfig, ide
     tf.keras.utils.set_random_seed(config.seed)
 
     # Variables (encoder, head, optimizer slots) must be created under the strategy that trains them.
-    with distribution_strategy(tf, config.distribute).scope():
-        encoder = encoders.load_encoder(encoder_dir)
+    with strategy(config.distribute).scope():
+        encoder = base.load_encoder(encoder_dir)
         tokenizer = encoders.load_tokenizer(encoder_dir)
         num_labels = len(data.label_names)
         train_enc = encode_texts(tokenizer, data.train.texts, config.max_length)
@@ -320,8 +309,8 @@ def _fit_classifier(data: ClassificationData, config: ClassifierTrainConfig, ide
             head.fit(train_x, data.train.labels, validation_data=(val_x, data.validation.labels),
                      epochs=config.epochs, batch_size=config.batch_size, verbose=verbose,
                      callbacks=_callbacks(tf, output, config, "head", backup))
-            model = bert.build_bert_classifier(encoder, num_labels, mode="frozen", pooling=config.pooling,
-                                               dropout=config.dropout, compile=False)
+            model = base.build_classifier(encoder, num_labels, mode="frozen", pooling=config.pooling,
+                                          dropout=config.dropout, compile=False)
             transfer.attach_head(model, head)
         else:
             if config.mode == "hub":
@@ -331,10 +320,9 @@ def _fit_classifier(data: ClassificationData, config: ClassifierTrainConfig, ide
                 model = transfer.build_hub_classifier(output / hub_dir, num_labels, dropout=config.dropout,
                                                       learning_rate=lr, num_train_steps=total_steps)
             else:
-                model = bert.build_bert_classifier(encoder, num_labels, mode=config.mode, pooling=config.pooling,
-                                                   dropout=config.dropout, learning_rate=lr,
-                                                   num_train_steps=total_steps, warmup_ratio=config.warmup_ratio,
-                                                   weight_decay=config.weight_decay)
+                model = base.build_classifier(encoder, num_labels, mode=config.mode, pooling=config.pooling,
+                                              dropout=config.dropout, learning_rate=lr, num_train_steps=total_steps,
+                                              warmup_ratio=config.warmup_ratio, weight_decay=config.weight_decay)
             train_ds = make_dataset(train_enc, data.train.labels, batch_size=config.batch_size,
                                     buckets=config.buckets, shuffle=True, seed=config.seed, start=start)
             val_ds = make_dataset(val_enc, data.validation.labels, batch_size=config.batch_size * 2,
@@ -355,8 +343,8 @@ def _fit_classifier(data: ClassificationData, config: ClassifierTrainConfig, ide
     metrics.update(split="test", data=data.name, mode=config.mode, train_seconds=round(train_seconds, 1))
     artifacts.save_classifier(
         output, model, tokenizer, data.label_names, mode=config.mode,
-        encoder_config=bert.encoder_config_dict(encoder), pooling=config.pooling, dropout=config.dropout,
-        max_length=config.max_length, buckets=config.buckets, input_names=bert.bert_input_names(False),
+        encoder_config=base.encoder_config_dict(encoder), pooling=config.pooling, dropout=config.dropout,
+        max_length=config.max_length, buckets=config.buckets, input_names=encoders.input_names(encoder),
         hub_dir=hub_dir, extra={"data": _source_reference(config.data), "text_column": config.text_column,
                                 "label_column": config.label_column, "encoder": str(encoder_dir),
                                 "trainable_layers": config.trainable_layers if config.mode == "partial" else None},

@@ -69,7 +69,7 @@ def build_hub_classifier(hub_dir: str | os.PathLike, num_labels: int, *, dropout
     import tensorflow as tf
     import tensorflow_hub as hub
 
-    from tfxformers.models.encoders.bert import create_adamw, skip_autograph
+    from tfxformers.models.encoders.base import create_adamw, skip_autograph
 
     inputs = {n: tf.keras.Input(shape=(None,), dtype=tf.int32, name=n) for n in ("input_ids", "attention_mask")}
     encoder = hub.KerasLayer(str(hub_dir), trainable=False, output_key="embedding", name="hub_encoder")
@@ -152,7 +152,7 @@ def build_head(hidden_size: int, num_labels: int, *, dropout: float = 0.1, learn
     """The classifier head alone (same layer names as ``build_bert_classifier``), on feature vectors."""
     import tensorflow as tf
 
-    from tfxformers.models.encoders.bert import create_adamw, skip_autograph
+    from tfxformers.models.encoders.base import create_adamw, skip_autograph
 
     features = tf.keras.Input(shape=(hidden_size,), dtype=tf.float32, name="features")
     x = tf.keras.layers.Dropout(dropout, name="head_dropout")(features)

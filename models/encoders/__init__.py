@@ -14,10 +14,13 @@ Cheap, TensorFlow-free questions (read from ``config.json`` / ``tokenizer.json``
 
 With TensorFlow (each call dispatches on the checkpoint's or config's ``model_type``)::
 
-    encoder = encoders.load_encoder(path)          # TF*Model, safetensors or tf_model.h5, head prefixes dropped
     tokenizer = encoders.load_tokenizer(path)      # the checkpoint's own fast tokenizer
     family = encoders.family_module(encoder)       # the module with main_layer / layers / embed / run_layer
-    model = encoders.build_classifier(encoder, num_labels=2)   # (or a config dict: random weights)
+
+and, in ``encoders.base`` (which asks this registry for the family; the registry never imports it)::
+
+    encoder = base.load_encoder(path)              # TF*Model, safetensors or tf_model.h5, head prefixes dropped
+    model = base.build_classifier(encoder, num_labels=2)   # any family (or a config dict: random weights)
 """
 from __future__ import annotations
 
@@ -141,14 +144,7 @@ def family_module(source):
     return importlib.import_module(f"tfxformers.models.encoders.{spec_for(source).module}")
 
 
-# --- TensorFlow-side entry points: thin dispatch to the family module / the shared base ------------------
-
-def load_encoder(checkpoint_dir: str | os.PathLike, *, name: str | None = None):
-    """The family's TF base model (``TFBertModel``, ``TFRobertaModel``, ...) with the checkpoint's weights."""
-    from tfxformers.models.encoders import base
-
-    return base.load_encoder(checkpoint_dir, name=name)
-
+# --- TensorFlow-side entry points: thin dispatch to the family module ------------------
 
 def load_tokenizer(checkpoint_dir: str | os.PathLike):
     return family_module(checkpoint_dir).load_tokenizer(checkpoint_dir)
@@ -157,13 +153,6 @@ def load_tokenizer(checkpoint_dir: str | os.PathLike):
 def config_from_dict(config: dict):
     """A transformers config object of the right class for a recorded config dict."""
     return family_module(config).config_class().from_dict(config)
-
-
-def build_classifier(encoder, num_labels: int, **kwargs):
-    """``base.build_classifier``: any family's model (or config / config dict) -> compiled Keras classifier."""
-    from tfxformers.models.encoders import base
-
-    return base.build_classifier(encoder, num_labels, **kwargs)
 
 
 def input_names(source, use_token_type_ids: bool = False) -> list[str]:

@@ -14,26 +14,11 @@ and sequence length, so the same model exports to a TF Serving signature without
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import tfxformers  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from tfxformers.errors import UserError
-
-POOLINGS = ("cls", "pooled", "mean")
-MODES = ("finetune", "frozen")
-
-
-def _tf():
-    import tensorflow as tf
-
-    if tf.keras.layers.Layer.__module__.startswith("keras.src"):  # Keras 3
-        raise UserError(
-            "TensorFlow was imported with Keras 3 before tfxformers could select Keras 2: import tfxformers "
-            "before tensorflow, or set TF_USE_LEGACY_KERAS=1 in the environment"
-        )
-    return tf
 
 
 def _check_checkpoint_dir(checkpoint_dir: str | os.PathLike) -> Path:
@@ -77,49 +62,6 @@ def load_bert_tokenizer(checkpoint_dir: str | os.PathLike):
     if not (path / "vocab.txt").is_file() and not (path / "tokenizer.json").is_file():
         raise UserError(f"{path} has neither vocab.txt nor tokenizer.json")
     return BertTokenizerFast.from_pretrained(str(path))
-
-
-def bert_input_names(use_token_type_ids: bool) -> list[str]:
-    names = ["input_ids", "attention_mask"]
-    if use_token_type_ids:
-        names.append("token_type_ids")
-    return names
-
-
-def create_adamw(learning_rate: float, num_train_steps: int, warmup_ratio: float = 0.1, weight_decay: float = 0.01):
-    """AdamW with linear warm-up then linear decay to zero (the BERT fine-tuning recipe)."""
-    from transformers import create_optimizer
-
-    num_train_steps = max(int(num_train_steps), 1)
-    optimizer, _ = create_optimizer(
-        init_lr=learning_rate,
-        num_train_steps=num_train_steps,
-        num_warmup_steps=int(num_train_steps * warmup_ratio),
-        weight_decay_rate=weight_decay,
-        include_in_weight_decay=None,
-    )
-    return optimizer
-
-
-def skip_autograph(model):
-    """Trace ``model``'s train/test/predict steps without AutoGraph; returns the model.
-
-    Keras wraps these steps in ``tf.function`` with AutoGraph on, which rewrites the source of every
-    Keras and Hugging Face function they reach: 20-30 s before the first batch on this machine, even for
-    a 2-layer BERT. None of that code has tensor-dependent Python control flow, so tracing it as plain
-    Python gives the same graph in a third of the time (measured: 29 s -> 11 s for the first epoch).
-    """
-    from tensorflow.autograph.experimental import do_not_convert
-
-    for step in ("train_step", "test_step", "predict_step"):
-        setattr(model, step, do_not_convert(getattr(model, step)))
-    return model
-
-
-def _masked_mean(tf, hidden, mask):
-    from tfxformers.models.encoders.base import masked_mean
-
-    return masked_mean(tf, hidden, mask)
 
 
 def build_bert_classifier(encoder, num_labels: int, **kwargs):
@@ -168,8 +110,3 @@ def run_layer(layer, hidden, mask, training=False, output_attentions=False):
 
 def load_tokenizer(checkpoint_dir):
     return load_bert_tokenizer(checkpoint_dir)
-
-
-def encoder_config_dict(encoder) -> dict:
-    config = encoder.config if hasattr(encoder, "config") else encoder
-    return json.loads(config.to_json_string())

@@ -10,6 +10,7 @@ from tfxformers.cli_types import (int_range, nonnegative_float, nonnegative_int,
 
 def register(commands, train_commands) -> None:
     from tfxformers.models.lm.gpt2 import MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, MIN_VOCAB_SIZE, PRESETS  # no TensorFlow there
+    from tfxformers.models.multiworker import DISTRIBUTE_CHOICES
 
     train = train_commands.add_parser("gpt2", help="train a byte-level BPE tokenizer and a GPT-2 from scratch")
     train.add_argument("--corpus", required=True, help="emma (or another Austen novel, austen), a .txt file or a directory")
@@ -27,7 +28,7 @@ def register(commands, train_commands) -> None:
     train.add_argument("--lowercase", action="store_true")
     train.add_argument("--limit-chars", type=positive_int, default=None, help="train on the first N characters only")
     train.add_argument("--seed", type=seed, default=42)
-    train.add_argument("--distribute", default="none", choices=["none", "mirrored", "multi-worker"],
+    train.add_argument("--distribute", default="none", choices=DISTRIBUTE_CHOICES,
                        help="tf.distribute strategy: mirrored = every GPU of this machine, multi-worker = the "
                             "workers named in TF_CONFIG (docs/scale_out.md)")
     train.set_defaults(func=run_train)

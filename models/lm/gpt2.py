@@ -136,7 +136,7 @@ def build_lm(config, *, learning_rate: float = 1e-3, num_train_steps: int = 1000
     import tensorflow as tf
     from transformers import TFGPT2LMHeadModel
 
-    from tfxformers.models.encoders.bert import skip_autograph
+    from tfxformers.models.encoders.base import skip_autograph
 
     lm = hf_model or TFGPT2LMHeadModel(config)
     if hf_model is None:

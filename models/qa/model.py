@@ -62,7 +62,6 @@ def build_qa_model(encoder, *, name: str = "qa_model"):
     config / config dict for random weights. ``token_type_ids`` is an input for families that take it."""
     from tfxformers.models import encoders
     from tfxformers.models.encoders import base
-    from tfxformers.models.encoders.bert import skip_autograph
 
     tf = base._tf()
     if not hasattr(encoder, "layers") and not hasattr(encoder, "call"):  # a config or a config dict
@@ -84,7 +83,7 @@ def build_qa_model(encoder, *, name: str = "qa_model"):
     end = tf.keras.layers.Lambda(lambda t: t[..., 1], name="end_logits")(logits)
     model = tf.keras.Model(inputs=inputs, outputs={"start_logits": start, "end_logits": end}, name=name)
     model.encoder_config = main_layer.config
-    return skip_autograph(model)
+    return base.skip_autograph(model)
 
 
 def compile_qa_model(model, *, learning_rate: float = 5e-5, num_train_steps: int = 1000, warmup_ratio: float = 0.1,
@@ -92,10 +91,10 @@ def compile_qa_model(model, *, learning_rate: float = 5e-5, num_train_steps: int
     """AdamW with warm-up and decay; the loss is the mean of the start and end cross-entropies."""
     import tensorflow as tf
 
-    from tfxformers.models.encoders import bert
+    from tfxformers.models.encoders.base import create_adamw
 
     loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model.compile(optimizer=bert.create_adamw(learning_rate, num_train_steps, warmup_ratio, weight_decay),
+    model.compile(optimizer=create_adamw(learning_rate, num_train_steps, warmup_ratio, weight_decay),
                   loss={"start_logits": loss, "end_logits": loss}, loss_weights={"start_logits": 0.5, "end_logits": 0.5},
                   metrics={"start_logits": [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                            "end_logits": [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")]})
@@ -108,8 +107,9 @@ def load_qa_checkpoint(checkpoint_dir: str | os.PathLike):
     import safetensors.numpy
 
     from tfxformers.models import encoders
+    from tfxformers.models.encoders import base
 
-    encoder = encoders.load_encoder(checkpoint_dir)
+    encoder = base.load_encoder(checkpoint_dir)
     model = build_qa_model(encoder)
     weights = Path(checkpoint_dir) / "model.safetensors"
     keys = safetensors_keys(weights) if weights.is_file() else []

@@ -46,8 +46,9 @@ def export_encoder(checkpoint_dir: str | os.PathLike, name: str, model_base: str
     import tensorflow as tf
 
     from tfxformers.models import encoders
+    from tfxformers.models.encoders import base
 
-    encoder = encoders.load_encoder(checkpoint_dir)
+    encoder = base.load_encoder(checkpoint_dir)
     tokenizer = encoders.load_tokenizer(checkpoint_dir)
     spec = encoders.spec_for(encoder)
     # A checkpoint with fewer positions than the default (e.g. a small test model) cannot take longer inputs.

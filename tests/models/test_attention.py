@@ -104,13 +104,14 @@ def test_a_directory_that_is_no_model_is_one_error_line(tmp_path, capsys):
 @pytest.mark.parametrize("family, first", [("roberta", "<s>"), ("distilbert", "[CLS]"), ("electra", "[CLS]")])
 def test_every_encoder_family_gives_maps_from_its_first_token(family, first, tmp_path):
     from tfxformers.models import encoders
+    from tfxformers.models.encoders import base
     from tfxformers.models.artifacts import TrainedModel
     from tfxformers.models.classification import attention
     from tfxformers.testing import make_tiny_checkpoint
 
     checkpoint = make_tiny_checkpoint(tmp_path / family, family)
-    encoder = encoders.load_encoder(checkpoint)
-    model = encoders.build_classifier(encoder, 2, compile=False)
+    encoder = base.load_encoder(checkpoint)
+    model = base.build_classifier(encoder, 2, compile=False)
     trained = TrainedModel(tmp_path, {"kind": "classifier", "max_length": 32, "input_names": encoders.input_names(encoder)},
                            model, encoders.load_tokenizer(checkpoint), ["neg", "pos"])
     result = attention.attention_for_text(trained, "the movie was good")

@@ -114,9 +114,10 @@ def test_compare_two_tiny_runs_and_the_baseline(trained_dir, frozen_dir, tmp_pat
 
 def test_trained_parameters_of_a_partial_run_are_the_top_blocks_and_the_head(tiny_bert_dir):
     from tfxformers.models import encoders
+    from tfxformers.models.encoders import base
     from tfxformers.models.classification.compare import trained_parameters
 
-    model = encoders.build_classifier(encoders.load_encoder(tiny_bert_dir), 2, compile=False)
+    model = base.build_classifier(base.load_encoder(tiny_bert_dir), 2, compile=False)
     by_name = {w.name: int(np.prod(w.shape)) for w in model.weights}
     top_block = sum(n for name, n in by_name.items() if "/layer_._1/" in name)
     head = sum(n for name, n in by_name.items() if name.startswith("logits/"))

@@ -56,16 +56,17 @@ def _outputs(encoder, tokenizer):
 @pytest.mark.parametrize("family", TINY_FAMILIES)
 def test_every_weights_format_and_head_checkpoint_loads_the_same_weights(family, tmp_path):
     from tfxformers.models import encoders
+    from tfxformers.models.encoders import base
     from tfxformers.models.encoders.base import model_from_config
 
     paths = {(head, fmt): make_tiny_checkpoint(tmp_path / f"{head}-{fmt}", family, head=head, weights_format=fmt)
              for head, fmt in ((False, "safetensors"), (False, "h5"), (True, "safetensors"), (True, "h5"))}
     tokenizer = encoders.load_tokenizer(paths[False, "safetensors"])
-    out = {key: _outputs(encoders.load_encoder(path), tokenizer) for key, path in paths.items()}
+    out = {key: _outputs(base.load_encoder(path), tokenizer) for key, path in paths.items()}
     # Same seed, same class: the safetensors (PyTorch names, converted) and h5 (Keras names) copies agree.
     np.testing.assert_allclose(out[False, "safetensors"], out[False, "h5"], atol=1e-5)
     np.testing.assert_allclose(out[True, "safetensors"], out[True, "h5"], atol=1e-5)
-    random = model_from_config(encoders.load_encoder(paths[False, "h5"]).config)
+    random = model_from_config(base.load_encoder(paths[False, "h5"]).config)
     assert np.abs(_outputs(random, tokenizer) - out[False, "h5"]).max() > 1e-3  # the loads were not random
     assert encoders.spec_for(paths[True, "h5"]).model_type == family
 
@@ -89,12 +90,13 @@ def test_partial_mode_cached_lower_layers_equal_the_full_classifier(family, tmp_
     import tensorflow as tf
 
     from tfxformers.models import encoders
+    from tfxformers.models.encoders import base
     from tfxformers.models.classification import partial
     from tfxformers.models.tokenization import tokenize_batch
 
     path = make_tiny_checkpoint(tmp_path / family, family)
-    encoder, tokenizer = encoders.load_encoder(path), encoders.load_tokenizer(path)
-    classifier = encoders.build_classifier(encoder, 2, compile=False)
+    encoder, tokenizer = base.load_encoder(path), encoders.load_tokenizer(path)
+    classifier = base.build_classifier(encoder, 2, compile=False)
     model = partial.build_partial_model(classifier, encoder, 1, compile=False)
     states = partial.encode_hidden_states(encoder, tokenizer, TEXTS, frozen_depth=1, max_length=32,
                                           dtype="float32", progress=False)
@@ -164,6 +166,7 @@ def test_a_roberta_checkpoint_exports_as_a_sentence_encoder(tmp_path):
     import tensorflow as tf
 
     from tfxformers.models import encoders
+    from tfxformers.models.encoders import base
     from tfxformers.models.encoders.base import call_main_layer, main_layer, masked_mean
     from tfxformers.serving.export.trained import export_model
 
@@ -172,7 +175,7 @@ def test_a_roberta_checkpoint_exports_as_a_sentence_encoder(tmp_path):
     info = json.loads((version / "assets.extra" / "tfxformers.json").read_text())
     assert (info["model_type"], info["tokenizer_kind"], info["max_positions"], info["pad_id"]) == \
         ("roberta", "byte_bpe", 128, 1)
-    encoder, tokenizer = encoders.load_encoder(path), encoders.load_tokenizer(path)
+    encoder, tokenizer = base.load_encoder(path), encoders.load_tokenizer(path)
     batch = tokenizer(TEXTS, padding=True, return_tensors="np")
     ids, mask = tf.constant(batch["input_ids"], tf.int32), tf.constant(batch["attention_mask"], tf.int32)
     expected = masked_mean(tf, call_main_layer(main_layer(encoder), ids, mask, training=False).last_hidden_state, mask)

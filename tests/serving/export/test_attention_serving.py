@@ -71,6 +71,7 @@ def test_a_roberta_export_gives_the_keras_weights_too(tmp_path):
     import tensorflow as tf
 
     from tfxformers.models import encoders
+    from tfxformers.models.encoders import base
     from tfxformers.models.artifacts import TrainedModel
     from tfxformers.models.tokenization import tokenize_batch
     from tfxformers.serving.export.trained import export_trained
@@ -78,11 +79,11 @@ def test_a_roberta_export_gives_the_keras_weights_too(tmp_path):
     from tfxformers.testing import make_tiny_checkpoint
 
     checkpoint = make_tiny_checkpoint(tmp_path / "roberta", "roberta")
-    encoder = encoders.load_encoder(checkpoint)
+    encoder = base.load_encoder(checkpoint)
     tokenizer = encoders.load_tokenizer(checkpoint)
     info = {"kind": "classifier", "max_length": 32, "buckets": [16, 32], "input_names": ["input_ids", "attention_mask"],
             "encoder_config": json.loads(encoder.config.to_json_string())}
-    trained = TrainedModel(tmp_path, info, encoders.build_classifier(encoder, 2, compile=False), tokenizer, ["neg", "pos"])
+    trained = TrainedModel(tmp_path, info, base.build_classifier(encoder, 2, compile=False), tokenizer, ["neg", "pos"])
     path = export_trained(trained, "rob", tmp_path / "models",
                           extra_signatures=lambda model: attention_signatures(model, tokenizer.sep_token_id))
     features = tokenize_batch(tokenizer, TEXTS, max_length=32)
