@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tfxformers.errors import UserError
+from tfxformers.models.buckets import MAX_LENGTH_RANGE
 from tfxformers.pipeline.mlmd import PipelineRunSummary, summarize_run
 from tfxformers.pipeline.runner import (SCHEMA_DIR, anomaly_lines, beam_args_with_defaults, report_pushed,
                                         report_states, run_with_progress)
@@ -149,8 +150,9 @@ def _check_options(options: RunOptions) -> None:
     # The same limits as `train classifier`, checked here so that a typo fails now, not in the Trainer.
     if (options.epochs is not None and options.epochs < 1) or options.batch_size < 1:
         raise UserError("--epochs and --batch-size must be at least 1")
-    if not 8 <= options.max_length <= 512:
-        raise UserError("--max-length must be between 8 and 512")
+    low, high = MAX_LENGTH_RANGE
+    if not low <= options.max_length <= high:
+        raise UserError(f"--max-length must be between {low} and {high}")
     check_model_name(options.name or options.task)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tfxformers.models.buckets import buckets_up_to
 from tfxformers.models.lm.generate import INPUT_NAMES as GENERATE_INPUTS, OUTPUT_NAMES as GENERATE_OUTPUTS
 from tfxformers.serving import layout
 from tfxformers.serving.export.signatures import assert_same_shape, metadata_function
@@ -43,6 +44,10 @@ class _Gpt2Module:
                            layout.METADATA_SIGNATURE: metadata}
 
 
+# GPT-2 contexts run longer than classifier inputs, so its bucket ladder goes on to 1024.
+GPT2_BUCKETS = (16, 32, 64, 128, 256, 512, 1024)
+
+
 def gpt2_info(trained, name: str, version: int | None) -> dict:
     """The version's ``assets.extra/tfxformers.json`` (also the ``metadata_json`` its metadata signature answers)."""
     tokenizer = trained.tokenizer
@@ -51,7 +56,7 @@ def gpt2_info(trained, name: str, version: int | None) -> dict:
         "input_names": ["input_ids", "attention_mask"], "max_length": trained.max_length,
         # The context a request may fill (prompt + generated tokens): what the model was trained on.
         "max_positions": min(int(trained.max_length), int(trained.keras_model.config.n_positions)),
-        "buckets": [b for b in (16, 32, 64, 128, 256, 512, 1024) if b < trained.max_length] + [trained.max_length],
+        "buckets": list(buckets_up_to(int(trained.max_length), GPT2_BUCKETS)),
         "pad_id": tokenizer.pad_token_id, "eos_id": tokenizer.eos_token_id, "bos_id": tokenizer.bos_token_id,
         "signatures": {layout.DEFAULT_SIGNATURE: {"inputs": ["input_ids", "attention_mask"], "outputs": ["logits"]},
                        # Every input [batch]-shaped (input_ids [batch, seq]): models/lm/generate.py.
