@@ -1,7 +1,8 @@
 """Train a question-answering model on a SQuAD v1.1 / v2.0 file: the work behind ``tfxformers train qa``.
 
 ``train_qa(QATrainConfig(data=..., output=...))`` parses the file or built-in split (``squad.load``), holds out a
-seeded 10% of its passages for validation unless ``eval_data`` is given, builds labelled windows
+seeded 10% of its passages for validation unless ``eval_data`` is given, and hands the examples to
+``fit_qa(train_examples, eval_examples, config, output)`` (what the pipeline's Trainer calls), which builds labelled windows
 (``max_seq_len`` 384, ``doc_stride`` 128), fine-tunes the encoder and span head (``encoder`` is ``minilm``,
 a BERT checkpoint, or a SQuAD-trained ``BertForQuestionAnswering`` checkpoint whose head is kept), and
 writes the trained directory with ``metrics.json``: the official SQuAD exact match and F1 on the validation
@@ -11,17 +12,21 @@ questions. As for classifiers: ``models.run_dirs`` decides what may happen in ``
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Sequence
 
 import tfxformers  # noqa: F401
 from tfxformers.errors import UserError, check_rules
 from tfxformers.models.artifacts import TrainedModel, save_qa
 from tfxformers.models.qa import features, squad
+from tfxformers.models.qa.features import QAExample
 
 KIND = "qa"
 
@@ -74,17 +79,56 @@ def resolve_encoder_dir(encoder: str) -> Path:
     return path
 
 
+def examples_fingerprint(train_examples: Sequence[QAExample], eval_examples: Sequence[QAExample]) -> str:
+    """A SHA-256 of every training and validation question, context and answer: what identifies examples
+    handed to ``fit_qa`` in memory, where ``config.data`` only says where they came from."""
+    digest = hashlib.sha256()
+    for part in (train_examples, eval_examples):
+        rows = [[e.id, e.question, e.context, [list(a) for a in e.answers], e.title] for e in part]
+        digest.update(json.dumps(rows, ensure_ascii=False).encode("utf-8"))
+    return digest.hexdigest()
+
+
 def train_qa(config: QATrainConfig, *, overwrite: bool = False) -> dict:
-    """Train per ``config``; returns the validation metrics (also in ``OUTPUT/metrics.json``)."""
+    """Load ``config.data`` (and ``config.eval_data``, else a seeded split of the data's passages) and
+    ``fit_qa`` on it; returns the validation metrics (also in ``OUTPUT/metrics.json``)."""
     from tfxformers.models import run_dirs
 
     check_config(config)
-    # Cheap checks before the run directory is claimed and TensorFlow loads.
+    # A refused --output costs nothing: checked before the data is read (fit_qa checks again).
+    run_dirs.plan(config.output, KIND, asdict(config), overwrite)
+    resolve_encoder_dir(config.encoder)
     examples, mismatched = squad.load(config.data)
-    eval_examples = squad.load(config.eval_data)[0] if config.eval_data else None
+    if config.eval_data:
+        train_examples, eval_examples = list(examples), squad.load(config.eval_data)[0]
+    else:
+        train_examples, eval_examples = features.split_examples(examples, config.validation_fraction, config.seed)
+    if mismatched:
+        print(f"{Path(config.data).name}: {mismatched} answers not found in their context skipped", flush=True)
+    return fit_qa(train_examples, eval_examples, config, config.output, overwrite=overwrite)
+
+
+def fit_qa(train_examples: Sequence[QAExample], eval_examples: Sequence[QAExample], config: QATrainConfig,
+           output: str | os.PathLike, *, overwrite: bool = False) -> dict:
+    """Train on examples in memory; returns the validation metrics (also OUTPUT/metrics.json).
+
+    ``config.data`` / ``config.eval_data`` only describe where the examples came from (recorded in the model
+    and ``metrics.json``); ``config.limit_train`` still applies. The run's identity for resuming is its settings
+    plus a fingerprint of the examples, so a Trainer that hands over examples resumes only on the same ones.
+    """
+    from tfxformers.models import run_dirs
+
+    config = replace(config, output=str(output))
+    check_config(config)
+    train_examples = list(train_examples)[:config.limit_train] if config.limit_train else list(train_examples)
+    eval_examples = list(eval_examples)
+    if not train_examples or not eval_examples:
+        raise UserError(f"question answering needs training and validation questions (got {len(train_examples)} "
+                        f"and {len(eval_examples)})")
     encoder_dir = resolve_encoder_dir(config.encoder)
-    with run_dirs.claim(config.output, KIND, asdict(config), overwrite) as directory:
-        return _train(config, Path(directory), examples, mismatched, eval_examples, encoder_dir)
+    identity = {**asdict(config), run_dirs.DATA_FINGERPRINT: examples_fingerprint(train_examples, eval_examples)}
+    with run_dirs.claim(output, KIND, identity, overwrite) as directory:
+        return _train(config, identity, Path(directory), train_examples, eval_examples, encoder_dir)
 
 
 def batches(windows, batch_size: int, pad_id: int, max_seq_len: int, rng=None, input_names=None):
@@ -120,19 +164,14 @@ def make_dataset(tf, windows, batch_size: int, pad_id: int, max_seq_len: int, se
     return dataset.repeat() if seed is not None else dataset
 
 
-def _train(config: QATrainConfig, output: Path, examples, mismatched: int, eval_examples, encoder_dir: Path) -> dict:
+def _train(config: QATrainConfig, identity: dict, output: Path, train_examples: list[QAExample],
+           eval_examples: list[QAExample], encoder_dir: Path) -> dict:
     import tensorflow as tf
 
     from tfxformers.models import encoders
     from tfxformers.models.qa import inference, metrics, model as qa_model
 
-    if eval_examples is None:
-        train_examples, eval_examples = features.split_examples(examples, config.validation_fraction, config.seed)
-    else:
-        train_examples = list(examples)
-    if config.limit_train:
-        train_examples = train_examples[:config.limit_train]
-    config_record = {**asdict(config), "kind": KIND}  # lets models.run_dirs tell an unfinished QA run apart
+    config_record = {**identity, "kind": KIND}  # lets models.run_dirs tell an unfinished QA run apart
     (output / "training_config.json").write_text(json.dumps(config_record, indent=2))
     backup = output / "checkpoints" / "backup"
     if backup.exists():
@@ -157,8 +196,8 @@ def _train(config: QATrainConfig, output: Path, examples, mismatched: int, eval_
     impossible = sum(e.is_impossible for e in train_examples)
     print(f"{Path(config.data).name}: {len(train_examples)} training questions ({impossible} unanswerable) -> "
           f"{len(train_features.windows)} windows; {len(eval_examples)} validation questions -> "
-          f"{len(eval_features.windows)} windows; {mismatched + train_features.skipped} answers not found in "
-          f"their context skipped; encoder {encoder_dir} ({'with' if has_head else 'new'} span head)", flush=True)
+          f"{len(eval_features.windows)} windows; {train_features.skipped} answers no token covers "
+          f"skipped; encoder {encoder_dir} ({'with' if has_head else 'new'} span head)", flush=True)
 
     steps_per_epoch = -(-len(train_features.windows) // config.batch_size)
     qa_model.compile_qa_model(model, learning_rate=config.learning_rate, num_train_steps=steps_per_epoch * config.epochs,
