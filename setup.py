@@ -47,6 +47,7 @@ _PIPELINE = _SERVING + [
 # Installed package name (under tfxformers.) -> folder in the repository.
 _SUBPACKAGES = {
     "": "tfxformers",
+    "demo": "tfxformers/demo",
     "models": "models",
     "models.data": "models/data",
     "models.encoders": "models/encoders",

@@ -20,7 +20,7 @@ def _venv_bin(tmp_path: Path) -> Path:
 
 
 def test_the_script_that_started_the_demo_is_named(tmp_path, monkeypatch):
-    from tfxformers.demo import tfxformers_here
+    from tfxformers.demo.common import tfxformers_here
 
     bin_dir = _venv_bin(tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -34,7 +34,7 @@ def test_the_script_that_started_the_demo_is_named(tmp_path, monkeypatch):
 
 
 def test_without_a_script_it_falls_back_to_python_dash_m(tmp_path, monkeypatch):
-    from tfxformers.demo import tfxformers_here, tool_here
+    from tfxformers.demo.common import tfxformers_here, tool_here
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bin").mkdir()
@@ -46,7 +46,7 @@ def test_without_a_script_it_falls_back_to_python_dash_m(tmp_path, monkeypatch):
 
 def test_the_running_environment_has_the_command_it_names(tmp_path):
     """In this test's own environment the named command exists and runs."""
-    code = "from tfxformers.demo import tfxformers_here; print(tfxformers_here())"
+    code = "from tfxformers.demo.common import tfxformers_here; print(tfxformers_here())"
     named = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                            cwd=tmp_path).stdout.strip()
     command = named.split(" ")

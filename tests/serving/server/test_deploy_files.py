@@ -43,7 +43,7 @@ def test_batching_and_monitoring_files_parse():
 
 
 def test_dockerfile_copies_paths_that_exist_or_that_make_demo_writes():
-    from tfxformers.demo import DEMO_MODEL_BASE
+    from tfxformers.demo.common import DEMO_MODEL_BASE
 
     dockerfile = (ROOT / "Dockerfile.serving").read_text()
     assert re.search(r"^FROM tensorflow/serving:\$\{TF_SERVING_VERSION\}\$\{VARIANT\}", dockerfile, re.M)
