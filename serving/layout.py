@@ -33,6 +33,8 @@ WARMUP_FILE = "tf_serving_warmup_requests"
 VERSION_INFO_FILE = INFO_FILE  # assets.extra/tfxformers.json: kind, labels, buckets, limits, version
 TOKENIZER_DIR = "tokenizer"    # assets.extra/tokenizer/: the tokenizer files
 SAVED_MODEL_FILE = "saved_model.pb"
+# TF Serving reads this from a version directory under --enable_per_model_batching_parameters.
+BATCHING_PARAMS_FILE = "batching_params.pbtxt"
 
 # Signature names of a version.
 DEFAULT_SIGNATURE = "serving_default"

@@ -2,14 +2,19 @@
 staged under a hidden name and renamed into place (``serving.layout``), for every model kind's export.
 
 Also the classifier and GPT-2 warm-up records (``tf_serving_warmup_requests``: PredictionLog records of
-real tokenized examples, one per length bucket, replayed by TF Serving when the version loads).
+real tokenized examples, one per length bucket, replayed by TF Serving when the version loads), and the
+version's own batching parameters (``batching_params.pbtxt``, read by TF Serving under
+``--enable_per_model_batching_parameters`` and by ``tfxformers serve --enable-batching``): the CPU preset of
+TF Serving's batching guide by default, the GPU one with ``TFXFORMERS_BATCHING_PRESET=gpu`` at export time.
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
+from tfxformers.errors import UserError
 from tfxformers.serving import layout
 
 
@@ -64,11 +69,60 @@ def _generate_warmup(tf, tokenizer, info: dict, name: str):
     return prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
 
 
+BATCHING_PRESET_ENV = "TFXFORMERS_BATCHING_PRESET"
+BATCHING_PRESETS = ("cpu", "gpu")
+# The embedded server's default --max-rows: a batch must take any request the server accepts, or the
+# batcher refuses it ("Task size N is larger than maximum input batch size").
+LARGEST_REQUEST_ROWS = 128
+
+
+def batching_parameters(kind: str, preset: str = "cpu", cores: int | None = None) -> dict:
+    """BatchingParameters for a model kind, after TF Serving's batching guide (``batching/README.md``).
+
+    CPU: one batch thread per core and no timeout (a batch runs as soon as a thread is free, so batches
+    form only under load and a lone request never waits, serving#1529); allowed sizes at every power of
+    two, so a batch is padded by less than half of itself. GPU: bigger batches with a few milliseconds to
+    fill them; GPT-2's longer timeout because each of its rows runs a whole generation. Both pad
+    variable-length inputs: off (TF Serving's default), requests of different lengths fail the batch
+    (serving#535, #1934); the exports' graphs are safe with the first-element padding (their masks stop
+    at the first [SEP], and GPT-2 reads each row's prompt_length)."""
+    if preset not in BATCHING_PRESETS:
+        raise UserError(f"{BATCHING_PRESET_ENV}={preset!r}: choose one of {', '.join(BATCHING_PRESETS)}")
+    cores = cores or os.cpu_count() or 1
+    if preset == "cpu":
+        largest, timeout, smallest = LARGEST_REQUEST_ROWS, 0, 1
+    elif kind == "gpt2":
+        largest, timeout, smallest = LARGEST_REQUEST_ROWS, 5000, 8
+    else:
+        largest, timeout, smallest = 2 * LARGEST_REQUEST_ROWS, 2000, 16
+    sizes, size = [], smallest
+    while size < largest:
+        sizes.append(size)
+        size *= 2
+    return {"max_batch_size": largest, "batch_timeout_micros": timeout, "num_batch_threads": cores,
+            # Deeper than the guide's online setting (= threads): a full queue answers 503, and the
+            # embedded server's in-flight budget (429) is what should shed load first.
+            "max_enqueued_batches": max(cores, 64), "allowed_batch_sizes": sizes + [largest],
+            "pad_variable_length_inputs": True}
+
+
+def batching_parameters_text(kind: str, preset: str = "cpu", cores: int | None = None) -> str:
+    """``batching_params.pbtxt``: BatchingParameters in protobuf text format."""
+    params = batching_parameters(kind, preset, cores)
+    lines = [f"# BatchingParameters for this {kind} version ({preset} preset of TF Serving's batching guide)."]
+    for name in ("max_batch_size", "batch_timeout_micros", "num_batch_threads", "max_enqueued_batches"):
+        lines.append(f"{name} {{ value: {params[name]} }}")
+    lines += [f"allowed_batch_sizes: {size}" for size in params["allowed_batch_sizes"]]
+    lines.append("pad_variable_length_inputs: true")
+    return "\n".join(lines) + "\n"
+
+
 def write_version(tf, info: dict, tokenizer, final: Path, name: str, build, warmup=None) -> Path:
     """Write the SavedModel and its assets.extra under a temporary name, then rename it into place.
 
     ``build(metadata_json, tokenizer_json)`` returns an object with the ``module`` to save and its
     ``signatures``; ``warmup(tf, path)`` writes the warm-up records (default: ``text_warmup_records``)."""
+    batching_text = batching_parameters_text(info["kind"], os.environ.get(BATCHING_PRESET_ENV, "cpu").strip().lower())
     with layout.staging_directory(final.parent, info["version"]) as tmp:
         staging = tmp / "model"
         assets = staging / layout.ASSETS_EXTRA
@@ -82,5 +136,6 @@ def write_version(tf, info: dict, tokenizer, final: Path, name: str, build, warm
             text_warmup_records(tf, tokenizer, info, name, assets / layout.WARMUP_FILE)
         else:
             warmup(tf, assets / layout.WARMUP_FILE)
+        (staging / layout.BATCHING_PARAMS_FILE).write_text(batching_text)
         layout.publish(staging, final)
     return final

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import tfxformers  # noqa: F401
 from tfxformers.errors import UserError
+from tfxformers.serving import layout
 from tfxformers.serving.server.config import config_messages
 from tfxformers.serving.server.errors import ServingError
 
@@ -43,8 +44,9 @@ class BatchingParameters:
     pad_variable_length_inputs: bool = False
 
 
-def read_batching_parameters(path=None) -> BatchingParameters:
-    """Parse a BatchingParameters text proto (``--batching-parameters-file``); defaults without a file."""
+def read_batching_parameters(path=None, what: str = "--batching-parameters-file") -> BatchingParameters:
+    """Parse a BatchingParameters text proto (``--batching-parameters-file``, or a version's own
+    ``batching_params.pbtxt``); defaults without a file."""
     params = BatchingParameters()
     if path is None:
         return params
@@ -52,7 +54,7 @@ def read_batching_parameters(path=None) -> BatchingParameters:
 
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"--batching-parameters-file {path} does not exist")
+        raise UserError(f"{what} {path} does not exist")
     try:
         proto = text_format.Parse(path.read_text(), config_messages()["BatchingParameters"]())
     except text_format.ParseError as exc:
@@ -72,6 +74,30 @@ def read_batching_parameters(path=None) -> BatchingParameters:
         raise UserError(f"{path}: allowed_batch_sizes must increase and end with max_batch_size "
                         f"({params.max_batch_size}); got {list(sizes)}")
     return params
+
+
+class BatchingChoice:
+    """Which parameters each loaded version batches with under ``--enable-batching``.
+
+    ``--batching-parameters-file`` (``override``) applies to every version; without it a version's own
+    ``batching_params.pbtxt`` (written by every export) is used, and a version without one gets TF
+    Serving's defaults, whose padding is off (requests of different lengths then fail the batch, as they
+    do in TF Serving). Unlike TF Serving under ``--enable_per_model_batching_parameters``, where the
+    version's file wins, the explicit flag wins here: it is how an operator tries other values."""
+
+    def __init__(self, override_file=None):
+        self.override_file = override_file
+        self.override = read_batching_parameters(override_file) if override_file is not None else None
+
+    def for_version(self, version_path) -> tuple[BatchingParameters, str]:
+        """(parameters, where they come from) for a version directory."""
+        if self.override is not None:
+            return self.override, f"{self.override_file} (--batching-parameters-file)"
+        own = Path(version_path) / layout.BATCHING_PARAMS_FILE
+        if own.is_file():
+            return read_batching_parameters(own, what="batching parameters"), str(own)
+        return BatchingParameters(), (f"TF Serving's defaults (no {layout.BATCHING_PARAMS_FILE} in the version; "
+                                      "pad_variable_length_inputs is off)")
 
 
 class _Task:

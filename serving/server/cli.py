@@ -2,8 +2,9 @@
 
 Flags mirror ``tensorflow_model_server`` (dashes instead of underscores): ``--model-base`` (every
 subdirectory is a model served with the latest-version policy) or ``--model-config-file``,
-``--grpc-port`` / ``--rest-port`` (8500 / 8501), ``--enable-batching`` with
-``--batching-parameters-file``, ``--monitoring-config-file``, ``--file-system-poll-wait-seconds``.
+``--grpc-port`` / ``--rest-port`` (8500 / 8501), ``--enable-batching`` (each version's own
+``batching_params.pbtxt``, or ``--batching-parameters-file`` for all), ``--monitoring-config-file``,
+``--file-system-poll-wait-seconds``.
 The request limits (``--max-request-bytes``, ``--max-rows``, ``--max-sequence-length``, ``--max-tokens``,
 ``--max-new-tokens``, ``--max-response-values``) are this server's own (``serving/server/limits.py``). The process
 logs one ``serving N models on gRPC HOST:P, REST HOST:Q`` line when it is ready and stops cleanly on
@@ -28,8 +29,12 @@ def register(commands, train_commands) -> None:
     parser.add_argument("--grpc-port", type=int, default=8500, help="gRPC port (0 picks a free port; default 8500)")
     parser.add_argument("--rest-port", type=int, default=8501, help="REST port (0 picks a free port; default 8501)")
     parser.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
-    parser.add_argument("--enable-batching", action="store_true", help="batch concurrent requests server-side")
-    parser.add_argument("--batching-parameters-file", help="BatchingParameters text proto (needs --enable-batching)")
+    parser.add_argument("--enable-batching", action="store_true",
+                        help="batch concurrent requests server-side, with each version's own batching_params.pbtxt "
+                             "(written by tfxformers export) unless --batching-parameters-file is given")
+    parser.add_argument("--batching-parameters-file",
+                        help="BatchingParameters text proto for every version, instead of their own files "
+                             "(needs --enable-batching)")
     parser.add_argument("--monitoring-config-file",
                         help="MonitoringConfig text proto; enables Prometheus metrics on the REST port")
     parser.add_argument("--file-system-poll-wait-seconds", type=float, default=1.0,

@@ -73,7 +73,7 @@ class ModelManager:
                  metrics=None):
         self.configs = {c.name: c for c in configs}
         self.poll_wait_seconds = poll_wait_seconds
-        self.batching = batching  # BatchingParameters-like object or None
+        self.batching = batching  # batching.BatchingChoice, or None when batching is off
         self.metrics = metrics
         self.states: dict[str, dict[int, VersionState]] = {c.name: {} for c in configs}
         self._lock = threading.RLock()
@@ -216,7 +216,9 @@ class ModelManager:
             servable = Servable(config.name, version, path)
             servable.metrics = self.metrics
             if self.batching is not None:
-                attach_batchers(servable, self.batching, self.metrics)
+                params, source = self.batching.for_version(path)
+                log.info("model %s version %d batches with the parameters of %s", config.name, version, source)
+                attach_batchers(servable, params, self.metrics)
             records = self._warm_up(servable)
         except Exception as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -10,7 +10,7 @@ import logging
 
 import tfxformers  # noqa: F401
 from tfxformers.errors import UserError
-from tfxformers.serving.server.batching import read_batching_parameters
+from tfxformers.serving.server.batching import BatchingChoice
 from tfxformers.serving.server.config import configs_from_config_file, configs_from_model_base
 from tfxformers.serving.server.errors import ServingError
 from tfxformers.serving.server.limits import ServerLimits
@@ -45,8 +45,7 @@ class ModelServer:
             raise UserError("--batching-parameters-file needs --enable-batching")
         configs = (configs_from_config_file(model_config_file) if model_config_file is not None
                    else configs_from_model_base(model_base))
-        self.batching = (read_batching_parameters(batching_parameters_file)
-                         if enable_batching else None)
+        self.batching = BatchingChoice(batching_parameters_file) if enable_batching else None
         self.prometheus_path = (read_monitoring_config(monitoring_config_file)
                                 if monitoring_config_file is not None else None)
         self.metrics = Metrics()

@@ -59,6 +59,7 @@ def test_dockerfile_copies_paths_that_exist_or_that_make_demo_writes():
             continue  # written by `make demo` (tfxformers demo exports there)
         assert (ROOT / source).exists(), source
     for flag in ("--model_config_file=/config/models.config", "--enable_batching=true",
+                 "--enable_per_model_batching_parameters=true",
                  "--batching_parameters_file=/config/batching_parameters.txt",
                  "--monitoring_config_file=/config/monitoring.config"):
         assert flag in dockerfile
