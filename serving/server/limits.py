@@ -150,13 +150,17 @@ def check_shapes(limits: ServerLimits, servable, signature_name: str, shapes: di
 
 def predicted_response_values(signature_def, rows: int, length: int) -> int:
     """Values the outputs will hold, reading a dynamic first dimension as the rows and a dynamic second
-    one as the tokens (outputs with other unknown dimensions are not counted)."""
+    one as the tokens; an output of rank 4 or more ending in two dynamic dimensions is a map of tokens by
+    tokens (the ``attention`` signature's ``[rows, layers, heads, tokens, tokens]``, layers and heads fixed
+    in the signature). Outputs with other unknown dimensions are not counted."""
     total = 0
     for info in signature_def.outputs.values():
         if info.tensor_shape.unknown_rank:
             continue
         dims = [d.size for d in info.tensor_shape.dim]
-        sizes = [rows if i == 0 and d < 0 else length if i == 1 and d < 0 else d for i, d in enumerate(dims)]
+        square = len(dims) >= 4 and dims[-1] < 0 and dims[-2] < 0
+        sizes = [rows if i == 0 and d < 0 else length if d < 0 and (i == 1 or (square and i >= len(dims) - 2)) else d
+                 for i, d in enumerate(dims)]
         if all(d >= 0 for d in sizes):
             total += math.prod(sizes)
     return total

@@ -1,0 +1,111 @@
+"""The ``attention`` signature's answer (rows x layers x heads x tokens^2 values) is held to
+``--max-response-values`` over REST and gRPC, refused from the request's shape before the model runs.
+
+Issue 23: a 37 KB REST request (32 rows x 128 tokens) ran 126 s and answered 529 MB of JSON, because the
+limit counted only a dynamic second dimension as tokens and skipped ``[rows, layers, heads, tokens, tokens]``.
+One real ``tfxformers serve`` serves a tiny classifier exported with ``--with-attention`` under a small limit.
+"""
+from __future__ import annotations
+
+import json
+from http.client import HTTPConnection
+
+import numpy as np
+import pytest
+
+MAX_VALUES = 1000
+
+
+@pytest.fixture(scope="module")
+def server(trained_dir, tmp_path_factory):
+    from tfxformers.serving.export.attention import export_with_attention
+    from tfxformers.testing import start_model_server, stop_model_server
+
+    base = tmp_path_factory.mktemp("attention_limit")
+    export_with_attention(trained_dir, "sentiment", base)
+    process, _, _ = start_model_server(base, file_system_poll_wait_seconds=0, max_response_values=MAX_VALUES,
+                                       monitoring_config_file=_monitoring())
+    yield process
+    assert stop_model_server(process) == 0
+
+
+def _monitoring():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[3] / "deploy" / "monitoring.config"
+
+
+def _get(port, path):
+    connection = HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", path)
+    text = connection.getresponse().read().decode()
+    connection.close()
+    return text
+
+
+def _post(port, rows, tokens):
+    ids = [[2] + [5] * (tokens - 2) + [3]] * rows
+    body = {"signature_name": "attention", "inputs": {"input_ids": ids, "attention_mask": [[1] * tokens] * rows}}
+    connection = HTTPConnection("127.0.0.1", port, timeout=60)
+    connection.request("POST", "/v1/models/sentiment:predict", body=json.dumps(body),
+                       headers={"Content-Type": "application/json"})
+    answer = connection.getresponse()
+    status, text = answer.status, answer.read().decode()
+    connection.close()
+    return status, json.loads(text)
+
+
+def _grpc(port, rows, tokens):
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name, request.model_spec.signature_name = "sentiment", "attention"
+    ids = np.full((rows, tokens), 5, np.int32)
+    ids[:, 0], ids[:, -1] = 2, 3
+    request.inputs["input_ids"].CopyFrom(tf.make_tensor_proto(ids))
+    request.inputs["attention_mask"].CopyFrom(tf.make_tensor_proto(np.ones_like(ids)))
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+    try:
+        return grpc.StatusCode.OK, stub.Predict(request, timeout=60)
+    except grpc.RpcError as exc:
+        return exc.code(), exc.details()
+
+
+def _model_runs(port) -> float:
+    """How often the model ran (TF Serving's runtime latency histogram count)."""
+    for line in _get(port, "/monitoring/prometheus/metrics").splitlines():
+        if line.startswith(":tensorflow:serving:runtime_latency_count") and 'model_name="sentiment"' in line:
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_attention_answers_are_held_to_max_response_values(server):
+    import grpc
+
+    rest, grpc_port = server.rest_port, server.grpc_port
+    metadata = json.loads(_get(rest, "/v1/models/sentiment/metadata"))
+    dims = metadata["metadata"]["signature_def"]["signature_def"]["attention"]["outputs"]["attentions"]["tensor_shape"]["dim"]
+    layers, heads = int(dims[1]["size"]), int(dims[2]["size"])
+    labels = 2
+
+    def values(rows, tokens):
+        return rows * layers * heads * tokens * tokens + rows * labels
+
+    fits = max(t for t in range(2, 64) if values(1, t) <= MAX_VALUES)
+    over_rows = next(r for r in range(1, 64) if values(r, fits) > MAX_VALUES)
+    runs = _model_runs(rest)
+    for rows, tokens in ((1, fits + 1), (over_rows, fits)):
+        status, answer = _post(rest, rows, tokens)
+        assert status == 400, answer
+        assert answer["error"] == (f"the answer to {rows} rows of {tokens} tokens would hold {values(rows, tokens)} "
+                                   f"values; the limit is {MAX_VALUES} per request (--max-response-values): send "
+                                   "fewer rows or tokens")
+        code, details = _grpc(grpc_port, rows, tokens)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and details == answer["error"]
+    assert _model_runs(rest) == runs, "a refused request ran the model"
+    status, answer = _post(rest, 1, fits)
+    assert status == 200 and np.asarray(answer["outputs"]["attentions"]).shape == (1, layers, heads, fits, fits)
+    code, response = _grpc(grpc_port, 1, fits)
+    assert code == grpc.StatusCode.OK and len(response.outputs["attentions"].float_val) == values(1, fits) - labels
