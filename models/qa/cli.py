@@ -5,7 +5,8 @@ import argparse
 import json
 import sys
 
-from tfxformers.cli_types import existing_file, int_range, nonnegative_int, output_dir, positive_float, positive_int, seed
+from tfxformers.cli_types import (existing_file, int_range, nonnegative_int, output_dir, positive_float, positive_int,
+                                  probability, seed)
 
 
 def squad_argument(text: str) -> str:
@@ -38,6 +39,15 @@ def register(commands, train_commands) -> None:
     train.add_argument("--patience", type=nonnegative_int, default=2, help="early-stopping patience in epochs")
     train.add_argument("--limit-train", type=positive_int, default=None, help="use only the first N training questions")
     train.add_argument("--checkpoint-every-steps", type=nonnegative_int, default=200, help="0: every epoch only")
+    train.add_argument("--warmup-ratio", type=probability(one=False), default=0.1,
+                       help="share of the training (of the CPU budget, with --budget-cpu-minutes) the learning rate "
+                            "warms up over before decaying linearly to 0 (default 0.1)")
+    train.add_argument("--budget-cpu-minutes", type=positive_float, default=None,
+                       help="stop after this much training CPU time (this process, all threads; validation excluded), "
+                            "the learning-rate schedule fitted to it; the epochs still bound it (default: no budget)")
+    train.add_argument("--buckets", type=positive_int, nargs="+", default=None,
+                       help="padded lengths of training batches, increasing and ending at --max-seq-len "
+                            "(default: 16 32 64 128 256 up to --max-seq-len)")
     train.add_argument("--seed", type=seed, default=42)
     train.set_defaults(func=run_train)
 
@@ -66,9 +76,12 @@ def run_train(args: argparse.Namespace) -> int:
                            max_seq_len=args.max_seq_len, doc_stride=args.doc_stride,
                            max_question_tokens=args.max_question_tokens, max_answer_len=args.max_answer_len,
                            patience=args.patience, limit_train=args.limit_train,
-                           checkpoint_every_steps=args.checkpoint_every_steps, seed=args.seed)
+                           checkpoint_every_steps=args.checkpoint_every_steps, seed=args.seed,
+                           warmup_ratio=args.warmup_ratio, budget_cpu_minutes=args.budget_cpu_minutes,
+                           buckets=args.buckets)
     scores = train_qa(config, overwrite=args.overwrite)
-    print(f"validation exact match {scores['exact_match']:.1f}, F1 {scores['f1']:.1f} ({scores['total']} questions); "
+    print(f"validation exact match {scores['exact_match']:.1f}, F1 {scores['f1']:.1f} ({scores['total']} questions) "
+          f"after {scores['train_cpu_minutes']:.1f} training CPU minutes, {scores['examples_seen']:,} windows seen; "
           f"model and metrics.json in {args.output}")
     return 0
 

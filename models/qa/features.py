@@ -226,10 +226,20 @@ def window_buckets(max_seq_len: int) -> tuple[int, ...]:
     return buckets_up_to(max_seq_len, DEFAULT_BUCKETS)
 
 
-def pad_windows(windows: Sequence[QAWindow], pad_id: int, max_seq_len: int) -> dict[str, list[list[int]]]:
-    """The rows of one model call, padded to the smallest bucket that holds the longest window (pure
-    Python; the proxy sends exactly these lists)."""
-    width = bucket_length(max(len(w) for w in windows), window_buckets(max_seq_len))
+def check_buckets(buckets: Sequence[int], max_seq_len: int) -> None:
+    """Padding lengths must be positive, strictly increasing and end at ``max_seq_len`` (the longest window)."""
+    values = list(buckets)
+    if (not values or any(not isinstance(b, int) or b < 1 for b in values)
+            or any(a >= b for a, b in zip(values, values[1:])) or values[-1] != max_seq_len):
+        raise UserError(f"--buckets must be increasing lengths ending at --max-seq-len {max_seq_len} "
+                        f"(got {' '.join(map(str, values)) or 'none'})")
+
+
+def pad_windows(windows: Sequence[QAWindow], pad_id: int, max_seq_len: int,
+                buckets: Sequence[int] | None = None) -> dict[str, list[list[int]]]:
+    """The rows of one model call, padded to the smallest of ``buckets`` (default ``window_buckets``) that
+    holds the longest window (pure Python; the proxy sends exactly these lists)."""
+    width = bucket_length(max(len(w) for w in windows), buckets or window_buckets(max_seq_len))
     rows = {"input_ids": [], "attention_mask": [], "token_type_ids": []}
     for window in windows:
         padding = width - len(window)
@@ -237,6 +247,19 @@ def pad_windows(windows: Sequence[QAWindow], pad_id: int, max_seq_len: int) -> d
         rows["attention_mask"].append([1] * len(window) + [0] * padding)
         rows["token_type_ids"].append(window.token_type_ids + [0] * padding)
     return rows
+
+
+def padded_batch(windows: Sequence[QAWindow], pad_id: int, buckets: Sequence[int], input_names=None):
+    """One training or validation batch: ``(inputs, labels)`` int32 numpy arrays, padded to the smallest of
+    ``buckets`` that fits (its last bucket is the longest window); ``input_names`` picks the inputs a model
+    takes (RoBERTa and DistilBERT take no ``token_type_ids``)."""
+    import numpy as np
+
+    rows = pad_windows(windows, pad_id, max(buckets), buckets)
+    inputs = {k: np.asarray(v, dtype=np.int32) for k, v in rows.items() if input_names is None or k in input_names}
+    labels = {"start_logits": np.asarray([w.start_position for w in windows], dtype=np.int32),
+              "end_logits": np.asarray([w.end_position for w in windows], dtype=np.int32)}
+    return inputs, labels
 
 
 # ---------------------------------------------------------------------------------------------- SQuAD files

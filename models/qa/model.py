@@ -87,14 +87,16 @@ def build_qa_model(encoder, *, name: str = "qa_model"):
 
 
 def compile_qa_model(model, *, learning_rate: float = 5e-5, num_train_steps: int = 1000, warmup_ratio: float = 0.1,
-                     weight_decay: float = 0.01):
-    """AdamW with warm-up and decay; the loss is the mean of the start and end cross-entropies."""
+                     weight_decay: float = 0.01, optimizer=None):
+    """AdamW with warm-up and decay over ``num_train_steps`` (or ``optimizer``, e.g. on a CPU-budget schedule:
+    ``models.qa.budget``); the loss is the mean of the start and end cross-entropies."""
     import tensorflow as tf
 
     from tfxformers.models.encoders.base import create_adamw
 
     loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model.compile(optimizer=create_adamw(learning_rate, num_train_steps, warmup_ratio, weight_decay),
+    optimizer = optimizer or create_adamw(learning_rate, num_train_steps, warmup_ratio, weight_decay)
+    model.compile(optimizer=optimizer,
                   loss={"start_logits": loss, "end_logits": loss}, loss_weights={"start_logits": 0.5, "end_logits": 0.5},
                   metrics={"start_logits": [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                            "end_logits": [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")]})

@@ -51,7 +51,13 @@ class QATrainConfig:
     limit_train: int | None = None
     checkpoint_every_steps: int = 200
     seed: int = 42
-    verbose: int | None = None  # Keras verbosity; default: progress bar on a terminal, one line per epoch otherwise
+    # Padded lengths of training and validation batches (increasing, ending at max_seq_len);
+    # None: features.window_buckets(max_seq_len).
+    buckets: list[int] | None = None
+    # Stop after this much training CPU time (this process, every thread), with the learning rate warmed up
+    # and decayed over it (models.qa.budget) instead of over epochs x steps; None: today's step schedule.
+    budget_cpu_minutes: float | None = None
+    verbose: int | None = None  # 0 silent; default: a progress line on a terminal, else lines per epoch (budget: per 50 steps)
 
 
 def check_config(config: QATrainConfig) -> None:
@@ -67,8 +73,13 @@ def check_config(config: QATrainConfig) -> None:
              ("--patience", config.patience, config.patience >= 0, ">= 0"),
              ("--limit-train", config.limit_train, config.limit_train is None or config.limit_train >= 1, "at least 1"),
              ("--checkpoint-every-steps", config.checkpoint_every_steps, config.checkpoint_every_steps >= 0, ">= 0"),
-             ("--seed", config.seed, 0 <= config.seed <= 2**32 - 1, "between 0 and 2**32 - 1"))
+             ("--seed", config.seed, 0 <= config.seed <= 2**32 - 1, "between 0 and 2**32 - 1"),
+             ("--warmup-ratio", config.warmup_ratio, 0 <= config.warmup_ratio < 1, "in [0, 1)"),
+             ("--budget-cpu-minutes", config.budget_cpu_minutes,
+              config.budget_cpu_minutes is None or config.budget_cpu_minutes > 0, "> 0"))
     check_rules(rules)
+    if config.buckets is not None:
+        features.check_buckets(config.buckets, config.max_seq_len)
 
 
 def resolve_encoder_dir(encoder: str) -> Path:
@@ -131,37 +142,33 @@ def fit_qa(train_examples: Sequence[QAExample], eval_examples: Sequence[QAExampl
         return _train(config, identity, Path(directory), train_examples, eval_examples, encoder_dir)
 
 
-def batches(windows, batch_size: int, pad_id: int, max_seq_len: int, rng=None, input_names=None):
-    """Padded ``(inputs, labels)`` numpy batches, windows of similar length together (shuffled if ``rng``)."""
-    import numpy as np
-
-    from tfxformers.models.qa.features import pad_windows
-
-    order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
-    groups = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    if rng is not None:
-        rng.shuffle(groups)
-    for group in groups:
-        chosen = [windows[i] for i in group]
-        rows = pad_windows(chosen, pad_id, max_seq_len)
-        inputs = {k: np.asarray(v, dtype=np.int32) for k, v in rows.items() if input_names is None or k in input_names}
-        labels = {"start_logits": np.asarray([w.start_position for w in chosen], dtype=np.int32),
-                  "end_logits": np.asarray([w.end_position for w in chosen], dtype=np.int32)}
-        yield inputs, labels
-
-
-def make_dataset(tf, windows, batch_size: int, pad_id: int, max_seq_len: int, seed: int | None, input_names):
-    """A ``tf.data.Dataset`` of those batches; with ``seed``, repeated with a new (seeded) shuffle every
-    epoch: Keras keeps one iterator across epochs when ``steps_per_epoch`` is given."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed) if seed is not None else None
+def windows_dataset(tf, windows, plan, steps: int, pad_id: int, buckets, input_names):
+    """A ``tf.data.Dataset`` of the batches ``plan()`` gives (a new plan per epoch: Keras makes a new iterator
+    every epoch when the cardinality is known), each padded to the smallest bucket that fits."""
     spec = tf.TensorSpec((None, None), tf.int32)
     signature = ({name: spec for name in input_names},
                  {"start_logits": tf.TensorSpec((None,), tf.int32), "end_logits": tf.TensorSpec((None,), tf.int32)})
-    dataset = tf.data.Dataset.from_generator(lambda: batches(windows, batch_size, pad_id, max_seq_len, rng, input_names),
-                                             output_signature=signature)
-    return dataset.repeat() if seed is not None else dataset
+
+    def generate():
+        for index in plan():
+            yield features.padded_batch([windows[i] for i in index], pad_id, buckets, input_names)
+
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
+
+
+def source_reference(source: str | None) -> str | None:
+    """``config.data`` as recorded: a built-in name, a file's absolute path, or (examples handed to ``fit_qa``)
+    the caller's description unchanged."""
+    if source is None:
+        return None
+    if source in squad.NAMES or Path(source).expanduser().exists():
+        return squad.reference(source)
+    return source
+
+
+def _verbosity(config: QATrainConfig) -> int:
+    return config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
 
 
 def _train(config: QATrainConfig, identity: dict, output: Path, train_examples: list[QAExample],
@@ -173,11 +180,6 @@ def _train(config: QATrainConfig, identity: dict, output: Path, train_examples: 
 
     config_record = {**identity, "kind": KIND}  # lets models.run_dirs tell an unfinished QA run apart
     (output / "training_config.json").write_text(json.dumps(config_record, indent=2))
-    backup = output / "checkpoints" / "backup"
-    if backup.exists():
-        print(f"resuming from the checkpoint in {backup}", flush=True)
-    elif (output / "history.csv").exists():
-        (output / "history.csv").unlink()
     tf.keras.utils.set_random_seed(config.seed)
 
     model, has_head = qa_model.load_qa_checkpoint(encoder_dir)
@@ -199,26 +201,9 @@ def _train(config: QATrainConfig, identity: dict, output: Path, train_examples: 
           f"{len(eval_features.windows)} windows; {train_features.skipped} answers no token covers "
           f"skipped; encoder {encoder_dir} ({'with' if has_head else 'new'} span head)", flush=True)
 
-    steps_per_epoch = -(-len(train_features.windows) // config.batch_size)
-    qa_model.compile_qa_model(model, learning_rate=config.learning_rate, num_train_steps=steps_per_epoch * config.epochs,
-                              warmup_ratio=config.warmup_ratio, weight_decay=config.weight_decay)
-    train_ds = make_dataset(tf, train_features.windows, config.batch_size, pad_id, config.max_seq_len, config.seed,
-                            list(model.input_names))
-    val_ds = make_dataset(tf, eval_features.windows, config.batch_size * 2, pad_id, config.max_seq_len, None,
-                          list(model.input_names))
-    callbacks = [
-        tf.keras.callbacks.BackupAndRestore(str(backup), save_freq=config.checkpoint_every_steps or "epoch"),
-        tf.keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
-        tf.keras.callbacks.TensorBoard(log_dir=str(output / "logs" / "fit")),
-        tf.keras.callbacks.CSVLogger(str(output / "history.csv"), append=True),
-    ]
-    verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
     started = time.perf_counter()
-    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
-              verbose=verbose, callbacks=callbacks)
+    counted = _fit(tf, config, output, model, train_features.windows, eval_features.windows, pad_id)
     train_seconds = time.perf_counter() - started
-    # Training finished: the next run with this output directory must start afresh, not resume.
-    shutil.rmtree(backup, ignore_errors=True)
 
     trained = TrainedModel(output, {"kind": KIND, "max_seq_len": config.max_seq_len, "doc_stride": config.doc_stride,
                                     "input_names": list(model.input_names)}, model, tokenizer)
@@ -228,15 +213,86 @@ def _train(config: QATrainConfig, identity: dict, output: Path, train_examples: 
     # All-answerable data (SQuAD 1.1) is scored as the v1.1 script scores it; with unanswerable ones, as v2.0's.
     scorer = metrics.score if with_null else metrics.score_v1
     scores = scorer(predictions, {e.id: [t for t, _ in e.answers] for e in eval_examples})
-    scores.update(split="validation", data=squad.reference(config.data),
-                  eval_data=squad.reference(config.eval_data) if config.eval_data else None,
+    scores.update(split="validation", data=source_reference(config.data), eval_data=source_reference(config.eval_data),
                   train_questions=len(train_examples), train_windows=len(train_features.windows),
-                  train_seconds=round(train_seconds, 1), handle_impossible_answer=with_null,
+                  train_seconds=round(train_seconds, 1), **counted, handle_impossible_answer=with_null,
                   examples=[{"id": e.id, "question": e.question, "prediction": predictions[e.id],
                              "gold": [t for t, _ in e.answers]} for e in eval_examples[:20]])
     save_qa(output, model, tokenizer, max_seq_len=config.max_seq_len, doc_stride=config.doc_stride,
-                     input_names=list(model.input_names),
-                     extra={"data": scores["data"], "encoder": str(encoder_dir), "max_answer_len": config.max_answer_len,
-                            "handle_impossible_answer": with_null})
+            input_names=list(model.input_names),
+            extra={"data": scores["data"], "encoder": str(encoder_dir), "max_answer_len": config.max_answer_len,
+                   "handle_impossible_answer": with_null})
     (output / "metrics.json").write_text(json.dumps(scores, indent=2))
     return scores
+
+
+def _fit(tf, config: QATrainConfig, output: Path, model, windows, eval_windows, pad_id: int) -> dict:
+    """Compile and ``fit`` (resuming from the backup if there is one); returns what ``metrics.json`` records of
+    the training itself: CPU minutes, steps, examples seen, why it stopped."""
+    import numpy as np
+
+    from tfxformers.models.multiworker import resume_note, resume_start
+    from tfxformers.models.qa import budget, model as qa_model
+    from tfxformers.models.tokenization import epoch_plans, plan_batches
+
+    checkpoints = output / "checkpoints"
+    backup = checkpoints / "backup"
+    buckets = tuple(config.buckets) if config.buckets else features.window_buckets(config.max_seq_len)
+    lengths = np.asarray([len(w) for w in windows], dtype=np.int64)
+    steps_per_epoch = len(plan_batches(lengths, config.batch_size, False, None))
+    start = resume_start(backup, steps_per_epoch)
+    state = None
+    if backup.exists():
+        state = budget.read_state(checkpoints)
+        print(f"resuming from the checkpoint in {backup} {resume_note(backup)}"
+              + ("" if state else "; no CPU time recorded with it: the clock starts at 0"), flush=True)
+    else:
+        (output / "history.csv").unlink(missing_ok=True)
+        (checkpoints / budget.STATE_FILE).unlink(missing_ok=True)
+
+    with_budget = config.budget_cpu_minutes is not None
+    progress = tf.Variable(0.0, trainable=False, dtype=tf.float32, name="budget_progress") if with_budget else None
+    optimizer = (budget.budget_optimizer(config.learning_rate, progress, config.warmup_ratio, config.weight_decay)
+                 if with_budget else None)
+    qa_model.compile_qa_model(model, learning_rate=config.learning_rate, num_train_steps=steps_per_epoch * config.epochs,
+                              warmup_ratio=config.warmup_ratio, weight_decay=config.weight_decay, optimizer=optimizer)
+    input_names = list(model.input_names)
+    train_ds = windows_dataset(tf, windows, epoch_plans(lengths, config.batch_size, True, config.seed, start),
+                               steps_per_epoch, pad_id, buckets, input_names)
+
+    def batch_sizes(epoch: int) -> list[int]:  # the batches epoch_plans gives that epoch, in the same order
+        rng = np.random.default_rng((config.seed or 0) + epoch)
+        return [len(b) for b in plan_batches(lengths, config.batch_size, True, rng)]
+
+    verbose = _verbosity(config)
+    save_freq = config.checkpoint_every_steps or "epoch"
+    clock = budget.CpuClock(budget_minutes=config.budget_cpu_minutes, progress=progress, checkpoints=checkpoints,
+                            batch_sizes=batch_sizes, save_freq=save_freq, start=state, learning_rate=config.learning_rate,
+                            warmup_ratio=config.warmup_ratio, epochs=config.epochs, verbose=verbose if with_budget else 0,
+                            log_every=budget.LOG_EVERY_STEPS)
+    # The clock must follow BackupAndRestore: what it writes at a backup is the state of that backup.
+    callbacks = [tf.keras.callbacks.BackupAndRestore(str(backup), save_freq=save_freq), clock,
+                 tf.keras.callbacks.TensorBoard(log_dir=str(output / "logs" / "fit")),
+                 tf.keras.callbacks.CSVLogger(str(output / "history.csv"), append=True)]
+    fit_options = {}
+    early = None
+    if not with_budget:
+        # Under a budget, validating every epoch would spend it: the model is scored once, at the end.
+        eval_lengths = np.asarray([len(w) for w in eval_windows], dtype=np.int64)
+        eval_steps = len(plan_batches(eval_lengths, config.batch_size * 2, False, None))
+        fit_options["validation_data"] = windows_dataset(
+            tf, eval_windows, lambda: plan_batches(eval_lengths, config.batch_size * 2, False, None), eval_steps,
+            pad_id, buckets, input_names)
+        early = tf.keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
+        callbacks.append(early)
+    model.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps_per_epoch, verbose=0 if with_budget else verbose,
+              callbacks=callbacks, **fit_options)
+    counted = clock.state()
+    # Training finished: the next run with this output directory must start afresh, not resume.
+    shutil.rmtree(backup, ignore_errors=True)
+    (checkpoints / budget.STATE_FILE).unlink(missing_ok=True)
+    stopped = ("cpu budget" if clock.exhausted else "early stopping" if early is not None and early.stopped_epoch
+               else "epochs")
+    return {"train_cpu_minutes": round(counted["cpu_seconds"] / 60, 3), "train_steps": counted["steps"],
+            "examples_seen": counted["examples"], "budget_cpu_minutes": config.budget_cpu_minutes,
+            "stopped_by": stopped, "buckets": list(buckets)}
