@@ -27,6 +27,10 @@ from tfxformers.serving.export.signatures import assert_same_shape, metadata_fun
 from tfxformers.serving.export.writer import write_version
 
 SIGNATURE = "answer"
+# Tokens of one Predict call that a CPU model server runs fastest per window (bench/bench_qa.py, MiniLM on
+# 2 cores: small calls beat one call of every window of a long context); written into the metadata as
+# preferred_windows_per_call, which the proxy's :answer uses unless --answer-batch-windows says otherwise.
+CPU_TOKENS_PER_CALL = 1536
 WARMUP_QUESTIONS = (("When is the cake done?", "Bake for 30 to 40 minutes. The cake is done when it springs back "
                      "to the touch."),
                     ("Who does space belong to?", "He hopes the data will be shared, because space belongs to everyone. "
@@ -72,6 +76,11 @@ class _QAModule:
                            layout.METADATA_SIGNATURE: module.metadata}
 
 
+def preferred_windows_per_call(max_seq_len: int) -> int:
+    """Windows of ``max_seq_len`` tokens per Predict call on a CPU server (``CPU_TOKENS_PER_CALL``)."""
+    return max(1, CPU_TOKENS_PER_CALL // max_seq_len)
+
+
 def qa_metadata(trained, name: str, version: int | None) -> dict:
     from tfxformers.models.encoders import max_input_tokens
     from tfxformers.models.qa.features import Specials, fast_tokenizer, window_buckets
@@ -88,6 +97,7 @@ def qa_metadata(trained, name: str, version: int | None) -> dict:
         "pad_id": specials.pad_id, "cls_id": specials.cls_id, "sep_id": specials.sep_id,
         "pair_seps": specials.pair_seps, "model_type": getattr(config, "model_type", "bert"),
         "max_answer_len": int(trained.info.get("max_answer_len", 15)),
+        "preferred_windows_per_call": preferred_windows_per_call(trained.max_seq_len),
         "signatures": {SIGNATURE: {"inputs": ["input_ids", "attention_mask", "token_type_ids"],
                                    "outputs": ["start_logits", "end_logits"]},
                        layout.METADATA_SIGNATURE: {"inputs": ["probe"],

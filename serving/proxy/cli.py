@@ -31,7 +31,12 @@ _FLAGS = {
     "--status-refresh": ("status_refresh_seconds", float, "seconds between served-version checks (default 2)"),
     "--max-context-chars": ("max_context_chars", int, ":answer context characters (default 200000)"),
     "--max-answer-windows": ("max_answer_windows", int, ":answer windows per context (default 256)"),
-    "--answer-batch-windows": ("answer_batch_windows", int, ":answer windows per Predict call (default 0: all in one)"),
+    "--answer-batch-windows": ("answer_batch_windows", int, ":answer windows per Predict call (default: the export's "
+                               "preferred_windows_per_call; 0: as many as --backend-max-rows/--backend-max-tokens allow)"),
+    "--answer-concurrency": ("answer_concurrency", int, ":answer Predict calls of one request in flight at once (default 2)"),
+    "--backend-max-rows": ("backend_max_rows", int, "rows the model server takes per call: its --max-rows (default 128)"),
+    "--backend-max-tokens": ("backend_max_tokens", int, "rows x tokens the model server takes per call: its --max-tokens "
+                             "(default 16384)"),
     "--answer-timeout": ("answer_timeout_seconds", float, "seconds an :answer request may spend on backend calls (default 30)"),
     "--models": ("models", str, "comma-separated models /readyz checks and that are loaded at start"),
     "--log-level": ("log_level", str, "uvicorn log level (default info)"),

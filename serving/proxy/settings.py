@@ -30,7 +30,15 @@ class ProxySettings(BaseSettings):
     # :answer (question answering): a context is one text of any length, split into windows server-side.
     max_context_chars: int = Field(200_000, ge=1, description=":answer context characters (more: 413)")
     max_answer_windows: int = Field(256, ge=1, description=":answer windows one context may need (more: 413)")
-    answer_batch_windows: int = Field(0, ge=0, description=":answer windows per Predict call; 0 = all in one call")
+    answer_batch_windows: int | None = Field(None, ge=0, description=":answer windows per Predict call; 0 = as many "
+                                             "as the server's limits allow; unset: the export's "
+                                             "preferred_windows_per_call")
+    answer_concurrency: int = Field(2, ge=1, le=64, description=":answer Predict calls of one request in flight at once")
+    # The model server's per-request limits, which TF Serving's API cannot report: the defaults are
+    # `tfxformers serve`'s own (--max-rows, --max-tokens), so a context the proxy accepts is split into
+    # calls that server takes. Raise them with the server's flags; stock TF Serving has no such limits.
+    backend_max_rows: int = Field(128, ge=1, description="rows the model server takes per Predict call")
+    backend_max_tokens: int = Field(16384, ge=1, description="rows x sequence length the model server takes per call")
     answer_timeout_seconds: float = Field(30.0, gt=0, description="the backend budget for one :answer request")
     models: str = Field("", description="comma-separated models /readyz checks (and that are loaded at start)")
     log_level: str = "info"

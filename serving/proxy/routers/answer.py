@@ -1,10 +1,22 @@
 """``POST /v1/models/{name}:answer``: extractive question answering over a context of any length.
 
 The question and context are tokenized here into overlapping windows of the export's maximum length
-(``models.qa.features``, the same plan ``tfxformers answer`` uses), every window goes to the version's
-``answer`` signature in ONE Predict call (``--answer-batch-windows`` > 0 splits them into calls of that
-many rows, sent concurrently; the benchmark compares both), and the start/end logits are decoded into
+(``models.qa.features``, the same plan ``tfxformers answer`` uses); the windows go to the version's
+``answer`` signature in Predict calls planned by ``plan_calls``, and the start/end logits are decoded into
 spans with character offsets into the context (``models.qa.decode``, shared with ``tfxformers answer``).
+
+How the calls are cut (``plan_calls``):
+
+* each window is padded only to the smallest of the export's ``buckets`` that holds it, and one call holds
+  windows of one padded length, so a short context (or any short window) costs its own length, not 384;
+* windows per call: ``--answer-batch-windows`` if given (0: as many as the server takes), else the export's
+  ``preferred_windows_per_call`` (written from a CPU measurement, ``bench/bench_qa.py``: one call of all 79
+  windows of a 20,000-token context is up to 2x slower than small calls on a 2-core server);
+* never more than the model server takes in one request (``--backend-max-rows``, ``--backend-max-tokens``:
+  ``tfxformers serve``'s ``--max-rows`` / ``--max-tokens`` defaults), so a context the proxy accepts is never
+  refused by a server left at its defaults; calls of one group are made equal in size;
+* at most ``--answer-concurrency`` calls of one request are in flight at once.
+
 Limits, checked before any model call: ``--max-context-chars`` characters and ``--max-answer-windows``
 windows per context (more: 413). Nothing here imports TensorFlow or numpy.
 """
@@ -16,6 +28,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 from tfxformers.errors import UserError
+from tfxformers.models.buckets import bucket_length
 from tfxformers.models.qa import decode, features
 from tfxformers.serving.proxy import errors
 from tfxformers.serving.proxy.backends import Deadline
@@ -27,6 +40,9 @@ from tfxformers.serving.proxy.service import InferenceService
 router = APIRouter(tags=["models"])
 SIGNATURE = "answer"
 MAX_TOP_K = 100
+# Exports made before preferred_windows_per_call: the export's own rule (serving.export.qa.CPU_TOKENS_PER_CALL,
+# which this wing may not import), tokens of one call on a CPU server.
+FALLBACK_TOKENS_PER_CALL = 1536
 
 
 class AnswerRequest(BaseModel):
@@ -55,7 +71,8 @@ class AnswerResponse(BaseModel):
     answers: list[Answer]
     windows: int = Field(description="windows the context was split into")
     context_tokens: int
-    predict_calls: int = Field(description="Predict calls made (1 unless --answer-batch-windows splits them)")
+    predict_calls: int = Field(description="Predict calls made (windows are grouped by padded length and cut to "
+                               "the windows per call and the server's limits)")
 
 
 def _plan(served: ServedModel, body: AnswerRequest, max_windows: int):
@@ -79,6 +96,61 @@ def _plan(served: ServedModel, body: AnswerRequest, max_windows: int):
     return windows, len(context_tokens[0])
 
 
+def window_buckets(meta: dict) -> tuple[int, ...]:
+    """The export's padding lengths (``buckets``), or those ``features`` derives for older exports."""
+    max_length = int(meta["max_length"])
+    buckets = meta.get("buckets")
+    if (isinstance(buckets, list) and buckets and all(isinstance(b, int) and 0 < b <= max_length for b in buckets)
+            and max(buckets) == max_length):
+        return tuple(sorted(buckets))
+    return features.window_buckets(max_length)
+
+
+def windows_per_call(settings, meta: dict) -> int | None:
+    """Windows one Predict call should hold before the server's limits cut it (None: all of them)."""
+    if settings.answer_batch_windows is not None:
+        return settings.answer_batch_windows or None
+    preferred = meta.get("preferred_windows_per_call")
+    if isinstance(preferred, int) and not isinstance(preferred, bool) and preferred > 0:
+        return preferred
+    return max(1, FALLBACK_TOKENS_PER_CALL // int(meta["max_length"]))
+
+
+def plan_calls(lengths: list[int], buckets, per_call: int | None, max_rows: int,
+               max_tokens: int) -> list[tuple[int, list[int]]]:
+    """``(padded length, window indices)`` of every Predict call for windows of the given lengths.
+
+    Windows are grouped by the smallest bucket that holds them; a group is cut into the fewest calls of at
+    most ``per_call`` rows (None: no preference) that the server takes (``max_rows`` rows, ``max_tokens``
+    rows x padded length), all of nearly equal size so concurrent calls finish together."""
+    groups: dict[int, list[int]] = {}
+    for index, length in enumerate(lengths):
+        groups.setdefault(bucket_length(length, buckets), []).append(index)
+    calls = []
+    for width in sorted(groups):
+        members = groups[width]
+        cap = max(1, min(per_call or len(members), max_rows, max_tokens // width))
+        n_calls = -(-len(members) // cap)
+        base, extra = divmod(len(members), n_calls)
+        start = 0
+        for k in range(n_calls):
+            size = base + (k < extra)
+            calls.append((width, members[start:start + size]))
+            start += size
+    return calls
+
+
+def pad_rows(windows, width: int, pad_id: int) -> dict[str, list[list[int]]]:
+    """The three inputs of one call: windows right-padded to ``width`` (mask 0 and type 0 on padding)."""
+    rows = {"input_ids": [], "attention_mask": [], "token_type_ids": []}
+    for window in windows:
+        padding = width - len(window)
+        rows["input_ids"].append(window.input_ids + [pad_id] * padding)
+        rows["attention_mask"].append([1] * len(window) + [0] * padding)
+        rows["token_type_ids"].append(window.token_type_ids + [0] * padding)
+    return rows
+
+
 async def answer_question(service: InferenceService, name: str, body: AnswerRequest) -> dict:
     settings = service.settings
     if len(body.context) > settings.max_context_chars:
@@ -91,29 +163,35 @@ async def answer_question(service: InferenceService, name: str, body: AnswerRequ
         if served.kind != "qa":
             raise errors.WrongModelKind(f"model {served.name!r} is a {served.kind} model and has no :answer")
         windows, context_tokens = await asyncio.to_thread(_plan, served, body, settings.max_answer_windows)
-        per_call = settings.answer_batch_windows or len(windows)
-        chunks = [windows[i:i + per_call] for i in range(0, len(windows), per_call)]
-        pad_id = int(served.metadata.get("pad_id") or 0)
-        max_length = int(served.metadata["max_length"])
+        meta = served.metadata
+        calls = plan_calls([len(w) for w in windows], window_buckets(meta), windows_per_call(settings, meta),
+                           settings.backend_max_rows, settings.backend_max_tokens)
+        pad_id = int(meta.get("pad_id") or 0)
+        in_flight = asyncio.Semaphore(settings.answer_concurrency)
 
-        async def call(chunk):
-            rows = features.pad_windows(chunk, pad_id, max_length)
-            out = await service.backend.predict(served.name, served.version, SIGNATURE,
-                                                {k: ("DT_INT32", v) for k, v in rows.items()},
-                                                ["start_logits", "end_logits"], deadline)
-            if len(out["start_logits"]) != len(chunk) or len(out["end_logits"]) != len(chunk):
-                raise errors.BackendFailed(f"{SIGNATURE} answered {len(out['start_logits'])} rows for {len(chunk)} windows")
+        async def call(width: int, members: list[int]):
+            rows = pad_rows([windows[i] for i in members], width, pad_id)
+            async with in_flight:
+                out = await service.backend.predict(served.name, served.version, SIGNATURE,
+                                                    {k: ("DT_INT32", v) for k, v in rows.items()},
+                                                    ["start_logits", "end_logits"], deadline)
+            if len(out["start_logits"]) != len(members) or len(out["end_logits"]) != len(members):
+                raise errors.BackendFailed(f"{SIGNATURE} answered {len(out['start_logits'])} rows for "
+                                           f"{len(members)} windows")
             return out["start_logits"], out["end_logits"]
 
-        outputs = await asyncio.gather(*(call(chunk) for chunk in chunks))
-        starts = [row for s, _ in outputs for row in s]
-        ends = [row for _, e in outputs for row in e]
+        outputs = await asyncio.gather(*(call(width, members) for width, members in calls))
+        starts: list = [None] * len(windows)
+        ends: list = [None] * len(windows)
+        for (_, members), (s, e) in zip(calls, outputs):
+            for i, start_row, end_row in zip(members, s, e):
+                starts[i], ends[i] = start_row, end_row
         answers = await asyncio.to_thread(decode.decode_answers, body.context, windows, starts, ends,
                                           top_k=body.top_k, max_answer_len=body.max_answer_len,
                                           handle_impossible_answer=body.handle_impossible_answer)
         return {"model": name, "version": served.version,
                 "answers": [{k: a[k] for k in ("answer", "score", "start", "end")} for a in answers],
-                "windows": len(windows), "context_tokens": context_tokens, "predict_calls": len(chunks)}
+                "windows": len(windows), "context_tokens": context_tokens, "predict_calls": len(calls)}
 
     return await service._on_latest(name, settings.answer_timeout_seconds, run)
 

@@ -55,7 +55,9 @@ def qa(tmp_path_factory):
                                                       max_request_bytes=64 * 1024 * 1024)
     try:
         proxy, url = start_proxy(f"grpc://127.0.0.1:{grpc_port}", log_path=root / "proxy.log", extra_args=[
-            "--max-context-chars", str(len(over_context) + 10), "--max-answer-windows", str(WINDOW_LIMIT)])
+            "--max-context-chars", str(len(over_context) + 10), "--max-answer-windows", str(WINDOW_LIMIT),
+            # Every window in one call (the limits of the server above), as test_a_20000_token_context... checks.
+            "--answer-batch-windows", "0", "--backend-max-rows", "1024", "--backend-max-tokens", "1000000"])
     except RuntimeError:
         stop_model_server(server)
         raise
