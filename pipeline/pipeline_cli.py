@@ -2,6 +2,7 @@
 
     tfxformers pipeline run --task sentiment --data rotten_tomatoes --mode partial
     tfxformers pipeline run --task lm --corpus emma --preset mini --name emma     # GPT-2 pretraining
+    tfxformers pipeline run --task qa --data squad --limit-train 5000 --budget-cpu-minutes 6   # a SQuAD reader
     tfxformers pipeline run ... --beam-args="--direct_num_workers=1"        # passed to Beam as they are
     tfxformers pipeline compile --runner vertex --output pipeline.json --image IMAGE \\
         --pipeline-root gs://BUCKET/root --data-root gs://BUCKET/data --model-base gs://BUCKET/serving_models
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from tfxformers.cli_types import output_dir, positive_float, positive_int, seed
 from tfxformers.models.multiworker import DISTRIBUTE_CHOICES
+from tfxformers.pipeline.qa.options import add_qa_options, qa_options
 
 
 def register(commands, train_commands) -> None:
@@ -25,6 +27,7 @@ def register(commands, train_commands) -> None:
 
     run = sub.add_parser("run", help="run the pipeline here (LocalDagRunner, SQLite ML Metadata, Beam DirectRunner)")
     _common_options(run)
+    add_qa_options(run)
     run.add_argument("--model-base", default="serving_models", type=output_dir,
                      help="serving model base; a blessed model is pushed to MODEL_BASE/NAME/<next version>")
     run.add_argument("--pipeline-root", default=None, type=output_dir, help="artifacts, ML Metadata and logs (default: pipelines/NAME)")
@@ -46,8 +49,10 @@ def register(commands, train_commands) -> None:
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", default="sentiment",
-                        help="sentiment (binary, curated schema), classification, or lm (GPT-2 pretraining on --corpus)")
-    parser.add_argument("--data", default="rotten_tomatoes", help="a built-in data set or a CSV / JSONL file")
+                        help="sentiment (binary, curated schema), classification, lm (GPT-2 pretraining on --corpus) "
+                             "or qa (question answering, `pipeline run` only)")
+    parser.add_argument("--data", default=None, help="a built-in data set or a CSV / JSONL file (default rotten_tomatoes; "
+                                                     "--task qa: squad or a SQuAD-format JSON file)")
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--label-column", default="label")
     parser.add_argument("--mode", default="partial",
@@ -106,7 +111,7 @@ def _options(args):
     from tfxformers.pipeline.classifier.runner import RunOptions
 
     return RunOptions(
-        task=args.task, data=args.data, mode=args.mode, encoder=args.encoder, name=args.name,
+        task=args.task, data=args.data or "rotten_tomatoes", mode=args.mode, encoder=args.encoder, name=args.name,
         model_base=args.model_base, pipeline_root=getattr(args, "pipeline_root", None),
         text_column=args.text_column, label_column=args.label_column, epochs=args.epochs,
         batch_size=args.batch_size or 32, max_length=args.max_length, learning_rate=args.learning_rate,
@@ -117,6 +122,10 @@ def _options(args):
 
 
 def _run(args) -> int:
+    if args.task == "qa":
+        from tfxformers.pipeline.qa.runner import report_qa, run_qa_local
+
+        return report_qa(run_qa_local(qa_options(args)))
     if args.task == "lm":
         from tfxformers.pipeline.lm.runner import report_lm, run_lm_local
 
@@ -131,10 +140,11 @@ def _compile(args) -> int:
 
     from tfxformers.pipeline.classifier.runner import compile_for_vertex
 
-    if args.task == "lm":
+    if args.task in ("lm", "qa"):
         from tfxformers.errors import UserError
 
-        raise UserError("pipeline compile supports the classification tasks only; run --task lm with `pipeline run`")
+        raise UserError(f"pipeline compile supports the classification tasks only; run --task {args.task} with "
+                        "`pipeline run`")
     options = _options(args)
     name = options.name or options.task
     data_root = args.data_root
