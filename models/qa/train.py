@@ -2,13 +2,19 @@
 
 ``train_qa(QATrainConfig(data=..., output=...))`` parses the file or built-in split (``squad.load``), holds out a
 seeded 10% of its passages for validation unless ``eval_data`` is given, and hands the examples to
-``fit_qa(train_examples, eval_examples, config, output)`` (what the pipeline's Trainer calls), which builds labelled windows
-(``max_seq_len`` 384, ``doc_stride`` 128), fine-tunes the encoder and span head (``encoder`` is ``minilm``,
-a BERT checkpoint, or a SQuAD-trained ``BertForQuestionAnswering`` checkpoint whose head is kept), and
-writes the trained directory with ``metrics.json``: the official SQuAD exact match and F1 on the validation
-questions. As for classifiers: ``models.run_dirs`` decides what may happen in ``output``; Keras'
-``BackupAndRestore`` under ``checkpoints/backup`` resumes a killed run; TensorBoard logs under ``logs/``;
-``history.csv``; a progress bar on a terminal and one line per epoch otherwise.
+``fit_qa(train_examples, eval_examples, config, output)`` (what the pipeline's Trainer calls). That builds
+labelled windows (``max_seq_len`` 384, ``doc_stride`` 128), batches windows of similar length padded to the
+smallest of ``buckets`` that fits, fine-tunes the encoder and span head (``encoder`` is ``minilm``, a
+checkpoint of any registered family, or a SQuAD-trained ``*ForQuestionAnswering`` checkpoint whose head is
+kept), and writes the trained directory with ``metrics.json``: the official SQuAD exact match and F1 on the
+validation questions, and what the training cost (CPU minutes, steps, windows seen).
+
+Two schedules: by default AdamW warms up and decays over ``epochs`` x steps, validating every epoch for early
+stopping. With ``budget_cpu_minutes`` the warm-up and decay run over the budget's CPU time instead and
+training stops when it is spent (``models.qa.budget``); the model is validated once, at the end, so scoring
+never eats the budget. As for classifiers: ``models.run_dirs`` decides what may happen in ``output``; Keras'
+``BackupAndRestore`` under ``checkpoints/backup`` resumes a killed run (with the batches and, beside it, the
+CPU time it had reached); TensorBoard logs under ``logs/``; ``history.csv``.
 """
 from __future__ import annotations
 

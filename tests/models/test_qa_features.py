@@ -206,3 +206,20 @@ def test_decode_and_features_import_no_tensorflow_or_numpy():
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_training_batches_pad_to_the_smallest_bucket_that_fits(tokenizer):
+    short = [features.plan_windows(tokenizer, "who?", text, max_seq_len=96)[0] for text in ("ab", "Ann", "cd e", "x")]
+    longest = features.plan_windows(tokenizer, "who?", UNICODE_CONTEXT, max_seq_len=96)[0]
+    short[1].start_position, short[1].end_position = 9, 11
+    assert max(len(w) for w in short) <= 24 < len(longest) == 96
+    inputs, labels = features.padded_batch(short, 0, (24, 48, 96), ["input_ids", "attention_mask"])
+    assert set(inputs) == {"input_ids", "attention_mask"} and inputs["input_ids"].dtype.name == "int32"
+    assert inputs["input_ids"].shape == (4, 24)
+    assert inputs["attention_mask"].sum(axis=1).tolist() == [len(w) for w in short]
+    assert labels["start_logits"].tolist() == [w.start_position for w in short]
+    assert features.padded_batch([*short, longest], 0, (24, 48, 96))[0]["token_type_ids"].shape == (5, 96)
+    features.check_buckets([16, 48, 96], 96)
+    for bad in ([48, 16, 96], [16, 48], [16, 16, 96], [0, 96], []):
+        with pytest.raises(UserError, match="--buckets"):
+            features.check_buckets(bad, 96)

@@ -147,3 +147,37 @@ def test_a_budget_run_stops_at_its_budget_and_a_killed_one_resumes_with_the_cpu_
     assert 0.05 <= metrics["train_cpu_minutes"] < 0.2 and metrics["train_steps"] == int(lines[-1].split()[1]) > 10
     assert metrics["train_steps"] <= metrics["examples_seen"] <= 8 * metrics["train_steps"]
     assert not (run / "checkpoints" / budget.STATE_FILE).exists() and not (run / "checkpoints" / "backup").exists()
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--budget-cpu-minutes", "0"], "--budget-cpu-minutes"),
+    (["--budget-cpu-minutes", "-3"], "--budget-cpu-minutes"),
+    (["--budget-cpu-minutes", "soon"], "--budget-cpu-minutes"),
+    (["--warmup-ratio", "1"], "--warmup-ratio"),
+    (["--buckets", "64", "32", "96"], "--buckets must be increasing lengths ending at --max-seq-len 96"),
+    (["--buckets", "32", "64"], "--buckets must be increasing lengths ending at --max-seq-len 96 (got 32 64)"),
+    (["--buckets", "32", "32", "96"], "--buckets must be increasing"),
+    (["--buckets", "0", "96"], "--buckets"),
+])
+def test_bad_budget_and_bucket_values_are_one_error_line_and_exit_2(options, message, tmp_path, capsys):
+    from tfxformers.cli import main
+
+    argv = ["train", "qa", "--data", str(DATA), "--output", str(tmp_path / "out"), "--max-seq-len", "96", *options]
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_library_callers_get_the_same_checks(checkpoint, examples, tmp_path):
+    from tfxformers.models.qa.train import fit_qa
+
+    train, validation = examples
+    for changes, message in (({"budget_cpu_minutes": 0.0}, "--budget-cpu-minutes must be > 0"),
+                             ({"buckets": [32, 48]}, "ending at --max-seq-len 64")):
+        with pytest.raises(UserError, match=message):
+            fit_qa(train, validation, _config(checkpoint, tmp_path / "out", **changes), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
