@@ -24,11 +24,12 @@ from pathlib import Path
 import tfxformers  # noqa: F401
 from tfxformers.serving import layout
 from tfxformers.serving.export.signatures import assert_same_shape, metadata_function
-from tfxformers.serving.export.writer import write_version
+from tfxformers.serving.export.writer import BATCHING_PRESET_ENV, LARGEST_REQUEST_ROWS, write_version
 
 SIGNATURE = "answer"
 # Tokens of one Predict call that a CPU model server runs fastest per window (bench/bench_qa.py, MiniLM on
-# 2 cores: small calls beat one call of every window of a long context); written into the metadata as
+# 2 cores: calls of 4 x 384 tokens beat one call per window and one call of every window of a long context;
+# 16 windows per call were already as slow as one big call); written into the metadata as
 # preferred_windows_per_call, which the proxy's :answer uses unless --answer-batch-windows says otherwise.
 CPU_TOKENS_PER_CALL = 1536
 WARMUP_QUESTIONS = (("When is the cake done?", "Bake for 30 to 40 minutes. The cake is done when it springs back "
@@ -76,8 +77,13 @@ class _QAModule:
                            layout.METADATA_SIGNATURE: module.metadata}
 
 
-def preferred_windows_per_call(max_seq_len: int) -> int:
-    """Windows of ``max_seq_len`` tokens per Predict call on a CPU server (``CPU_TOKENS_PER_CALL``)."""
+def preferred_windows_per_call(max_seq_len: int, preset: str | None = None) -> int:
+    """Windows of ``max_seq_len`` tokens per Predict call: ``CPU_TOKENS_PER_CALL`` worth on a CPU server; with
+    the GPU batching preset (``TFXFORMERS_BATCHING_PRESET=gpu`` at export, as for ``batching_params.pbtxt``)
+    as many as a request may hold, since a GPU wants large batches (not measured here: no GPU)."""
+    preset = preset or os.environ.get(BATCHING_PRESET_ENV, "cpu").strip().lower()
+    if preset == "gpu":
+        return LARGEST_REQUEST_ROWS
     return max(1, CPU_TOKENS_PER_CALL // max_seq_len)
 
 

@@ -148,6 +148,13 @@ def test_calls_hold_one_padded_length_and_fit_the_servers_limits():
     assert [len(m) for _, m in plan_calls([384] * 3, buckets, None, 128, 100)] == [1, 1, 1]
 
 
+def test_the_export_prefers_small_calls_on_cpu_and_big_ones_on_gpu():
+    from tfxformers.serving.export.qa import preferred_windows_per_call
+
+    assert [preferred_windows_per_call(n, "cpu") for n in (384, 256, 128, 4096)] == [4, 6, 12, 1]
+    assert preferred_windows_per_call(384, "gpu") == ProxySettings().backend_max_rows
+
+
 def test_windows_per_call_flag_then_export_then_rule():
     meta = {"max_length": 384, "buckets": [16, 32, 64, 128, 256, 384], "preferred_windows_per_call": 5}
     assert windows_per_call(ProxySettings(), meta) == 5
