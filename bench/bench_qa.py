@@ -12,7 +12,8 @@ real ``tfxformers proxy`` processes on 127.0.0.1:
 * ``per_window``: ``--answer-batch-windows 1``, one Predict call per window (2 in flight);
 * ``all_in_one``: ``--answer-batch-windows 0`` with limits as large as the server's: every window of one
   padded length in one call;
-* ``chunks_of_N`` for each ``--chunks`` N;
+* ``chunks_of_N`` for each ``--chunks`` N, ``concurrency_N`` (the default plan, N calls in flight) for each
+  ``--concurrency`` N;
 
 and times ``POST /v1/models/qa:answer`` for contexts of about 2,000 and 20,000 tokens (the course's
 passages over and over), the modes alternating request by request. Reports the median of ``--runs``
@@ -70,10 +71,12 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default="2000,20000")
     parser.add_argument("--chunks", default="",
                         help="also run proxies with --answer-batch-windows N for each N given (comma-separated)")
+    parser.add_argument("--concurrency", default="",
+                        help="also run default proxies with --answer-concurrency N for each N given (comma-separated)")
     parser.add_argument("--modes", default="default,per_window,all_in_one", help="which of the three standard modes")
     parser.add_argument("--output", default=None, help="default: bench/results/qa_ENCODER.json")
     args = parser.parse_args(argv)
-    args.output = args.output or str(ROOT / "bench" / "results" / f"qa_{args.encoder}{'_chunks' if args.chunks else ''}.json")
+    args.output = args.output or str(ROOT / "bench" / "results" / f"qa_{args.encoder}{'_chunks' if args.chunks else '_concurrency' if args.concurrency else ''}.json")
 
     import httpx
     from tokenizers import Tokenizer
@@ -100,6 +103,7 @@ def main(argv=None) -> int:
                     "all_in_one": ["--answer-batch-windows", "0", *big]}
         modes = {m: standard[m] for m in args.modes.split(",") if m}
         modes.update({f"chunks_of_{n}": ["--answer-batch-windows", n, *big] for n in args.chunks.split(",") if n})
+        modes.update({f"concurrency_{n}": ["--answer-concurrency", n] for n in args.concurrency.split(",") if n})
         try:
             for mode, flags in modes.items():
                 proxies[mode] = start_proxy(f"grpc://127.0.0.1:{grpc_port}", log_path=work / f"proxy-{mode}.log",
