@@ -14,17 +14,24 @@ the directory to train into and decides, from what ``output`` already holds, wha
 
 With ``overwrite`` over an existing run, training goes into a hidden sibling directory
 (``.NAME.new-XXXX``) and only when the run succeeds is that swapped into place (the old directory is
-renamed aside, the new one renamed in, the old one removed). A failed run removes its temporary
-directory and leaves the old model untouched.
+renamed aside, the new one renamed in, the old one removed; the run directory keeps its mode). A failed
+run removes its temporary directory and leaves the old model untouched. The sibling is ``flock``ed while
+its run lives, so a run killed outright (SIGKILL, power loss) is told from one still training: the next
+``--overwrite`` of the same output resumes the killed run's sibling when it holds a checkpoint of the same
+settings, removes any other leftover (saying so in one line), and refuses while another run holds one.
 
 Pure Python (reads JSON only): the check costs nothing and runs before data or TensorFlow are loaded.
 """
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import re
 import shutil
+import stat
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -167,6 +174,8 @@ def plan(output: str | os.PathLike, kind: str, config: dict, overwrite: bool = F
 
 
 def _swap_into_place(new: Path, target: Path) -> None:
+    # mkdtemp made the sibling 0700; the run directory users share keeps the mode it had.
+    os.chmod(new, stat.S_IMODE(target.stat().st_mode))
     aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
     aside.rmdir()
     os.rename(target, aside)
@@ -191,6 +200,10 @@ def claim(output: str | os.PathLike, kind: str, config: dict, overwrite: bool = 
     """Yield the directory a ``kind`` run with ``config`` trains into (see the module docstring)."""
     target = Path(output).expanduser()
     action, _ = plan(target, kind, config, overwrite)
+    # Without the run directory a replacement may have been killed between its two renames: then the
+    # siblings hold the old and the new model, and nothing may be removed.
+    if action != "replace" and target.is_dir():
+        _leftover_to_resume(target, kind, config, resume=False)
     if action == "in_place":
         yield target
         return
@@ -206,10 +219,75 @@ def claim(output: str | os.PathLike, kind: str, config: dict, overwrite: bool = 
                 _empty(target, remove=not existed)
             raise
         return
-    new = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
+    new, lock = _leftover_to_resume(target, kind, config, resume=True)
+    if new is None:
+        new = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
+        lock = _lock(new)
+        if lock is None:  # only a run starting this very moment could have taken it
+            raise UserError(f"another --overwrite run of {target} started at the same time; run one at a time")
     try:
-        yield new
-    except BaseException:
-        shutil.rmtree(new, ignore_errors=True)
-        raise
-    _swap_into_place(new, target)
+        try:
+            yield new
+        except BaseException:
+            shutil.rmtree(new, ignore_errors=True)
+            raise
+        _swap_into_place(new, target)
+    finally:
+        os.close(lock)
+
+
+def _lock(directory: Path) -> int | None:
+    """An ``flock`` held on ``directory`` for as long as this process lives (the kernel drops it when the
+    process dies, however it dies); None when another process holds it."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _size(directory: Path) -> str:
+    total = sum(p.stat().st_size for p in directory.rglob("*") if p.is_file() and not p.is_symlink())
+    return f"{total / 2**20:.1f} MB" if total >= 2**20 else f"{total / 2**10:.0f} kB"
+
+
+def _leftover_to_resume(target: Path, kind: str, config: dict, resume: bool) -> tuple[Path | None, int | None]:
+    """Deal with the hidden siblings earlier ``--overwrite`` runs of ``target`` left: with ``resume``, one
+    killed with a checkpoint of this very run is returned (locked) to resume in; other dead ones are
+    removed; one whose run still lives stops a ``resume`` run (two runs would swap over each other) and is
+    left alone otherwise."""
+    # mkdtemp's suffix is 8 characters of [a-z0-9_]: the pattern does not catch a sibling run named "NAME.new-x".
+    pattern = re.compile(re.escape(f".{target.name}.") + r"(new|old)-[a-z0-9_]{8}")
+    reuse, lock = None, None
+    for path in sorted(target.parent.iterdir()):
+        match = pattern.fullmatch(path.name)
+        if match is None or not path.is_dir() or path.is_symlink():
+            continue
+        held = _lock(path)
+        if held is None and not resume:
+            continue
+        if held is None:
+            if reuse is not None:
+                os.close(lock)
+            raise UserError(f"another --overwrite run of {target} is still training in {path}; "
+                            "wait for it to finish or stop it first")
+        if resume and match.group(1) == "new" and reuse is None and _same_unfinished_run(path, kind, config):
+            reuse, lock = path, held
+            print(f"resuming the killed --overwrite run of {target} in {path}", file=sys.stderr, flush=True)
+            continue
+        what = "killed --overwrite run" if match.group(1) == "new" else "interrupted replacement"
+        print(f"removing {path} ({_size(path)}), left by a {what} of {target}", file=sys.stderr, flush=True)
+        shutil.rmtree(path, ignore_errors=True)
+        os.close(held)
+    return reuse, lock
+
+
+def _same_unfinished_run(directory: Path, kind: str, config: dict) -> bool:
+    try:
+        run = existing_run(directory)
+    except UserError:
+        return False
+    return (run is not None and run["kind"] == kind and not run["finished"] and (directory / BACKUP).exists()
+            and not differences(run["config"], config))
