@@ -1,7 +1,7 @@
 """Run the question-answering pipeline on this machine and say what happened: ``run_qa_local(...)``, ``report_qa(...)``.
 
 The shared ``pipeline.runner`` machinery (LocalDagRunner, ML Metadata in SQLite under the pipeline root,
-Beam's DirectRunner in multi-processing mode unless ``beam_args`` choose another runner, TFX's log in
+Beam's DirectRunner, here in memory: ``QA_BEAM_DEFAULTS``, unless ``beam_args`` choose otherwise; TFX's log in
 ``<root>/logs/``, one line per component on the terminal), around ``create_qa_pipeline``. A run stopped by
 its data (malformed questions, anomalies against the curated schema) is a ``UserError`` naming the
 questions at fault and saying that nothing was trained or pushed. ``tfxformers demo --task qa`` calls
@@ -25,6 +25,11 @@ from tfxformers.pipeline.runner import SCHEMA_DIR, beam_args_with_defaults, repo
 from tfxformers.serving.layout import check_model_name
 
 QA_SCHEMA = SCHEMA_DIR / "qa.pbtxt"
+# Beam's DirectRunner in one process: measured here (2 cores, load 5) on SQuAD, ExampleGen + StatisticsGen
+# took 31 s in memory against 107 s with two worker processes for 5,000 + 1,057 questions, and 56 s against
+# 134 s for all 87,599 + 1,057 (each worker imports TensorFlow and the records cross processes). A user's
+# --beam-args come after it, so theirs win.
+QA_BEAM_DEFAULTS = ("--direct_running_mode=in_memory",)
 DEFAULT_EPOCHS = 2
 
 
@@ -35,6 +40,10 @@ class QaRunOptions:
     limit_train: int | None = None        # a seeded sample of N training questions
     eval_stride: int = 10                 # every K-th eval question (squad-dev: 1,057, bench_squad's subset)
     budget_cpu_minutes: float | None = None
+    # The Trainer scores its Keras model on the first N eval questions (metrics.json); None: all of them.
+    # QAEvaluator always scores every eval question; on the 1,057-question dev subset each pass is about
+    # 80 s with MiniLM here, which a demo with 10 minutes can save.
+    trainer_eval_questions: int | None = None
     encoder: str = "minilm"
     max_seq_len: int = 384
     doc_stride: int = 128
@@ -83,7 +92,9 @@ def check_options(options: QaRunOptions) -> str:
 
     name = check_model_name(options.name or "qa")
     check_rules((("--eval-stride", options.eval_stride, isinstance(options.eval_stride, int) and options.eval_stride >= 1,
-                  "at least 1"),))
+                  "at least 1"),
+                 ("trainer_eval_questions", options.trainer_eval_questions,
+                  options.trainer_eval_questions is None or options.trainer_eval_questions >= 1, "at least 1")))
     check_config(_train_config(options))
     _source_exists(options.data, "--data")
     if options.eval_data is not None:
@@ -99,6 +110,7 @@ def trainer_config(options: QaRunOptions, name: str, records) -> dict:
     return {"encoder": train.encoder, "epochs": train.epochs, "batch_size": train.batch_size,
             "learning_rate": train.learning_rate, "max_seq_len": train.max_seq_len, "doc_stride": train.doc_stride,
             "budget_cpu_minutes": train.budget_cpu_minutes, "seed": train.seed, "model_name": name,
+            "trainer_eval_questions": options.trainer_eval_questions,
             # What the trained model records as its data (the Trainer gets the questions themselves).
             "data": records.data + sample, "eval_data": records.eval_data + stride}
 
@@ -119,7 +131,7 @@ def build_qa_local_pipeline(options: QaRunOptions):
         pipeline_name=f"tfxformers-{name}", pipeline_root=str(root / "artifacts"), data_root=str(records.directory),
         schema_path=str(QA_SCHEMA), push_directory=str(Path(options.model_base).expanduser().resolve() / name),
         trainer_config=trainer_config(options, name, records), metadata_path=str(metadata_path),
-        beam_pipeline_args=beam_args_with_defaults(options.beam_args), enable_cache=options.enable_cache)
+        beam_pipeline_args=beam_args_with_defaults([*QA_BEAM_DEFAULTS, *options.beam_args]), enable_cache=options.enable_cache)
     return pipeline, f"tfxformers-{name}", root, metadata_path, records
 
 

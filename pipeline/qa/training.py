@@ -65,6 +65,9 @@ def train_and_export(fn_args) -> dict:
     schema = read_schema(fn_args.schema_path)
     train = read_questions(fn_args.data_accessor, fn_args.train_files, schema)
     evaluation = read_questions(fn_args.data_accessor, fn_args.eval_files, schema)
+    if config.get("trainer_eval_questions"):
+        # The evaluator scores all of them on the export; this is only the Trainer's own metrics.json.
+        evaluation = evaluation[:int(config["trainer_eval_questions"])]
     model_dir = Path(fn_args.model_run_dir) / TRAINED_SUBDIR
     budget = config.get("budget_cpu_minutes")
     train_config = QATrainConfig(

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tfxformers.pipeline.qa import checks, data
+from tfxformers.testing import requires_real
 
 
 def _squad(questions: int, per_context: int = 3) -> dict:
@@ -135,3 +136,18 @@ def test_bad_option_values_are_one_error_line_and_exit_2(extra, message, tmp_pat
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and message in err and "Traceback" not in err, err
     assert not (tmp_path / "pipelines").exists() and not (tmp_path / "serving_models").exists()
+
+
+@pytest.mark.real
+@requires_real("squad")
+def test_real_squad_passes_the_gate_and_the_eval_subset_is_bench_squads(tmp_path):
+    from tfxformers.models.qa import squad
+
+    for name in ("squad", "squad-dev"):
+        reference, parsed = data.load_raw(name)
+        rows = data.raw_questions(parsed, reference)
+        assert len(rows) == {"squad": 87_599, "squad-dev": 10_570}[name]
+        assert checks.faulty_questions(rows, name) == []   # every answer_start of SQuAD 1.1 matches
+    records = data.write_squad_records("squad", tmp_path / "out", limit_train=40)
+    assert records.counts == {"train": 40, "eval": 1057} and records.eval_data == "squad-dev"
+    assert _ids(tmp_path / "out", "eval") == [e.id for e in squad.load("squad-dev")[0][::10]]
