@@ -7,16 +7,20 @@ subdirectory is a model served with the latest-version policy) or ``--model-conf
 ``--file-system-poll-wait-seconds``.
 The request limits (``--max-request-bytes``, ``--max-rows``, ``--max-sequence-length``, ``--max-tokens``,
 ``--max-new-tokens``, ``--max-response-values``) are this server's own (``serving/server/limits.py``). The process
-logs one ``serving N models on gRPC HOST:P, REST HOST:Q`` line when it is ready and stops cleanly on
-SIGTERM or SIGINT.
+logs one ``serving N models on gRPC HOST:P, REST HOST:Q`` line when it is ready; on SIGTERM or SIGINT it
+drains (``--drain-grace-seconds``; a second signal cuts the wait short) and exits 0. ``--in-flight-tokens``
+and ``--in-flight-wait-seconds`` bound the work computed at once (``serving/server/admission.py``).
 """
 from __future__ import annotations
 
 import argparse
 
+from tfxformers.errors import UserError
+from tfxformers.serving.server.admission import DEFAULT_WAIT_SECONDS, default_tokens_in_flight
 from tfxformers.serving.server.limits import ServerLimits
 
 READY_MESSAGE = "serving {models} models on gRPC {host}:{grpc}, REST {host}:{rest}"
+DRAIN_GRACE_SECONDS = 10.0
 
 
 def register(commands, train_commands) -> None:
@@ -65,6 +69,18 @@ def register(commands, train_commands) -> None:
     limits.add_argument("--max-response-values", type=int, default=defaults.max_response_values,
                         help="values an answer may hold, predicted from the signature's output shapes (e.g. GPT-2 "
                              "logits: rows x tokens x vocabulary) (default %(default)s)")
+    load = parser.add_argument_group(
+        "load", "work in flight is bounded for the whole server (REST and gRPC together); a request that does not "
+                "fit waits, then gets RESOURCE_EXHAUSTED (HTTP 429). SIGTERM drains: new model requests get "
+                "UNAVAILABLE (HTTP 503), /readyz 503, the running ones finish, then the process exits 0")
+    load.add_argument("--in-flight-tokens", type=int, default=None,
+                      help="rows x tokens (generate: rows x sequences x (prompt + new tokens)) computed at once "
+                           "(default: --max-tokens per 16 GiB of memory, at least one: %d here)"
+                           % default_tokens_in_flight(defaults.max_tokens))
+    load.add_argument("--in-flight-wait-seconds", type=float, default=DEFAULT_WAIT_SECONDS,
+                      help="how long a request waits for room before its 429 (default %(default)s)")
+    load.add_argument("--drain-grace-seconds", type=float, default=DRAIN_GRACE_SECONDS,
+                      help="on SIGTERM, how long running requests may take to finish (default %(default)s)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.set_defaults(func=run)
 
@@ -89,10 +105,16 @@ def run(args: argparse.Namespace) -> int:
                          intra_op_parallelism=args.tensorflow_intra_op_parallelism,
                          inter_op_parallelism=args.tensorflow_inter_op_parallelism,
                          model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
-                         limits=limits)
-    stop = threading.Event()
+                         limits=limits, in_flight_tokens=args.in_flight_tokens,
+                         in_flight_wait_seconds=args.in_flight_wait_seconds)
+    if args.drain_grace_seconds < 0:
+        raise UserError("--drain-grace-seconds must be >= 0")
+    stop, hurry = threading.Event(), threading.Event()
 
     def on_signal(signum, frame):
+        if stop.is_set():
+            hurry.set()  # a second signal: stop without waiting for the rest of the grace period
+        server.admission.start_drain()  # at once: /readyz answers 503 before the main loop wakes
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -102,6 +124,11 @@ def run(args: argparse.Namespace) -> int:
                                       rest=server.rest_port))
         while not stop.wait(0.5):
             pass
+        running = server.admission.active
+        log.info("draining: %d requests in progress, up to %g s for them to finish (--drain-grace-seconds)",
+                 running, args.drain_grace_seconds)
+        if not server.drain(args.drain_grace_seconds, hurry):
+            log.warning("%d requests still running after the drain; stopping anyway", server.admission.active)
         log.info("stopping")
     finally:
         server.stop()

@@ -4,7 +4,8 @@ Implements ``tensorflow.serving.PredictionService/Predict`` and ``GetModelMetada
 ``tensorflow.serving.ModelService/GetModelStatus`` with the servicer base classes of the installed
 ``tensorflow-serving-api``; Classify, Regress, MultiInference and HandleReloadConfigRequest keep the
 base classes' ``UNIMPLEMENTED`` answers. Errors carry the status codes TF Serving uses. Unlike TF Serving,
-a Predict is held to the server's request limits (``serving/server/limits.py``) before its tensors are decoded.
+a Predict is held to the server's request limits (``serving/server/limits.py``) before its tensors are decoded,
+waits for its share of the in-flight budget and is refused with UNAVAILABLE during a drain (``admission.py``).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc
 
 from tfxformers.errors import UserError
+from tfxformers.serving.server.admission import Admission
 from tfxformers.serving.server.config import configs_from_server_config
 from tfxformers.serving.server.errors import ServingError
 from tfxformers.serving.server.limits import ServerLimits, check_shapes, check_values
@@ -27,11 +29,20 @@ def _abort(context, exc: ServingError):
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, manager, metrics, limits=None):
+    def __init__(self, manager, metrics, limits=None, admission=None):
         self.manager, self.metrics = manager, metrics
         self.limits = limits if limits is not None else ServerLimits()
+        self.admission = admission if admission is not None else Admission(self.limits.max_tokens)
 
     def Predict(self, request, context):
+        try:
+            with self.admission.request():
+                return self._predict(request, context)
+        except ServingError as exc:  # draining
+            self.metrics.request(request.model_spec.name, exc.code, "Predict", "GRPC", None)
+            _abort(context, exc)
+
+    def _predict(self, request, context):
         started = time.perf_counter()
         name = request.model_spec.name
         try:
@@ -43,8 +54,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             check_shapes(self.limits, servable, signature_name,
                          {k: [d.size for d in v.tensor_shape.dim] for k, v in request.inputs.items()})
             inputs = {k: proto_to_ndarray(v) for k, v in request.inputs.items()}
-            check_values(self.limits, servable, signature_name, inputs)
-            signature_name, outputs = servable.predict(signature_name, inputs, tuple(request.output_filter))
+            tokens = check_values(self.limits, servable, signature_name, inputs)
+            with self.admission.work(tokens):
+                signature_name, outputs = servable.predict(signature_name, inputs, tuple(request.output_filter))
             response = predict_pb2.PredictResponse()
             response.model_spec.name = name
             response.model_spec.version.value = servable.version
@@ -95,7 +107,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
-def start_grpc_server(manager, metrics, host: str, port: int, max_workers: int = 32, limits=None):
+def start_grpc_server(manager, metrics, host: str, port: int, max_workers: int = 32, limits=None, admission=None):
     """Start the gRPC server; returns (server, bound port)."""
     limits = limits if limits is not None else ServerLimits()
     # TF Serving accepts messages of any size (it sets the limit to INT_MAX); here a larger request is
@@ -105,8 +117,8 @@ def start_grpc_server(manager, metrics, host: str, port: int, max_workers: int =
                ("grpc.so_reuseport", 0)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
                          options=options)
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(manager, metrics, limits),
-                                                                        server)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionServicer(manager, metrics, limits, admission), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager, metrics), server)
     bound = server.add_insecure_port(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}")
     if bound == 0:

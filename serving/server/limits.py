@@ -175,22 +175,34 @@ def _per_row(inputs: dict, name: str, rows: int):
     return [int(v) for v in value.reshape(-1)] * (rows if value.size == 1 and rows != 1 else 1)
 
 
-def check_values(limits: ServerLimits, servable, signature_name: str, inputs: dict) -> None:
+def sequence_tokens(inputs: dict) -> int:
+    """Rows x tokens of a request's sequence inputs (else its rows, at least 1): its share of the work."""
+    for name in SEQUENCE_INPUTS:
+        value = inputs.get(name)
+        if value is not None and value.ndim >= 2:
+            return max(1, int(value.shape[0]) * int(value.shape[1]))
+    rows = [int(v.shape[0]) for v in inputs.values() if getattr(v, "ndim", 0) >= 1]
+    return max([1] + rows)
+
+
+def check_values(limits: ServerLimits, servable, signature_name: str, inputs: dict) -> int:
     """Refuse a request by the values that size its work (numpy inputs, before TensorFlow sees them):
     each row's ``max_new_tokens`` against the context left after its prompt (``prompt_length``, or the
     width of ``input_ids`` for exports whose generate takes scalars), and rows x sequences per row (returned
-    sequences, or beams) x (prompt + new tokens) against ``--max-tokens``."""
+    sequences, or beams) x (prompt + new tokens) against ``--max-tokens``. Returns the request's tokens of
+    work (what it holds of ``--in-flight-tokens``)."""
+    tokens = sequence_tokens(inputs)
     if "max_new_tokens" not in inputs:
-        return
+        return tokens
     ids = inputs.get("input_ids")
     width = int(ids.shape[1]) if ids is not None and ids.ndim == 2 else 0
     rows = int(ids.shape[0]) if ids is not None and ids.ndim >= 1 else 1
     requested = _per_row(inputs, "max_new_tokens", rows)
     if requested is None or not rows:
-        return
+        return tokens
     lengths = _per_row(inputs, "prompt_length", rows) if "prompt_length" in inputs else [width] * rows
     if lengths is None:
-        return
+        return tokens
     lengths = [min(length, width) if ids is not None else length for length in lengths]
     context, source = sequence_limit(limits, getattr(servable, "info", {}))
     if ids is not None and min(lengths) < 1:
@@ -219,3 +231,4 @@ def check_values(limits: ServerLimits, servable, signature_name: str, inputs: di
         raise ServingError("INVALID_ARGUMENT", f"{rows} rows{each} of {prompt} + {asked} tokens is more than "
                                                f"{limits.max_tokens} tokens per request (--max-tokens): send fewer "
                                                "rows or sequences, or ask for fewer tokens")
+    return rows * sequences * (prompt + asked)

@@ -9,7 +9,9 @@ and ``http_server.cc``:
 * errors: ``{"error": "<message>"}`` with the HTTP status of the gRPC code (404 NOT_FOUND, 400
   INVALID_ARGUMENT / FAILED_PRECONDITION, 503 UNAVAILABLE, 501 UNIMPLEMENTED, 500 otherwise); a body over
   ``--max-request-bytes`` is 413 without being read (``limits.py`` has every request limit);
-* ``GET <prometheus path>`` (``--monitoring-config-file``): Prometheus text exposition.
+* ``GET <prometheus path>`` (``--monitoring-config-file``): Prometheus text exposition;
+* ``GET /readyz`` (this server's own): 200 when every model has an AVAILABLE version, 503 once a drain
+  started (SIGTERM) or while a model has none.
 
 ``RestApi.handle(method, path, body)`` returns (status, content type, body); ``rest_server.py`` is the HTTP
 plumbing around it.
@@ -21,6 +23,7 @@ import re
 import time
 import urllib.parse
 
+from tfxformers.serving.server.admission import DRAIN_MESSAGE, Admission
 from tfxformers.serving.server.errors import ServingError
 from tfxformers.serving.server.limits import ServerLimits, check_shapes, check_values
 from tfxformers.serving.server.rest_codec import metadata_json, outputs_to_json, parse_predict_body, status_json
@@ -29,6 +32,7 @@ from tfxformers.serving.server.status import model_metadata, model_status
 
 PREDICT_RE = re.compile(r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
                         re.IGNORECASE)
+READY_PATH = "/readyz"  # not TF Serving's: for load balancers and Kubernetes readiness probes
 STATUS_RE = re.compile(r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
                        re.IGNORECASE)
 
@@ -36,9 +40,10 @@ STATUS_RE = re.compile(r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labe
 class RestApi:
     """Dispatches one HTTP request to the manager; returns (status, content type, body)."""
 
-    def __init__(self, manager, metrics, prometheus_path: str | None, limits=None):
+    def __init__(self, manager, metrics, prometheus_path: str | None, limits=None, admission=None):
         self.manager, self.metrics, self.prometheus_path = manager, metrics, prometheus_path
         self.limits = limits if limits is not None else ServerLimits()
+        self.admission = admission if admission is not None else Admission(self.limits.max_tokens)
 
     def refuse_body(self, method: str, raw_path: str, length: int) -> tuple[int, str, bytes]:
         """413 for a body over --max-request-bytes, answered from its Content-Length alone: the body is
@@ -56,6 +61,8 @@ class RestApi:
         path = urllib.parse.urlsplit(raw_path).path
         if self.prometheus_path is not None and path == self.prometheus_path and method == "GET":
             return 200, "text/plain; version=0.0.4; charset=utf-8", self.metrics.exposition()
+        if path == READY_PATH and method == "GET":
+            return self._ready()
         if not re.fullmatch(r"/v1/.*", path, re.IGNORECASE):
             return 404, "text/html", b"<HTML><HEAD>\n<TITLE>Not Found</TITLE>\n</HEAD><BODY>\n<H1>Not Found</H1>\n</BODY></HTML>\n"
         started = time.perf_counter()
@@ -113,10 +120,22 @@ class RestApi:
 
         signature_name, inputs, fmt = parse_predict_body(body, infos, shapes_ok)
         servable = resolved[0]
-        check_values(self.limits, servable, servable.signature(signature_name, rest=True)[0], inputs)
-        signature_name, outputs = servable.predict(signature_name, inputs)
+        tokens = check_values(self.limits, servable, servable.signature(signature_name, rest=True)[0], inputs)
+        with self.admission.work(tokens):
+            signature_name, outputs = servable.predict(signature_name, inputs)
         sig = servable.signature_defs[signature_name]
         return outputs_to_json(outputs, {k: sig.outputs[k].dtype for k in outputs}, fmt)
+
+    def _ready(self) -> tuple[int, str, bytes]:
+        """``GET /readyz``: 200 while every configured model has an AVAILABLE version and no drain started."""
+        if self.admission.draining:
+            return 503, "application/json", json.dumps({"error": DRAIN_MESSAGE}).encode()
+        missing = [name for name in sorted(self.manager.configs)
+                   if not any(state.state == "AVAILABLE" for state in self.manager.states.get(name, {}).values())]
+        if missing:
+            return 503, "application/json", json.dumps(
+                {"error": f"no version AVAILABLE yet for: {', '.join(missing)}"}).encode()
+        return 200, "application/json", json.dumps({"status": "ready"}).encode()
 
     def _status(self, name, version, label) -> str:
         from tensorflow_serving.apis import get_model_status_pb2

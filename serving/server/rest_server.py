@@ -1,6 +1,8 @@
 """The HTTP plumbing of the embedded model server's REST front end: a threading HTTP/1.1 server (keep-alive,
 as TF Serving's evhttp server) around ``rest_routes.RestApi``, which refuses oversized bodies from their
-``Content-Length`` (also on ``Expect: 100-continue``) before reading them.
+``Content-Length`` (also on ``Expect: 100-continue``) before reading them. Every exchange, up to its last
+byte written, counts as in progress for the drain (``admission.py``); during a drain answers close their
+connection, so that no client sends a next request into a closing server.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tfxformers.serving.server.errors import ServingError
 from tfxformers.serving.server.rest_routes import RestApi
 
 log = logging.getLogger("tfxformers.serve")
@@ -23,6 +26,16 @@ class _Handler(BaseHTTPRequestHandler):
     api: RestApi = None
 
     def _serve(self, method: str) -> None:
+        admission = self.api.admission
+        try:
+            # Status, metadata and metrics stay answered during a drain; model requests are refused.
+            with admission.request(refuse=method not in ("GET", "HEAD")):
+                self._exchange(method)
+        except ServingError as exc:  # draining: refused before the body is read
+            self.close_connection = True
+            self._send(exc.http_status, "application/json", json.dumps({"error": exc.message}).encode())
+
+    def _exchange(self, method: str) -> None:
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
@@ -41,6 +54,11 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug must answer 500, not drop the connection
             log.exception("REST request failed")
             status, content_type, out = 500, "application/json", json.dumps({"error": str(exc)}).encode()
+        if self.api.admission.draining:
+            self.close_connection = True  # the client must not send its next request on this connection
+        self._send(status, content_type, out)
+
+    def _send(self, status: int, content_type: str, out: bytes) -> None:
         self.send_response(status)
         if self.close_connection:
             self.send_header("Connection", "close")
@@ -103,9 +121,10 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
-def start_rest_server(manager, metrics, host: str, port: int, prometheus_path: str | None, limits=None):
+def start_rest_server(manager, metrics, host: str, port: int, prometheus_path: str | None, limits=None,
+                      admission=None):
     """Start the REST server in a thread; returns (server, bound port)."""
-    handler = type("Handler", (_Handler,), {"api": RestApi(manager, metrics, prometheus_path, limits)})
+    handler = type("Handler", (_Handler,), {"api": RestApi(manager, metrics, prometheus_path, limits, admission)})
     server = _Server((host, port), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                               name="tfxformers-serve-rest", daemon=True)

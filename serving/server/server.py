@@ -1,8 +1,9 @@
 """The embedded TF-Serving-compatible model server: a ``ModelManager`` behind the gRPC and REST front ends.
 
 ``ModelServer`` checks its arguments (the CLI's flags), reads the config files, and composes the pieces:
-the manager (versions, loading), the batching parameters, the metrics, the request limits, and the two
-front ends, which depend on the manager and never the reverse.
+the manager (versions, loading), the batching parameters, the metrics, the request limits, the admission
+gate (in-flight budget and drain, shared by both front ends), and the two front ends, which depend on the
+manager and never the reverse.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import logging
 
 import tfxformers  # noqa: F401
 from tfxformers.errors import UserError
+from tfxformers.serving.server.admission import DEFAULT_WAIT_SECONDS, Admission, default_tokens_in_flight
 from tfxformers.serving.server.batching import BatchingChoice
 from tfxformers.serving.server.config import configs_from_config_file, configs_from_model_base
 from tfxformers.serving.server.errors import ServingError
@@ -33,7 +35,8 @@ class ModelServer:
                  host: str = "0.0.0.0", enable_batching: bool = False, batching_parameters_file=None,
                  monitoring_config_file=None, file_system_poll_wait_seconds: float = 1.0,
                  grpc_max_workers: int = 32, intra_op_parallelism: int = 0, inter_op_parallelism: int = 0,
-                 model_config_file_poll_wait_seconds: float = 0, limits=None):
+                 model_config_file_poll_wait_seconds: float = 0, limits=None, in_flight_tokens: int | None = None,
+                 in_flight_wait_seconds: float = DEFAULT_WAIT_SECONDS):
         if (model_base is None) == (model_config_file is None):
             raise UserError("give exactly one of --model-base or --model-config-file")
         if file_system_poll_wait_seconds is not None and file_system_poll_wait_seconds < 0:
@@ -50,6 +53,12 @@ class ModelServer:
                                 if monitoring_config_file is not None else None)
         self.metrics = Metrics()
         self.limits = limits if limits is not None else ServerLimits()
+        if in_flight_tokens is None:
+            in_flight_tokens = default_tokens_in_flight(self.limits.max_tokens)
+        elif in_flight_tokens < self.limits.max_tokens:
+            raise UserError(f"--in-flight-tokens {in_flight_tokens} is below --max-tokens "
+                            f"{self.limits.max_tokens}: a request at the limit could never run")
+        self.admission = Admission(in_flight_tokens, in_flight_wait_seconds)
         self.manager = ModelManager(configs, file_system_poll_wait_seconds, self.batching, self.metrics)
         self.host, self._grpc_port, self._rest_port = host, int(grpc_port), int(rest_port)
         self.grpc_max_workers = grpc_max_workers
@@ -81,9 +90,9 @@ class ModelServer:
             self.manager.watch_config_file(self.model_config_file, self.config_poll)
         try:
             self._grpc, self.grpc_port = start_grpc_server(self.manager, self.metrics, self.host, self._grpc_port,
-                                                           self.grpc_max_workers, self.limits)
+                                                           self.grpc_max_workers, self.limits, self.admission)
             self._rest, self.rest_port = start_rest_server(self.manager, self.metrics, self.host, self._rest_port,
-                                                           self.prometheus_path, self.limits)
+                                                           self.prometheus_path, self.limits, self.admission)
         except (OSError, RuntimeError) as exc:  # grpc raises RuntimeError when it cannot bind
             self.stop()
             raise UserError(f"cannot listen on {self.host} (gRPC port {self._grpc_port}, REST port "
@@ -104,6 +113,12 @@ class ModelServer:
                 tf.config.threading.set_inter_op_parallelism_threads(inter)
         except RuntimeError:
             log.warning("TensorFlow is already initialised in this process; op parallelism flags ignored")
+
+    def drain(self, grace_seconds: float, interrupted=None) -> bool:
+        """Refuse new model requests (503 / UNAVAILABLE, ``/readyz`` 503) and wait up to ``grace_seconds``
+        for the ones in progress; True when they all finished. ``stop()`` afterwards."""
+        self.admission.start_drain()
+        return self.admission.wait_idle(grace_seconds, interrupted)
 
     def stop(self) -> None:
         if self._rest is not None:
