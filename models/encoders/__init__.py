@@ -100,7 +100,66 @@ def read_config(checkpoint_dir: str | os.PathLike) -> dict:
         raise UserError(f"{config_file} is not valid JSON ({exc})") from None
     if not isinstance(config, dict):
         raise UserError(f"{config_file} is not a JSON object")
+    if config.get("model_type") in FAMILIES:
+        check_sizes(config, config_file)
     return config
+
+
+# config.json's size fields per family (DistilBERT names them differently), and transformers' defaults for
+# the ones a config.json may leave out (ELECTRA's are smaller than the others').
+_SIZE_FIELDS = {"distilbert": ("dim", "n_layers", "n_heads", "hidden_dim")}
+_DEFAULT_WIDTH = {"electra": (256, 4)}
+
+
+def check_sizes(config: dict, config_file) -> None:
+    """``UserError`` naming ``config_file`` and the field when the sizes cannot make an encoder (a negative
+    depth would build an encoder with no blocks without a word; hidden 17 with 2 heads fails deep in
+    transformers)."""
+    model_type = config["model_type"]
+    hidden, layers, heads, intermediate = _SIZE_FIELDS.get(
+        model_type, ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"))
+    minimum = {hidden: 1, layers: 1, heads: 1, intermediate: 1, "vocab_size": 1, "type_vocab_size": 1,
+               "embedding_size": 1, "max_position_embeddings": FAMILIES[model_type].position_offset + 1}
+    for field, least in minimum.items():
+        value = config.get(field)
+        if field in config and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise UserError(f"{config_file}: {field} must be an integer of at least {least} (got {value!r})")
+    width, count = _DEFAULT_WIDTH.get(model_type, (768, 12))
+    width, count = config.get(hidden, width), config.get(heads, count)
+    if width % count:
+        raise UserError(f"{config_file}: {hidden} {width} is not a multiple of {heads} {count} "
+                        "(each attention head takes an equal share of the hidden size)")
+
+
+def check_tokenizer_files(checkpoint_dir: str | os.PathLike) -> None:
+    """``UserError`` when the checkpoint's tokenizer files are not its family's kind (a BERT config beside
+    RoBERTa's byte-level BPE files) or are incomplete (vocab.json without merges.txt)."""
+    path = Path(checkpoint_dir)
+    spec = spec_for(path)
+    found = None
+    if (path / "tokenizer.json").is_file():
+        try:
+            model = json.loads((path / "tokenizer.json").read_text(encoding="utf-8")).get("model") or {}
+        except (ValueError, UnicodeDecodeError, AttributeError) as exc:
+            raise UserError(f"{path / 'tokenizer.json'} is not a tokenizer file ({exc})") from None
+        found = {"WordPiece": "wordpiece", "BPE": "byte_bpe"}.get(model.get("type") if isinstance(model, dict) else None)
+    elif (path / "vocab.json").is_file() or (path / "merges.txt").is_file():
+        found = "byte_bpe"
+        if not (path / "vocab.json").is_file() or not (path / "merges.txt").is_file():
+            raise UserError(f"{path} has {'vocab.json' if (path / 'vocab.json').is_file() else 'merges.txt'} "
+                            "but not both vocab.json and merges.txt (nor tokenizer.json): a byte-level BPE "
+                            "tokenizer needs both; copy the checkpoint again")
+    elif (path / "vocab.txt").is_file():
+        found = "wordpiece"
+    if found is None:
+        wanted = "vocab.txt" if spec.tokenizer_kind == "wordpiece" else "vocab.json + merges.txt"
+        raise UserError(f"{path} has no tokenizer its {spec.model_type} config can use: neither tokenizer.json "
+                        f"nor {wanted}")
+    if found != spec.tokenizer_kind:
+        kinds = {"wordpiece": "WordPiece", "byte_bpe": "byte-level BPE"}
+        raise UserError(f"{path / 'config.json'}: model_type {spec.model_type!r} takes a {kinds[spec.tokenizer_kind]} "
+                        f"tokenizer, but the checkpoint's tokenizer is {kinds[found]}: config.json does not "
+                        "belong to these files (copy the checkpoint's own config.json)")
 
 
 def spec_for(source) -> FamilySpec:
@@ -147,7 +206,14 @@ def family_module(source):
 # --- TensorFlow-side entry points: thin dispatch to the family module ------------------
 
 def load_tokenizer(checkpoint_dir: str | os.PathLike):
-    return family_module(checkpoint_dir).load_tokenizer(checkpoint_dir)
+    check_tokenizer_files(checkpoint_dir)
+    tokenizer = family_module(checkpoint_dir).load_tokenizer(checkpoint_dir)
+    config = read_config(checkpoint_dir)
+    if isinstance(config.get("vocab_size"), int) and len(tokenizer) > config["vocab_size"]:
+        # Ids past the embedding table fail only at the first text that uses them, deep in TensorFlow.
+        raise UserError(f"{Path(checkpoint_dir) / 'config.json'}: vocab_size {config['vocab_size']} is smaller "
+                        f"than the tokenizer's {len(tokenizer)} tokens")
+    return tokenizer
 
 
 def config_from_dict(config: dict):

@@ -110,8 +110,13 @@ def load_encoder(checkpoint_dir: str | os.PathLike, *, name: str | None = None):
         # Task-head checkpoints name the base model's weights "<prefix>.x"; the TF main layer wants bare names.
         state = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()}
         state = {k: v for k, v in state.items() if not k.endswith(("position_ids", "embeddings.token_type_ids"))}
-        _, info = load_pytorch_state_dict_in_tf2_model(
-            model, state, allow_missing_keys=True, output_loading_info=True, skip_logger_warnings=True)
+        _check_weights_match_config(state, config, spec.model_type, safetensors_file)
+        try:
+            _, info = load_pytorch_state_dict_in_tf2_model(
+                model, state, allow_missing_keys=True, output_loading_info=True, skip_logger_warnings=True)
+        except ValueError as exc:  # a shape no field check above names (transformers cannot reshape it)
+            raise UserError(f"{safetensors_file} does not fit the sizes in {path / 'config.json'} ({exc}); "
+                            "copy the checkpoint's own config.json") from None
         missing = [k for k in info["missing_keys"] if "pooler" not in k]
         source = safetensors_file
     else:
@@ -126,6 +131,33 @@ def load_encoder(checkpoint_dir: str | os.PathLike, *, name: str | None = None):
     if missing:
         raise UserError(f"{source} lacks weights the {spec.model_type} encoder needs: {missing[:5]}")
     return model
+
+
+def _check_weights_match_config(state: dict, config, model_type: str, source: Path) -> None:
+    """``UserError`` naming config.json's field when the weights were saved with other sizes or by another
+    family (transformers would fail reshaping them, with no file or field named)."""
+    config_file = source.parent / "config.json"
+    for family in encoders.FAMILIES.values():
+        if family.model_type != model_type and any(k.startswith(family.base_prefix + ".") for k in state):
+            raise UserError(f"{source} holds {family.model_type} weights but {config_file} says model_type "
+                            f"{model_type!r}: copy the checkpoint's own config.json")
+    width = getattr(config, "embedding_size", None) or hidden_size(config)
+    tables = (("word_embeddings", "vocab_size", "embedding_size" if hasattr(config, "embedding_size") else "hidden_size"),
+              ("position_embeddings", "max_position_embeddings", None),
+              ("token_type_embeddings", "type_vocab_size", None))
+    for table, rows_field, width_field in tables:
+        weights = next((v for k, v in state.items() if k.endswith(f"embeddings.{table}.weight")), None)
+        if weights is None or weights.ndim != 2:
+            continue
+        rows = getattr(config, rows_field, None)
+        if rows is not None and weights.shape[0] != rows:
+            raise UserError(f"{config_file}: {rows_field} is {rows} but {source}'s {table} has {weights.shape[0]} "
+                            "rows: copy the checkpoint's own config.json")
+        if weights.shape[1] != width:
+            field = width_field or ("embedding_size" if hasattr(config, "embedding_size") else
+                                    "dim" if model_type == "distilbert" else "hidden_size")
+            raise UserError(f"{config_file}: {field} is {width} but {source}'s {table} are {weights.shape[1]} wide: "
+                            "copy the checkpoint's own config.json")
 
 
 def main_layer(encoder):
