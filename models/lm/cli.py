@@ -8,8 +8,19 @@ from tfxformers.cli_types import (int_range, nonnegative_float, nonnegative_int,
                                   positive_int, probability, seed)
 
 
+class _OnePrompt(argparse.Action):
+    """``--prompt`` given twice is refused: argparse's default keeps the last one and drops the others silently."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"argument {option_string}: given more than once; generate continues one prompt per call "
+                         "(run it once per prompt, or send several prompts in one request to the proxy's :generate)")
+        setattr(namespace, self.dest, values)
+
+
 def register(commands, train_commands) -> None:
-    from tfxformers.models.lm.gpt2 import MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, MIN_VOCAB_SIZE, PRESETS  # no TensorFlow there
+    from tfxformers.models.lm.generate import MAX_BEAMS  # no TensorFlow there
+    from tfxformers.models.lm.gpt2 import MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, MIN_VOCAB_SIZE, PRESETS
     from tfxformers.models.multiworker import DISTRIBUTE_CHOICES
 
     train = train_commands.add_parser("gpt2", help="train a byte-level BPE tokenizer and a GPT-2 from scratch")
@@ -35,11 +46,13 @@ def register(commands, train_commands) -> None:
 
     generate = commands.add_parser("generate", help="continue a prompt with a trained GPT-2")
     generate.add_argument("--model", required=True)
-    generate.add_argument("--prompt", required=True)
+    generate.add_argument("--prompt", required=True, action=_OnePrompt,
+                          help="the text to continue; one per call (given twice: refused)")
     generate.add_argument("--max-new-tokens", type=positive_int, default=60,
                           help="at most the model's context minus the prompt's tokens")
     generate.add_argument("--strategy", default="greedy", choices=["greedy", "beam", "sample"])
-    generate.add_argument("--num-beams", type=positive_int, default=4)
+    generate.add_argument("--num-beams", type=int_range(1, MAX_BEAMS), default=4,
+                          help=f"beam search width, 1 to {MAX_BEAMS} (the exported model's limit too)")
     generate.add_argument("--temperature", type=nonnegative_float, default=1.0, help="> 0 with --strategy sample")
     generate.add_argument("--top-k", type=nonnegative_int, default=50, help="0: off")
     generate.add_argument("--top-p", type=probability(zero=False), default=1.0, help="in (0, 1]; 1: off")

@@ -21,6 +21,7 @@ scored for ``past_key_values``.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, replace
@@ -126,6 +127,21 @@ def _schedule_class():
     return WarmupCosine
 
 
+class _TiedHeadWarningFilter(logging.Filter):
+    """Drops tf-keras' 7-line warning that ``lm_head`` uses a variable its Lambda does not track: the variable
+    is ``wte``'s, tracked by the model through ``lm.transformer``, so the warning (printed on every build and
+    load) says nothing true. A subclassed head layer would change the layout of every saved model."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "a Lambda layer's call (lm_head)" not in record.getMessage()
+
+
+def _quiet_tied_head_warning() -> None:
+    logger = logging.getLogger("tensorflow")
+    if not tfxformers.verbose_requested() and not any(isinstance(f, _TiedHeadWarningFilter) for f in logger.filters):
+        logger.addFilter(_TiedHeadWarningFilter())
+
+
 def build_lm(config, *, learning_rate: float = 1e-3, num_train_steps: int = 1000, warmup_ratio: float = 0.05,
              weight_decay: float = 0.01, compile: bool = True, hf_model=None):
     """A compiled Keras model ``input_ids -> logits`` around ``TFGPT2LMHeadModel`` (``.hf_model``).
@@ -138,6 +154,7 @@ def build_lm(config, *, learning_rate: float = 1e-3, num_train_steps: int = 1000
 
     from tfxformers.models.encoders.base import skip_autograph
 
+    _quiet_tied_head_warning()
     lm = hf_model or TFGPT2LMHeadModel(config)
     if hf_model is None:
         lm(lm.dummy_inputs, training=False)

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from tfxformers.errors import UserError, check_rules
+from tfxformers.models.lm.generate import MAX_BEAMS
 from tfxformers.models.lm.gpt2 import MAX_SEED
 
 
@@ -23,7 +24,8 @@ def check_generation(*, max_new_tokens: int, strategy: str, num_beams: int, temp
     if strategy not in STRATEGIES:
         raise UserError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     rules = (("--max-new-tokens", max_new_tokens, max_new_tokens >= 1, "at least 1"),
-             ("--num-beams", num_beams, num_beams >= 1, "at least 1"),
+             # Each beam is a row of the model's batch: 100,000 of them ran (slowly, in gigabytes) unbounded.
+             ("--num-beams", num_beams, 1 <= num_beams <= MAX_BEAMS, f"between 1 and {MAX_BEAMS}"),
              ("--top-k", top_k, top_k >= 0, ">= 0 (0: off)"),
              ("--top-p", top_p, 0 < top_p <= 1, "in (0, 1]"),
              ("--no-repeat-ngram-size", no_repeat_ngram_size, no_repeat_ngram_size >= 0, ">= 0 (0: off)"),

@@ -114,7 +114,7 @@ CASES = [
     ("range", TRAIN_GPT + ["--output", "{ROOT}/g", "--vocab-size", "100"], "argument --vocab-size: must be an integer >= 261"),
     ("range", TRAIN_GPT + ["--output", "{ROOT}/g", "--learning-rate", "nan"], "argument --learning-rate: must be a finite number"),
     ("range", TRAIN_GPT + ["--output", "{ROOT}/g", "--limit-chars", "0"], "argument --limit-chars: must be an integer >= 1"),
-    ("range", GEN + ["--num-beams", "0", "--strategy", "beam"], "argument --num-beams: must be an integer >= 1"),
+    ("range", GEN + ["--num-beams", "0", "--strategy", "beam"], "argument --num-beams: must be an integer between 1 and 16"),
     ("range", GEN + ["--max-new-tokens", "0"], "argument --max-new-tokens: must be an integer >= 1"),
     ("range", GEN + ["--top-p", "0"], "argument --top-p: must be in (0, 1]"),
     ("range", GEN + ["--top-p", "1.5"], "argument --top-p: must be in (0, 1]"),
