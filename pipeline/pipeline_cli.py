@@ -63,7 +63,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
                         help="partial mode: how many top encoder layers train (default: the top half, 3 of MiniLM's 6)")
     parser.add_argument("--encoder", default="minilm", help="'minilm' or a local BERT / RoBERTa / DistilBERT / ELECTRA checkpoint directory (safetensors or tf_model.h5, base or task-head; Hub ids must be downloaded first)")
     parser.add_argument("--name", default=None, help="the served model's name (default: the task)")
-    parser.add_argument("--epochs", type=int, default=None, help="default 15 for frozen, 1 for partial, 3 otherwise")
+    parser.add_argument("--epochs", type=int, default=None, help="default 15 for frozen, 1 for partial, 2 for --task qa, 3 otherwise")
     parser.add_argument("--batch-size", type=int, default=None, help="default 32 (16 for --task lm)")
     parser.add_argument("--max-length", type=int, default=128)
     # Checked here: otherwise a bad rate is only refused by the Trainer, minutes into the run.
