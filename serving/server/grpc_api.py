@@ -2,8 +2,8 @@
 
 Implements ``tensorflow.serving.PredictionService/Predict`` and ``GetModelMetadata`` and
 ``tensorflow.serving.ModelService/GetModelStatus`` with the servicer base classes of the installed
-``tensorflow-serving-api``; Classify, Regress, MultiInference and HandleReloadConfigRequest keep the
-base classes' ``UNIMPLEMENTED`` answers. Errors carry the status codes TF Serving uses. Unlike TF Serving,
+``tensorflow-serving-api``; Classify, Regress and MultiInference answer ``UNIMPLEMENTED`` with a message,
+and bytes that do not parse as the request ``INVALID_ARGUMENT`` (``CleanFailures``), never a traceback in the log. Errors carry the status codes TF Serving uses. Unlike TF Serving,
 a Predict is held to the server's request limits (``serving/server/limits.py``) before its tensors are decoded,
 waits for its share of the in-flight budget and is refused with UNAVAILABLE during a drain (``admission.py``).
 """
@@ -107,6 +107,46 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
+class _NotAMessage:
+    """What the request deserializer gives for bytes that do not parse (instead of raising)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+
+class CleanFailures(grpc.ServerInterceptor):
+    """Bytes that are not the method's request message answer INVALID_ARGUMENT, and the methods this server
+    does not implement (Classify, Regress, MultiInference) UNIMPLEMENTED with a message, both without the
+    traceback gRPC would otherwise log for a deserializer or servicer that raises."""
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+        parse, behaviour = handler.request_deserializer, handler.unary_unary
+
+        def deserialize(data):
+            try:
+                return parse(data)
+            except Exception:  # protobuf's DecodeError and friends
+                message_class = getattr(parse, "__self__", None)
+                return _NotAMessage(getattr(getattr(message_class, "DESCRIPTOR", None), "full_name", "request"))
+
+        def call(request, context):
+            if isinstance(request, _NotAMessage):
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"the request of {method} does not parse as a {request.name} message")
+            try:
+                return behaviour(request, context)
+            except NotImplementedError:
+                context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                              f"{method} is not supported by this server; use Predict")
+
+        return grpc.unary_unary_rpc_method_handler(call, request_deserializer=deserialize,
+                                                   response_serializer=handler.response_serializer)
+
+
 def start_grpc_server(manager, metrics, host: str, port: int, max_workers: int = 32, limits=None, admission=None):
     """Start the gRPC server; returns (server, bound port)."""
     limits = limits if limits is not None else ServerLimits()
@@ -116,7 +156,7 @@ def start_grpc_server(manager, metrics, host: str, port: int, max_workers: int =
     options = [("grpc.max_receive_message_length", limits.max_request_bytes), ("grpc.max_send_message_length", -1),
                ("grpc.so_reuseport", 0)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-                         options=options)
+                         options=options, interceptors=[CleanFailures()])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionServicer(manager, metrics, limits, admission), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager, metrics), server)

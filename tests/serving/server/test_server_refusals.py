@@ -1,14 +1,18 @@
-"""The ``attention`` signature's answer (rows x layers x heads x tokens^2 values) is held to
-``--max-response-values`` over REST and gRPC, refused from the request's shape before the model runs.
+"""Requests `tfxformers serve` refuses cleanly, against one real server (a tiny classifier exported with
+``--with-attention``, a small ``--max-response-values``):
 
-Issue 23: a 37 KB REST request (32 rows x 128 tokens) ran 126 s and answered 529 MB of JSON, because the
-limit counted only a dynamic second dimension as tokens and skipped ``[rows, layers, heads, tokens, tokens]``.
-One real ``tfxformers serve`` serves a tiny classifier exported with ``--with-attention`` under a small limit.
+* the ``attention`` signature's answer (rows x layers x heads x tokens^2 values) is held to
+  ``--max-response-values`` over REST and gRPC, refused from the request's shape before the model runs
+  (issue 23: a 37 KB REST request, 32 rows x 128 tokens, ran 126 s and answered 529 MB of JSON, because the
+  limit counted only a dynamic second dimension as tokens);
+* gRPC ``Classify`` (not implemented here) and bytes that are no PredictRequest answer UNIMPLEMENTED /
+  INVALID_ARGUMENT with a message and leave no traceback in the server's log (issue 23: both did).
 """
 from __future__ import annotations
 
 import json
 from http.client import HTTPConnection
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,8 +34,6 @@ def server(trained_dir, tmp_path_factory):
 
 
 def _monitoring():
-    from pathlib import Path
-
     return Path(__file__).resolve().parents[3] / "deploy" / "monitoring.config"
 
 
@@ -109,3 +111,25 @@ def test_attention_answers_are_held_to_max_response_values(server):
     assert status == 200 and np.asarray(answer["outputs"]["attentions"]).shape == (1, layers, heads, fits, fits)
     code, response = _grpc(grpc_port, 1, fits)
     assert code == grpc.StatusCode.OK and len(response.outputs["attentions"].float_val) == values(1, fits) - labels
+
+
+def test_grpc_classify_and_garbage_bytes_are_refused_without_a_traceback(server):
+    import grpc
+    from tensorflow_serving.apis import classification_pb2, prediction_service_pb2_grpc
+
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = "sentiment"
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Classify(request, timeout=30)
+    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert info.value.details() == "Classify is not supported by this server; use Predict"
+    raw = channel.unary_unary("/tensorflow.serving.PredictionService/Predict")  # bytes in, bytes out
+    with pytest.raises(grpc.RpcError) as info:
+        raw(b"\xff\xff\xff not a protocol buffer", timeout=30)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details() == "the request of Predict does not parse as a tensorflow.serving.PredictRequest message"
+    assert _post(server.rest_port, 1, 4)[0] == 200  # still serving
+    log = Path(server.log_path).read_text(errors="replace")
+    assert "Traceback" not in log and "Exception" not in log, log[-3000:]
