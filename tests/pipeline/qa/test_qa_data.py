@@ -151,3 +151,14 @@ def test_real_squad_passes_the_gate_and_the_eval_subset_is_bench_squads(tmp_path
     records = data.write_squad_records("squad", tmp_path / "out", limit_train=40)
     assert records.counts == {"train": 40, "eval": 1057} and records.eval_data == "squad-dev"
     assert _ids(tmp_path / "out", "eval") == [e.id for e in squad.load("squad-dev")[0][::10]]
+
+
+def test_options_built_in_code_are_checked_too(tmp_path):
+    from tfxformers.errors import UserError
+    from tfxformers.pipeline.qa.runner import QaRunOptions, check_options
+
+    (tmp_path / "ok.json").write_text(json.dumps(_squad(6)))
+    with pytest.raises(UserError, match="trainer_eval_questions must be at least 1"):
+        check_options(QaRunOptions(data=str(tmp_path / "ok.json"), trainer_eval_questions=0))
+    with pytest.raises(UserError, match="--eval-stride must be at least 1"):
+        check_options(QaRunOptions(data=str(tmp_path / "ok.json"), eval_stride=0))
