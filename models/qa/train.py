@@ -114,7 +114,6 @@ def train_qa(config: QATrainConfig, *, overwrite: bool = False) -> dict:
     check_config(config)
     # A refused --output costs nothing: checked before the data is read (fit_qa checks again).
     run_dirs.plan(config.output, KIND, asdict(config), overwrite)
-    resolve_encoder_dir(config.encoder)
     examples, mismatched = squad.load(config.data)
     if config.eval_data:
         train_examples, eval_examples = list(examples), squad.load(config.eval_data)[0]

@@ -19,7 +19,6 @@ test is a floor proving that the model learns and reads the question, not a qual
 """
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
