@@ -10,6 +10,10 @@ The ``BackupAndRestore`` directory is the exception: Keras writes the chief's ba
 every worker restores from there after a restart, so all workers use the chief's backup directory, which
 must therefore be on storage every worker sees (one machine's disk, a shared volume, or GCS).
 
+A worker waits for the others before its strategy is made (TensorFlow's own wait would hold it for ever,
+deaf to SIGTERM and SIGINT): at most ``TFXFORMERS_WORKER_TIMEOUT`` seconds (default 60), and SIGTERM /
+SIGINT stop it, each with one ``error:`` line, before the run directory is touched.
+
 Pure Python: reading TF_CONFIG costs nothing and happens before TensorFlow is imported.
 """
 from __future__ import annotations
@@ -18,7 +22,11 @@ import contextlib
 import json
 import os
 import shutil
+import signal
+import socket
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -76,7 +84,26 @@ def worker_role(distribute: str, environ: Mapping[str, str] | None = None) -> Wo
     if task_type not in cluster or not isinstance(index, int) or not 0 <= index < len(cluster[task_type]):
         raise UserError(f"TF_CONFIG's task {task!r} is not in its cluster {sorted(cluster)}; " + TF_CONFIG_HELP)
     workers = sum(len(addresses) for addresses in cluster.values())
+    worker_timeout(environ)  # a bad value is refused now, not after TensorFlow has loaded
     return WorkerRole(task_type, index, workers, has_chief="chief" in cluster)
+
+
+TIMEOUT_VARIABLE = "TFXFORMERS_WORKER_TIMEOUT"
+DEFAULT_WORKER_TIMEOUT = 60.0
+
+
+def worker_timeout(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds a worker waits for the rest of its cluster to start (``TFXFORMERS_WORKER_TIMEOUT``)."""
+    raw = (os.environ if environ is None else environ).get(TIMEOUT_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_WORKER_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise UserError(f"{TIMEOUT_VARIABLE} must be a number of seconds > 0 (got {raw!r})")
+    return value
 
 
 DISTRIBUTE_CHOICES = ("none", "mirrored", "multi-worker")
@@ -98,9 +125,83 @@ def strategy(name: str):
         return tf.distribute.MirroredStrategy()
     if name == "multi-worker":
         if not _MULTI_WORKER:
-            _MULTI_WORKER.append(tf.distribute.MultiWorkerMirroredStrategy())
+            _MULTI_WORKER.append(_make_multi_worker_strategy(tf))
         return _MULTI_WORKER[0]
     return tf.distribute.get_strategy()
+
+
+def _make_multi_worker_strategy(tf):
+    """The strategy, once every other worker of TF_CONFIG answers at its address (``wait_for_peers``).
+
+    TensorFlow's own wait for the cluster blocks in C++ with the GIL held and for ever, under a SIGTERM
+    handler of its own (its preemption notifier) that swallows the signal, so no Python timeout or signal
+    handler can run during it: hence the wait in Python first. Afterwards SIGTERM gets back the handler it
+    had, so that a worker stops when told to, as a single-worker run does.
+    """
+    role = worker_role("multi-worker")
+    in_main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if in_main else None
+    wait_for_peers(role, json.loads(os.environ["TF_CONFIG"])["cluster"], worker_timeout())
+    made = tf.distribute.MultiWorkerMirroredStrategy()
+    if in_main and before is not None:
+        signal.signal(signal.SIGTERM, before)
+    return made
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def wait_for_peers(role: WorkerRole, cluster: dict, timeout: float) -> None:
+    """Return once every other task of ``cluster`` accepts TCP connections at its address, while this one
+    accepts them at its own (a listening socket, never accepted from: the kernel completes the handshake,
+    and closing it leaves the port free for TensorFlow's server). ``UserError`` naming the missing workers
+    after ``timeout`` seconds, or when SIGTERM / SIGINT arrive (exit code 128 + the signal)."""
+    own = cluster[role.task_type][role.task_index]
+    peers = {f"{kind} {index} at {address}": address for kind, addresses in cluster.items()
+             for index, address in enumerate(addresses) if address != own}
+    port = _host_port(own)[1]
+    try:
+        if socket.has_dualstack_ipv6():
+            listener = socket.create_server(("", port), family=socket.AF_INET6, dualstack_ipv6=True, backlog=64)
+        else:
+            listener = socket.create_server(("", port), backlog=64)
+    except OSError as error:
+        raise UserError(f"this worker's address in TF_CONFIG, {own}, cannot be listened on ({error.strerror}); "
+                        "give each worker a free port") from None
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)} if in_main else {}
+
+    def stop(number, frame):
+        error = UserError(f"stopped by {signal.Signals(number).name} while waiting for the other workers "
+                          f"({', '.join(peers)}); nothing was written")
+        error.exit_code = 128 + number
+        raise error
+
+    for number in previous:
+        signal.signal(number, stop)
+    print(f"waiting up to {timeout:g} s for {len(peers)} other worker(s) to start ({TIMEOUT_VARIABLE})", flush=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            for name, address in list(peers.items()):
+                try:
+                    socket.create_connection(_host_port(address), timeout=1).close()
+                    del peers[name]
+                except OSError:  # not listening yet, or its name does not resolve yet (a pod still starting)
+                    pass
+            if not peers:
+                return
+            if time.monotonic() > deadline:
+                raise UserError(f"{', '.join(peers)} did not start within {timeout:g} s; start every worker of "
+                                f"TF_CONFIG's cluster within {TIMEOUT_VARIABLE} seconds (default "
+                                f"{DEFAULT_WORKER_TIMEOUT:g}) of the first, at the address TF_CONFIG names")
+            time.sleep(0.3)
+    finally:
+        listener.close()
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
 
 
 def wait_for_all_workers(distribution) -> None:
@@ -166,6 +267,7 @@ def run_directory(kind: str, config: dict, output: str | os.PathLike, distribute
         print(f"multi-worker training: {role.task_type} {role.task_index} of {role.num_workers} workers; "
               + ("the chief, it writes the run" if role.is_chief else "not the chief, its files go to a scratch directory"),
               flush=True)
+        strategy("multi-worker")  # waits for the other workers (bounded) before anything is written
     if role.is_chief:
         with run_dirs.claim(output, kind, config, overwrite) as directory:
             yield directory, None
