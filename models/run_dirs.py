@@ -265,7 +265,10 @@ def _leftover_to_resume(target: Path, kind: str, config: dict, resume: bool) -> 
         match = pattern.fullmatch(path.name)
         if match is None or not path.is_dir() or path.is_symlink():
             continue
-        held = _lock(path)
+        try:
+            held = _lock(path)
+        except OSError:  # not ours to open (another user's): neither removed nor waited for
+            continue
         if held is None and not resume:
             continue
         if held is None:
