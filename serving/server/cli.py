@@ -79,6 +79,9 @@ def register(commands, train_commands) -> None:
                            % default_tokens_in_flight(defaults.max_tokens))
     load.add_argument("--in-flight-wait-seconds", type=float, default=DEFAULT_WAIT_SECONDS,
                       help="how long a request waits for room before its 429 (default %(default)s)")
+    load.add_argument("--rest-read-timeout-seconds", type=float, default=5.0,
+                      help="how long a REST request may take to arrive whole; slower clients are cut off "
+                           "(default %(default)s)")
     load.add_argument("--drain-grace-seconds", type=float, default=DRAIN_GRACE_SECONDS,
                       help="on SIGTERM, how long running requests may take to finish (default %(default)s)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -106,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
                          inter_op_parallelism=args.tensorflow_inter_op_parallelism,
                          model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
                          limits=limits, in_flight_tokens=args.in_flight_tokens,
-                         in_flight_wait_seconds=args.in_flight_wait_seconds)
+                         in_flight_wait_seconds=args.in_flight_wait_seconds,
+                         rest_read_timeout_seconds=args.rest_read_timeout_seconds)
     if args.drain_grace_seconds < 0:
         raise UserError("--drain-grace-seconds must be >= 0")
     stop, hurry = threading.Event(), threading.Event()

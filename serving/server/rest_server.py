@@ -2,12 +2,16 @@
 as TF Serving's evhttp server) around ``rest_routes.RestApi``, which refuses oversized bodies from their
 ``Content-Length`` (also on ``Expect: 100-continue``) before reading them. Every exchange, up to its last
 byte written, counts as in progress for the drain (``admission.py``); during a drain answers close their
-connection, so that no client sends a next request into a closing server.
+connection, so that no client sends a next request into a closing server. A request must arrive whole
+within ``--rest-read-timeout-seconds`` (a slow client is cut off: 408, or the connection closed), so slow
+clients cannot hold the server's threads.
 """
 from __future__ import annotations
 
 import json
 import logging
+import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -17,6 +21,7 @@ from tfxformers.serving.server.rest_routes import RestApi
 log = logging.getLogger("tfxformers.serve")
 
 
+DEFAULT_READ_TIMEOUT = 5.0  # seconds for a whole request to arrive (--rest-read-timeout-seconds)
 # A refused body up to this size is read and dropped so the client gets its 413; a larger one is not read.
 DISCARD_LIMIT = 64 * 1024 * 1024
 
@@ -24,6 +29,25 @@ DISCARD_LIMIT = 64 * 1024 * 1024
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as TF Serving's evhttp server
     api: RestApi = None
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+
+    def handle_one_request(self):
+        # The whole request (line, headers, body) must arrive within read_timeout. A per-recv socket
+        # timeout alone would let a client sending a byte a second hold this thread for ever; closing the
+        # read side wakes the blocked read with an end of file.
+        self._timer = threading.Timer(self.read_timeout, self._read_expired)
+        self._timer.daemon = True
+        self._timer.start()
+        try:
+            super().handle_one_request()
+        finally:
+            self._timer.cancel()
+
+    def _read_expired(self) -> None:
+        try:
+            self.connection.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
 
     def _serve(self, method: str) -> None:
         admission = self.api.admission
@@ -50,7 +74,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self._discard_body(length)
             else:
                 body = self.rfile.read(length) if length > 0 else b""
-                status, content_type, out = self.api.handle(method, self.path, body)
+                self._timer.cancel()  # the request is in: computing it may take longer than reading it
+                if len(body) < length:
+                    self.close_connection = True
+                    status, content_type, out = 408, "application/json", json.dumps({"error": (
+                        f"the request body did not arrive within {self.read_timeout:g} s "
+                        f"(--rest-read-timeout-seconds): {len(body)} of {length} bytes")}).encode()
+                else:
+                    status, content_type, out = self.api.handle(method, self.path, body)
         except Exception as exc:  # a bug must answer 500, not drop the connection
             log.exception("REST request failed")
             status, content_type, out = 500, "application/json", json.dumps({"error": str(exc)}).encode()
@@ -120,11 +151,16 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
+    def handle_error(self, request, client_address):
+        """A client that went away (or was cut off by the read timeout) is not a server error: no traceback."""
+        log.debug("REST connection from %s ended: %s", client_address, sys.exc_info()[1])
+
 
 def start_rest_server(manager, metrics, host: str, port: int, prometheus_path: str | None, limits=None,
-                      admission=None):
+                      admission=None, read_timeout: float = DEFAULT_READ_TIMEOUT):
     """Start the REST server in a thread; returns (server, bound port)."""
-    handler = type("Handler", (_Handler,), {"api": RestApi(manager, metrics, prometheus_path, limits, admission)})
+    handler = type("Handler", (_Handler,), {"api": RestApi(manager, metrics, prometheus_path, limits, admission),
+                                            "read_timeout": float(read_timeout)})
     server = _Server((host, port), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                               name="tfxformers-serve-rest", daemon=True)

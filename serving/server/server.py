@@ -36,7 +36,7 @@ class ModelServer:
                  monitoring_config_file=None, file_system_poll_wait_seconds: float = 1.0,
                  grpc_max_workers: int = 32, intra_op_parallelism: int = 0, inter_op_parallelism: int = 0,
                  model_config_file_poll_wait_seconds: float = 0, limits=None, in_flight_tokens: int | None = None,
-                 in_flight_wait_seconds: float = DEFAULT_WAIT_SECONDS):
+                 in_flight_wait_seconds: float = DEFAULT_WAIT_SECONDS, rest_read_timeout_seconds: float = 5.0):
         if (model_base is None) == (model_config_file is None):
             raise UserError("give exactly one of --model-base or --model-config-file")
         if file_system_poll_wait_seconds is not None and file_system_poll_wait_seconds < 0:
@@ -59,6 +59,9 @@ class ModelServer:
             raise UserError(f"--in-flight-tokens {in_flight_tokens} is below --max-tokens "
                             f"{self.limits.max_tokens}: a request at the limit could never run")
         self.admission = Admission(in_flight_tokens, in_flight_wait_seconds)
+        if not rest_read_timeout_seconds > 0:
+            raise UserError("--rest-read-timeout-seconds must be > 0")
+        self.rest_read_timeout = float(rest_read_timeout_seconds)
         self.manager = ModelManager(configs, file_system_poll_wait_seconds, self.batching, self.metrics)
         self.host, self._grpc_port, self._rest_port = host, int(grpc_port), int(rest_port)
         self.grpc_max_workers = grpc_max_workers
@@ -92,7 +95,8 @@ class ModelServer:
             self._grpc, self.grpc_port = start_grpc_server(self.manager, self.metrics, self.host, self._grpc_port,
                                                            self.grpc_max_workers, self.limits, self.admission)
             self._rest, self.rest_port = start_rest_server(self.manager, self.metrics, self.host, self._rest_port,
-                                                           self.prometheus_path, self.limits, self.admission)
+                                                           self.prometheus_path, self.limits, self.admission,
+                                                           self.rest_read_timeout)
         except (OSError, RuntimeError) as exc:  # grpc raises RuntimeError when it cannot bind
             self.stop()
             raise UserError(f"cannot listen on {self.host} (gRPC port {self._grpc_port}, REST port "

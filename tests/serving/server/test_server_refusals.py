@@ -5,12 +5,15 @@
   ``--max-response-values`` over REST and gRPC, refused from the request's shape before the model runs
   (issue 23: a 37 KB REST request, 32 rows x 128 tokens, ran 126 s and answered 529 MB of JSON, because the
   limit counted only a dynamic second dimension as tokens);
+* REST clients that send a byte a second are cut off after ``--rest-read-timeout-seconds`` and do not delay
+  a normal request (issue 23: nothing bounded them);
 * gRPC ``Classify`` (not implemented here) and bytes that are no PredictRequest answer UNIMPLEMENTED /
   INVALID_ARGUMENT with a message and leave no traceback in the server's log (issue 23: both did).
 """
 from __future__ import annotations
 
 import json
+import threading
 from http.client import HTTPConnection
 from pathlib import Path
 
@@ -18,6 +21,7 @@ import numpy as np
 import pytest
 
 MAX_VALUES = 1000
+READ_TIMEOUT, SLOW_CLIENTS = 2.0, 50
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +32,7 @@ def server(trained_dir, tmp_path_factory):
     base = tmp_path_factory.mktemp("attention_limit")
     export_with_attention(trained_dir, "sentiment", base)
     process, _, _ = start_model_server(base, file_system_poll_wait_seconds=0, max_response_values=MAX_VALUES,
-                                       monitoring_config_file=_monitoring())
+                                       monitoring_config_file=_monitoring(), rest_read_timeout_seconds=READ_TIMEOUT)
     yield process
     assert stop_model_server(process) == 0
 
@@ -133,3 +137,61 @@ def test_grpc_classify_and_garbage_bytes_are_refused_without_a_traceback(server)
     assert _post(server.rest_port, 1, 4)[0] == 200  # still serving
     log = Path(server.log_path).read_text(errors="replace")
     assert "Traceback" not in log and "Exception" not in log, log[-3000:]
+
+
+def test_slow_rest_clients_are_cut_off_and_do_not_delay_others(server):
+    import socket
+    import statistics
+    import time
+
+    def latency():
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            assert _post(server.rest_port, 1, 4)[0] == 200
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    before = latency()
+    request = (b"POST /v1/models/sentiment:predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               b"Content-Length: 200\r\n\r\n")
+    clients = [socket.create_connection(("127.0.0.1", server.rest_port), timeout=10) for _ in range(SLOW_CLIENTS)]
+    cut = [False] * SLOW_CLIENTS
+    stop = threading.Event()
+
+    def trickle():  # one byte a second on every connection until the server closes it
+        for i in range(len(request)):
+            for n, client in enumerate(clients):
+                if not cut[n]:
+                    try:
+                        client.sendall(request[i:i + 1])
+                    except OSError:
+                        cut[n] = True
+            if stop.wait(1.0):
+                return
+
+    sender = threading.Thread(target=trickle)
+    started = time.monotonic()
+    sender.start()
+    try:
+        time.sleep(0.5)
+        during = latency()
+        assert during <= before + 0.1, (before, during)
+        deadline = started + READ_TIMEOUT + 5
+        for n, client in enumerate(clients):
+            client.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                while client.recv(4096):  # the server's 400 or 408, if any, then the end of the connection
+                    pass
+                cut[n] = True
+            except ConnectionError:
+                cut[n] = True
+            except OSError:  # timed out: still connected
+                pass
+        assert all(cut), f"{cut.count(False)} of {SLOW_CLIENTS} slow clients still connected after {READ_TIMEOUT + 5} s"
+        assert time.monotonic() - started < READ_TIMEOUT + 5
+    finally:
+        stop.set()
+        sender.join(5)
+        for client in clients:
+            client.close()
