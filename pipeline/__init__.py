@@ -1,4 +1,5 @@
-"""The TFX pipelines, one sub-package per task: ``classifier/`` (text classification) and ``lm/`` (GPT-2).
+"""The TFX pipelines, one sub-package per task: ``classifier/`` (text classification), ``lm/`` (GPT-2) and
+``qa/`` (extractive question answering on SQuAD-format data).
 
 What every pipeline shares lives here: the custom components (``components``: the validation gate and the
 integer-version Pusher), the pieces each pipeline is assembled from (``assembly``), the local-run wrapper
