@@ -58,8 +58,15 @@ endif
 # and exact requests/urllib3 pins that neither stack's lock can take, so it has its own small venv (Python
 # 3.12, also used inside the Debian 13 root). Where no Python 3.12 is found, those two tests skip and say so.
 KFP_STAMP := .venv-kfp/.installed
+# TF Serving 2.20.0's runtime (TF 2.20, TF Text 2.20 and its serving API: requirements/tfserving.lock), only for
+# tests/serving/export/test_tfserving_release.py, which loads the current stack's exports in it. Python 3.12 for
+# the same reason as the KFP venv: the Debian 13 root carries that interpreter at the same path, so one venv
+# in the checkout serves the host and the root. Where no Python 3.12 is found, that test skips and says so.
+TFSERVING_STAMP := .venv-tfserving/.installed
+# The model base whose exports `make serving-release` names the TF Serving release for.
+MODEL_BASE ?= serving_models
 
-.PHONY: kfp-venv setup data test test-stack test-legacy test-current test-both demo bench load lock lock-current current-root clean-venv
+.PHONY: kfp-venv tfserving-venv serving-release setup data test test-stack test-legacy test-current test-both demo bench load lock lock-current current-root clean-venv
 
 # stacks/find-python.sh finds the stack's Python without needing pyenv (PATH, pyenv, uv's managed Python).
 $(PY):
@@ -84,11 +91,24 @@ $(KFP_STAMP): requirements/kfp.lock
 
 kfp-venv: $(KFP_STAMP)
 
+$(TFSERVING_STAMP): requirements/tfserving.lock
+	@py=$$(stacks/find-python.sh 3.12 2>/dev/null) || { echo "tfserving-venv: no Python 3.12 found; the TF Serving release tests will skip"; exit 0; }; \
+	  "$$py" -m venv .venv-tfserving && .venv-tfserving/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) \
+	  && .venv-tfserving/bin/uv pip install --quiet --python .venv-tfserving/bin/python --no-deps -r requirements/tfserving.lock && touch $@
+
+tfserving-venv: $(TFSERVING_STAMP)
+
+# The tensorflow/serving release for the exports in $(MODEL_BASE), from the TensorFlow version each SavedModel
+# records (serving/export/release.py):
+#   docker build -f Dockerfile.serving --build-arg TF_SERVING_VERSION=$$(make -s serving-release) .
+serving-release:
+	@$(PY) -m tfxformers.serving.export.release $(MODEL_BASE)
+
 data: setup
 	$(TFX) data fetch
 
 # The whole suite on one stack, in $(VENV).
-test-stack: data kfp-venv
+test-stack: data kfp-venv tfserving-venv
 	$(PY) -m pytest $(XDIST_ARGS) $(PYTEST_ARGS)
 
 # `make test`: the host's stack; where that is the legacy one (glibc < 2.39, e.g. this project's machines),
@@ -106,7 +126,7 @@ test-legacy:
 # The current stack: in its own venv where glibc >= 2.39, else inside the Debian 13 root (built once, about
 # 2 minutes, kept in $$TFXFORMERS_HOME/debian13-root), or skipped with a one-line reason where the host
 # cannot build it (not root, no Debian mirror, no mounts).
-test-current: kfp-venv
+test-current: kfp-venv tfserving-venv
 	@if stacks/glibc-at-least.sh 2.39; then $(MAKE) --no-print-directory STACK=current test-stack; else \
 	  stacks/root-run.sh sh -c 'tfxformers data fetch && exec python -m pytest -p no:cacheprovider "$$@"' sh $(XDIST_ARGS) $(PYTEST_ARGS); fi
 

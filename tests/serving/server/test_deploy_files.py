@@ -47,7 +47,8 @@ def test_dockerfile_copies_paths_that_exist_or_that_make_demo_writes():
 
     dockerfile = (ROOT / "Dockerfile.serving").read_text()
     assert re.search(r"^FROM tensorflow/serving:\$\{TF_SERVING_VERSION\}\$\{VARIANT\}", dockerfile, re.M)
-    assert "ARG TF_SERVING_VERSION=2.16" in dockerfile and "ARG VARIANT=-gpu" in dockerfile
+    # The default release is serving/export/release.py's (tests/serving/export/test_tfserving_release.py).
+    assert "ARG TF_SERVING_VERSION=2.20.0" in dockerfile and "ARG VARIANT=-gpu" in dockerfile
     assert re.search(r"^USER (?!root)\w+", dockerfile, re.M)
     assert "EXPOSE 8500 8501" in dockerfile
     sources = []
