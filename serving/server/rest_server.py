@@ -3,7 +3,7 @@ as TF Serving's evhttp server) around ``rest_routes.RestApi``, which refuses ove
 ``Content-Length`` (also on ``Expect: 100-continue``) before reading them. Every exchange, up to its last
 byte written, counts as in progress for the drain (``admission.py``); during a drain answers close their
 connection, so that no client sends a next request into a closing server. A request must arrive whole
-within ``--rest-read-timeout-seconds`` (a slow client is cut off: 408, or the connection closed), so slow
+within ``--rest-read-timeout-seconds`` of its first byte (a slow client is cut off: 408, or the connection closed), so slow
 clients cannot hold the server's threads.
 """
 from __future__ import annotations
@@ -32,9 +32,17 @@ class _Handler(BaseHTTPRequestHandler):
     read_timeout: float = DEFAULT_READ_TIMEOUT
 
     def handle_one_request(self):
-        # The whole request (line, headers, body) must arrive within read_timeout. A per-recv socket
-        # timeout alone would let a client sending a byte a second hold this thread for ever; closing the
-        # read side wakes the blocked read with an end of file.
+        # The whole request (line, headers, body) must arrive within read_timeout of its first byte. A
+        # per-recv socket timeout alone would let a client sending a byte a second hold this thread for
+        # ever; closing the read side wakes the blocked read with an end of file. An idle keep-alive
+        # connection is not timed: closing it could race a client's next request on it.
+        try:
+            if not self.rfile.peek(1):
+                self.close_connection = True
+                return
+        except OSError:
+            self.close_connection = True
+            return
         self._timer = threading.Timer(self.read_timeout, self._read_expired)
         self._timer.daemon = True
         self._timer.start()
