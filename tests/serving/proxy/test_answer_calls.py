@@ -6,6 +6,9 @@ as it is; one server and one proxy, both at their default limits (the server's `
 answered, not refused by the server (502 before: all its windows went in one call); the answer through the
 proxy equals the in-process ``tfxformers answer`` on a multi-window non-ASCII context; the call plan itself
 (buckets, windows per call, the server's limits) and the new flags' bad values.
+
+Marked ``once``: the call plan is the proxy's own logic (no TensorFlow), and the gRPC path it calls through
+is the one ``test_proxy.py`` runs on both stacks.
 """
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ import pytest
 from tfxformers.serving.proxy.routers.answer import plan_calls, window_buckets, windows_per_call
 from tfxformers.serving.proxy.settings import ProxySettings
 from tfxformers.testing import start_model_server, start_proxy, stop_model_server, stop_process
+
+pytestmark = pytest.mark.once
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "qa_course.json"
 QUESTION = "When is the cake done?"
