@@ -147,3 +147,20 @@ class IntegerVersionPusher(tfx.components.Pusher):
     """TFX's Pusher with ``IntegerVersionPusherExecutor``; give it the id ``Pusher`` with ``.with_id``."""
 
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(IntegerVersionPusherExecutor)
+
+
+def write_blessing(blessing, model, baseline_model, blessed: bool) -> None:
+    """The ModelBlessing as TFX's Evaluator writes it: a marker file and the properties the stock resolver and
+    Pusher read. For the evaluators that are not TFMA (``pipeline.lm``, ``pipeline.qa``)."""
+    from tfx.components.evaluator import constants
+
+    os.makedirs(blessing.uri, exist_ok=True)
+    marker = constants.BLESSED_FILE_NAME if blessed else constants.NOT_BLESSED_FILE_NAME
+    open(os.path.join(blessing.uri, marker), "w").close()
+    blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri)
+    blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
+    if baseline_model is not None:
+        blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline_model.uri)
+        blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline_model.id)
+    blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY,
+                                     constants.BLESSED_VALUE if blessed else constants.NOT_BLESSED_VALUE)

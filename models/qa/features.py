@@ -239,7 +239,11 @@ def pad_windows(windows: Sequence[QAWindow], pad_id: int, max_seq_len: int,
                 buckets: Sequence[int] | None = None) -> dict[str, list[list[int]]]:
     """The rows of one model call, padded to the smallest of ``buckets`` (default ``window_buckets``) that
     holds the longest window (pure Python; the proxy sends exactly these lists)."""
-    width = bucket_length(max(len(w) for w in windows), buckets or window_buckets(max_seq_len))
+    return pad_to(windows, bucket_length(max(len(w) for w in windows), buckets or window_buckets(max_seq_len)), pad_id)
+
+
+def pad_to(windows: Sequence[QAWindow], width: int, pad_id: int) -> dict[str, list[list[int]]]:
+    """The three inputs of one call: windows right-padded to ``width`` (mask 0 and type 0 on padding)."""
     rows = {"input_ids": [], "attention_mask": [], "token_type_ids": []}
     for window in windows:
         padding = width - len(window)

@@ -31,6 +31,7 @@ import os
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
+from tfxformers.pipeline.components import write_blessing
 from tfxformers.pipeline.lm.data import read_documents, split_patterns
 from tfxformers.serving import layout
 
@@ -151,7 +152,6 @@ def PerplexityEvaluator(
     blessing: tfx.dsl.components.OutputArtifact[standard_artifacts.ModelBlessing],
     baseline_model: tfx.dsl.components.InputArtifact[standard_artifacts.Model] = None,
 ):
-    from tfx.components.evaluator import constants
     from tfx.utils import path_utils
 
     # The Trainer's Format-Serving export, where TFX's Trainer puts fn_args.serving_model_dir.
@@ -162,13 +162,4 @@ def PerplexityEvaluator(
     os.makedirs(evaluation.uri, exist_ok=True)
     with open(os.path.join(evaluation.uri, EVALUATION_FILE), "w") as f:
         json.dump(result, f, indent=2)
-    os.makedirs(blessing.uri, exist_ok=True)
-    marker = constants.BLESSED_FILE_NAME if result["blessed"] else constants.NOT_BLESSED_FILE_NAME
-    open(os.path.join(blessing.uri, marker), "w").close()
-    blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri)
-    blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
-    if baseline_model is not None:
-        blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline_model.uri)
-        blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline_model.id)
-    blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY,
-                                     constants.BLESSED_VALUE if result["blessed"] else constants.NOT_BLESSED_VALUE)
+    write_blessing(blessing, model, baseline_model, result["blessed"])

@@ -28,6 +28,7 @@ import time
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
+from tfxformers.pipeline.components import write_blessing
 from tfxformers.pipeline.qa.checks import faulty_questions, problem_report
 from tfxformers.pipeline.qa.data import read_split, to_qa_example
 from tfxformers.serving import layout
@@ -140,22 +141,6 @@ def evaluate(model_dir: str, baseline_dir: "str | None", examples: list) -> dict
     return result
 
 
-def _write_blessing(blessing, model, baseline_model, blessed: bool) -> None:
-    """The ModelBlessing as TFX's Evaluator writes it: a marker file and the properties the Pusher reads."""
-    from tfx.components.evaluator import constants
-
-    os.makedirs(blessing.uri, exist_ok=True)
-    marker = constants.BLESSED_FILE_NAME if blessed else constants.NOT_BLESSED_FILE_NAME
-    open(os.path.join(blessing.uri, marker), "w").close()
-    blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri)
-    blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
-    if baseline_model is not None:
-        blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline_model.uri)
-        blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline_model.id)
-    blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY,
-                                     constants.BLESSED_VALUE if blessed else constants.NOT_BLESSED_VALUE)
-
-
 # TFX runs it after the Trainer (and the latest-blessed-model resolver); the Pusher reads its blessing.
 @tfx.dsl.components.component
 def QAEvaluator(
@@ -174,4 +159,4 @@ def QAEvaluator(
     os.makedirs(evaluation.uri, exist_ok=True)
     with open(os.path.join(evaluation.uri, EVALUATION_FILE), "w") as f:
         json.dump(result, f, indent=2)
-    _write_blessing(blessing, model, baseline_model, result["blessed"])
+    write_blessing(blessing, model, baseline_model, result["blessed"])

@@ -141,17 +141,6 @@ def plan_calls(lengths: list[int], buckets, per_call: int | None, max_rows: int,
     return calls
 
 
-def pad_rows(windows, width: int, pad_id: int) -> dict[str, list[list[int]]]:
-    """The three inputs of one call: windows right-padded to ``width`` (mask 0 and type 0 on padding)."""
-    rows = {"input_ids": [], "attention_mask": [], "token_type_ids": []}
-    for window in windows:
-        padding = width - len(window)
-        rows["input_ids"].append(window.input_ids + [pad_id] * padding)
-        rows["attention_mask"].append([1] * len(window) + [0] * padding)
-        rows["token_type_ids"].append(window.token_type_ids + [0] * padding)
-    return rows
-
-
 async def answer_question(service: InferenceService, name: str, body: AnswerRequest) -> dict:
     settings = service.settings
     if len(body.context) > settings.max_context_chars:
@@ -171,7 +160,7 @@ async def answer_question(service: InferenceService, name: str, body: AnswerRequ
         in_flight = asyncio.Semaphore(settings.answer_concurrency)
 
         async def call(width: int, members: list[int]):
-            rows = pad_rows([windows[i] for i in members], width, pad_id)
+            rows = features.pad_to([windows[i] for i in members], width, pad_id)
             async with in_flight:
                 out = await service.backend.predict(served.name, served.version, SIGNATURE,
                                                     {k: ("DT_INT32", v) for k, v in rows.items()},
