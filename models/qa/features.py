@@ -294,6 +294,7 @@ def parse_squad(data, source: str = "the data") -> tuple[list[QAExample], int]:
                         "[{\"context\", \"qas\": [...]}]}]}")
     examples: list[QAExample] = []
     mismatched = 0
+    seen: dict[str, str] = {}  # question id -> where it first appeared: answers are scored by id
     for a, article in enumerate(data["data"]):
         paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
         if not isinstance(paragraphs, list):
@@ -309,7 +310,14 @@ def parse_squad(data, source: str = "the data") -> tuple[list[QAExample], int]:
             for q, qa in enumerate(qas):
                 if not isinstance(qa, dict) or not isinstance(qa.get("question"), str) or not qa["question"].strip():
                     raise UserError(f"{where}.qas[{q}] has no 'question' text")
-                impossible = bool(qa.get("is_impossible", False))
+                qid = str(qa.get("id", f"{a}-{p}-{q}"))
+                if qid in seen:
+                    raise UserError(f"{where}.qas[{q}]: question id {qid!r} is also the id of {seen[qid]} "
+                                    "(ids must be unique: answers are matched and scored by id)")
+                seen[qid] = f"{where}.qas[{q}]".split(": ", 1)[-1]
+                impossible = qa.get("is_impossible", False)
+                if not isinstance(impossible, bool):
+                    raise UserError(f"{where}.qas[{q}]: 'is_impossible' must be true or false, not {impossible!r}")
                 answers = []
                 for answer in ([] if impossible else qa.get("answers") or []):
                     text = answer.get("text") if isinstance(answer, dict) else None
@@ -320,7 +328,7 @@ def parse_squad(data, source: str = "the data") -> tuple[list[QAExample], int]:
                         answers.append((text, start))
                 if not answers and not impossible:
                     continue
-                examples.append(QAExample(str(qa.get("id", f"{a}-{p}-{q}")), qa["question"], context, answers,
+                examples.append(QAExample(qid, qa["question"], context, answers,
                                           str(article.get("title", ""))))
     if not examples:
         raise UserError(f"{source} holds no usable questions")
