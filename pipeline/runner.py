@@ -177,6 +177,33 @@ def report_pushed(summary: PipelineRunSummary, out) -> bool:
     return True
 
 
+def report_push_or_reasons(summary: PipelineRunSummary, evaluation: dict | None, out) -> int:
+    """The closing line of a run whose evaluator is one of ours: 0 when a blessed model is (or already was)
+    pushed, else "NOT pushed" with the evaluator's reasons and 1."""
+    if report_pushed(summary, out):
+        return 0
+    reasons = "; ".join((evaluation or {}).get("reasons") or []) or "the evaluator did not bless it"
+    print(f"NOT pushed: {reasons}", file=out)
+    return 1
+
+
+def summarize_evaluated_run(metadata_path: Path, pipeline_name: str, summary, evaluator_id: str,
+                            evaluation_file: str):
+    """``summarize_run`` plus what a run with one of our evaluator components adds: the Trainer's
+    ``metrics.json`` into ``summary.training_metrics`` and the evaluator's record into ``summary.evaluation``."""
+    import json
+
+    from tfxformers.pipeline.mlmd import summarize_run
+
+    record = summarize_run(metadata_path, pipeline_name, summary, evaluator_id)
+    if record.has_trainer_run:
+        summary.training_metrics = record.trainer_metrics
+    if record.evaluator_outputs.get("evaluation"):
+        path = Path(record.evaluator_outputs["evaluation"][0].uri) / evaluation_file
+        summary.evaluation = json.loads(path.read_text()) if path.is_file() else None
+    return summary
+
+
 def anomaly_lines(metadata_path: Path, pipeline_name: str) -> list[str]:
     """The latest run's ExampleValidator anomalies, one readable line each (none if it found none or never ran)."""
     from tfxformers.pipeline.components import describe_anomalies

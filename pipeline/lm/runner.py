@@ -8,15 +8,14 @@ runner, TFX's log in ``<root>/logs/``, one line per component on the terminal), 
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tfxformers.pipeline.mlmd import PipelineRunSummary, summarize_run
-from tfxformers.pipeline.runner import (SCHEMA_DIR, anomaly_lines, beam_args_with_defaults, report_pushed,
-                                        report_states, run_with_progress)
+from tfxformers.pipeline.mlmd import PipelineRunSummary
+from tfxformers.pipeline.runner import (SCHEMA_DIR, anomaly_lines, beam_args_with_defaults, report_push_or_reasons,
+                                        report_states, run_with_progress, summarize_evaluated_run)
 from tfxformers.serving.layout import check_model_name
 
 LM_SCHEMA = SCHEMA_DIR / "lm.pbtxt"
@@ -129,13 +128,7 @@ def run_lm_local(options: LmRunOptions, out=None) -> LmRunSummary:
 def summarize_lm(metadata_path: Path, pipeline_name: str, summary: LmRunSummary) -> LmRunSummary:
     from tfxformers.pipeline.lm.components import EVALUATION_FILE
 
-    record = summarize_run(metadata_path, pipeline_name, summary, "PerplexityEvaluator")
-    if record.has_trainer_run:
-        summary.training_metrics = record.trainer_metrics
-    if record.evaluator_outputs.get("evaluation"):
-        path = Path(record.evaluator_outputs["evaluation"][0].uri) / EVALUATION_FILE
-        summary.evaluation = json.loads(path.read_text()) if path.is_file() else None
-    return summary
+    return summarize_evaluated_run(metadata_path, pipeline_name, summary, "PerplexityEvaluator", EVALUATION_FILE)
 
 
 def report_lm(summary: LmRunSummary, out=None) -> int:
@@ -153,8 +146,4 @@ def report_lm(summary: LmRunSummary, out=None) -> int:
     if summary.training_metrics and summary.training_metrics.get("test_perplexity"):
         print(f"trained model: test perplexity {summary.training_metrics['test_perplexity']:.2f} "
               f"({summary.trained_dir})", file=out)
-    if report_pushed(summary, out):
-        return 0
-    reasons = "; ".join((e or {}).get("reasons") or []) or "the evaluator did not bless it"
-    print(f"NOT pushed: {reasons}", file=out)
-    return 1
+    return report_push_or_reasons(summary, e, out)

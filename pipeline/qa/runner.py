@@ -13,15 +13,15 @@ these two functions too::
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tfxformers.errors import UserError, check_rules
-from tfxformers.pipeline.mlmd import PipelineRunSummary, summarize_run
-from tfxformers.pipeline.runner import SCHEMA_DIR, beam_args_with_defaults, report_pushed, report_states, run_with_progress
+from tfxformers.pipeline.mlmd import PipelineRunSummary
+from tfxformers.pipeline.runner import (SCHEMA_DIR, beam_args_with_defaults, report_push_or_reasons, report_states,
+                                        run_with_progress, summarize_evaluated_run)
 from tfxformers.serving.layout import check_model_name
 
 QA_SCHEMA = SCHEMA_DIR / "qa.pbtxt"
@@ -165,13 +165,7 @@ def run_qa_local(options: QaRunOptions, out=None) -> QaRunSummary:
 def summarize_qa(metadata_path: Path, pipeline_name: str, summary: QaRunSummary) -> QaRunSummary:
     from tfxformers.pipeline.qa.components import EVALUATION_FILE
 
-    record = summarize_run(metadata_path, pipeline_name, summary, "QAEvaluator")
-    if record.has_trainer_run:
-        summary.training_metrics = record.trainer_metrics
-    if record.evaluator_outputs.get("evaluation"):
-        path = Path(record.evaluator_outputs["evaluation"][0].uri) / EVALUATION_FILE
-        summary.evaluation = json.loads(path.read_text()) if path.is_file() else None
-    return summary
+    return summarize_evaluated_run(metadata_path, pipeline_name, summary, "QAEvaluator", EVALUATION_FILE)
 
 
 def report_qa(summary: QaRunSummary, out=None) -> int:
@@ -190,8 +184,4 @@ def report_qa(summary: QaRunSummary, out=None) -> int:
         print(f"trained model: {m.get('train_questions', 0):,} questions, {m.get('train_steps', 0):,} steps, "
               f"{m.get('train_cpu_minutes', 0):.1f} training CPU minutes (stopped by {m.get('stopped_by', '?')}) "
               f"({summary.trained_dir})", file=out)
-    if report_pushed(summary, out):
-        return 0
-    reasons = "; ".join((e or {}).get("reasons") or []) or "the evaluator did not bless it"
-    print(f"NOT pushed: {reasons}", file=out)
-    return 1
+    return report_push_or_reasons(summary, e, out)
