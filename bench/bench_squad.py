@@ -45,6 +45,10 @@ def parse_args(argv):
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--budget-cpu-minutes", type=float, default=330.0)
+    parser.add_argument("--schedule", choices=("budget", "epochs"), default="budget",
+                        help="budget: warm-up and linear decay to 0 over --budget-cpu-minutes of training CPU time "
+                             "(models.qa.budget, what `train qa --budget-cpu-minutes` does); epochs: over --epochs "
+                             "epochs' steps, cut where the budget ends")
     parser.add_argument("--eval-every-cpu-minutes", type=float, default=20.0)
     parser.add_argument("--eval-stride", type=int, default=10, help="the dev subset: every N-th question")
     parser.add_argument("--checkpoint-every-steps", type=int, default=100)
@@ -116,7 +120,9 @@ def main(argv=None) -> int:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     progress_file, curve_file, backup = output / "progress.json", output / "curve.csv", output / "backup"
-    settings = {k: v for k, v in vars(args).items() if k not in ("output", "budget_cpu_minutes", "skip_full_dev")}
+    # The budget is a setting of the run when the schedule follows it; with --schedule epochs it only cuts.
+    ignored = ("output", "skip_full_dev") + (("budget_cpu_minutes",) if args.schedule == "epochs" else ())
+    settings = {k: v for k, v in vars(args).items() if k not in ignored}
     if (output / "metrics.json").exists():
         sys.exit(f"{output} holds a finished run (metrics.json); choose another --output")
     progress = json.loads(progress_file.read_text()) if progress_file.exists() else {"settings": settings, "rows": []}
@@ -140,8 +146,16 @@ def main(argv=None) -> int:
 
     tf.keras.utils.set_random_seed(args.seed)
     model, _ = load_qa_checkpoint(encoder_dir)
+    budget_progress = None
+    if args.schedule == "budget":
+        from tfxformers.models.qa import budget
+
+        budget_progress = tf.Variable(0.0, trainable=False, dtype=tf.float32, name="budget_progress")
+        optimizer = budget.budget_optimizer(args.learning_rate, budget_progress, args.warmup_ratio, 0.01)
+    else:
+        optimizer = None
     compile_qa_model(model, learning_rate=args.learning_rate, num_train_steps=steps_per_epoch * args.epochs,
-                     warmup_ratio=args.warmup_ratio)
+                     warmup_ratio=args.warmup_ratio, optimizer=optimizer)
     input_names = list(model.input_names)
     trained = SimpleNamespace(keras_model=model, tokenizer=tokenizer, max_seq_len=args.max_seq_len,
                               doc_stride=args.doc_stride, input_names=input_names)
@@ -176,6 +190,12 @@ def main(argv=None) -> int:
             self.base_cpu, self.base_wall = checkpoint["cpu_seconds"], checkpoint["wall_seconds"]
             self.steps = resumed_steps
             self.next_eval = (len(progress["rows"]) + 1) * args.eval_every_cpu_minutes * 60
+            self.advance()
+
+        def advance(self):
+            """The budget schedule's position: the share of the budget's training CPU time spent."""
+            if budget_progress is not None:
+                budget_progress.assign(min(self.cpu() / (args.budget_cpu_minutes * 60), 1.0))
 
         def cpu(self) -> float:
             return self.base_cpu + time.process_time() - self.cpu0
@@ -208,6 +228,7 @@ def main(argv=None) -> int:
 
         def on_train_batch_end(self, batch, logs=None):
             self.steps += 1
+            self.advance()
             if self.steps % args.checkpoint_every_steps == 0:
                 self.record(checkpoint=True)  # alongside BackupAndRestore's backup (it runs first)
             if self.cpu() >= self.next_eval:
