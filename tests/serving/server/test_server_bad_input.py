@@ -311,6 +311,23 @@ def test_serve_refuses_a_limit_below_one(flag, tmp_path, capsys):
     assert f"error: {flag} must be a positive integer, got 0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag,value,message", [
+    ("--drain-grace-seconds", "-1", "must be >= 0"),
+    ("--rest-read-timeout-seconds", "0", "must be > 0"),
+    ("--in-flight-wait-seconds", "-2", "must be >= 0, got -2.0"),
+    ("--in-flight-tokens", "0", "0 is below --max-tokens 16384: a request at the limit could never run"),
+])
+def test_serve_refuses_bad_load_flags_in_one_line(flag, value, message, tmp_path, capsys):
+    """The drain, read-timeout and admission flags: exit 2 and one ``error:`` line naming the flag, before
+    anything listens (issue 23's flags had these checks untested)."""
+    from tfxformers.cli import main
+
+    assert main(["serve", "--model-base", str(tmp_path), "--grpc-port", "0", "--rest-port", "0",
+                 "--host", "127.0.0.1", flag, value]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"error: {flag} {message}"], err
+
+
 @pytest.mark.parametrize("info,expected", [
     ({"max_positions": 512, "max_length": 128}, (512, "--max-sequence-length")),  # the cap equals the model's
     ({"max_positions": 128, "max_length": 32}, (128, "this version's max_positions in assets.extra/tfxformers.json")),
