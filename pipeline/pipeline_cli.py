@@ -7,7 +7,10 @@
     tfxformers pipeline compile --runner vertex --output pipeline.json --image IMAGE \\
         --pipeline-root gs://BUCKET/root --data-root gs://BUCKET/data --model-base gs://BUCKET/serving_models
 
-TFX is imported only inside the handlers, so ``tfxformers --help`` stays fast.
+TFX is imported only inside the handlers, so ``tfxformers --help`` stays fast. An option given on the
+command line that the chosen ``--task`` does not read (``--mode`` with ``--task lm``, ``--corpus`` with a
+classifier) is refused before anything runs (``check_task_options``): it would otherwise be ignored without
+a word. Defaults never count, only what was typed.
 """
 from __future__ import annotations
 
@@ -18,6 +21,48 @@ from pathlib import Path
 from tfxformers.cli_types import output_dir, positive_float, positive_int, seed
 from tfxformers.models.multiworker import DISTRIBUTE_CHOICES
 from tfxformers.pipeline.qa.options import add_qa_options, qa_options
+
+
+CLASSIFIER_TASKS = ("sentiment", "classification")
+# Options only some tasks read; every other option applies to every task. A task not named here (a typo) is
+# the classifier runner's to refuse, so it gets the classifier tasks' rules.
+TASK_OPTIONS = {
+    **{o: CLASSIFIER_TASKS for o in ("--text-column", "--label-column", "--mode", "--trainable-layers", "--max-length",
+                                     "--distribute", "--min-accuracy", "--max-accuracy-drop")},
+    "--data": (*CLASSIFIER_TASKS, "qa"), "--encoder": (*CLASSIFIER_TASKS, "qa"), "--seed": ("lm", "qa"),
+    **{o: ("lm",) for o in ("--corpus", "--preset", "--vocab-size", "--block-size", "--lowercase", "--limit-chars")},
+    **{o: ("qa",) for o in ("--eval-data", "--limit-train", "--eval-stride", "--budget-cpu-minutes", "--max-seq-len",
+                            "--doc-stride")},
+}
+GIVEN = "given_options"  # the options typed on the command line (absent: none), set by _GivenAction
+
+
+class _GivenAction:
+    """Mixed into each option's argparse action: records the option in ``args.given_options`` when it is on
+    the command line. argparse's defaults never call an action, so a default is never recorded."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        setattr(namespace, GIVEN, {*getattr(namespace, GIVEN, ()), max(self.option_strings, key=len)})
+
+
+def _record_given(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:  # argparse has no public hook for "was this given"
+        if action.option_strings and not isinstance(action, (_GivenAction, argparse._HelpAction)):
+            action.__class__ = type(f"Given{type(action).__name__}", (_GivenAction, type(action)), {})
+
+
+def check_task_options(args) -> None:
+    """``UserError`` naming every option given that ``args.task`` would ignore."""
+    task = args.task if args.task in ("lm", "qa") else args.task if args.task in CLASSIFIER_TASKS else "sentiment"
+    ignored = sorted(o for o in getattr(args, GIVEN, ()) if task not in TASK_OPTIONS.get(o, (task,)))
+    if ignored:
+        from tfxformers.errors import UserError
+
+        uses = {o: ", ".join(f"--task {t}" for t in TASK_OPTIONS[o]) for o in ignored}
+        raise UserError(f"{', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} not apply to --task {args.task} "
+                        f"(only to {'; '.join(f'{o}: {uses[o]}' for o in ignored)}); leave "
+                        f"{'it' if len(ignored) == 1 else 'them'} out")
 
 
 def register(commands, train_commands) -> None:
@@ -33,6 +78,7 @@ def register(commands, train_commands) -> None:
     run.add_argument("--pipeline-root", default=None, type=output_dir, help="artifacts, ML Metadata and logs (default: pipelines/NAME)")
     run.add_argument("--no-cache", action="store_true", help="run every component even if a cached result exists")
     run.set_defaults(func=_run)
+    _record_given(run)
 
     comp = sub.add_parser("compile", help="compile the pipeline for another orchestrator (Kubeflow Pipelines v2 / Vertex AI)")
     _common_options(comp)
@@ -45,6 +91,7 @@ def register(commands, train_commands) -> None:
     comp.add_argument("--model-base", default="gs://YOUR_BUCKET/tfxformers/serving_models")
     comp.add_argument("--source-root", default="/opt/tfxformers", help="where Dockerfile.pipeline puts the repository")
     comp.set_defaults(func=_compile)
+    _record_given(comp)
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
@@ -122,6 +169,7 @@ def _options(args):
 
 
 def _run(args) -> int:
+    check_task_options(args)
     if args.task == "qa":
         from tfxformers.pipeline.qa.runner import report_qa, run_qa_local
 
@@ -140,6 +188,7 @@ def _compile(args) -> int:
 
     from tfxformers.pipeline.classifier.runner import compile_for_vertex
 
+    check_task_options(args)
     if args.task in ("lm", "qa"):
         from tfxformers.errors import UserError
 
