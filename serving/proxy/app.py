@@ -64,9 +64,9 @@ def create_app(settings: ProxySettings | None = None) -> FastAPI:
     return app
 
 
-def _error(metrics: ProxyMetrics, status: int, kind: str, message: str, **extra) -> JSONResponse:
+def _error(metrics: ProxyMetrics, status: int, kind: str, message: str, headers=None, **extra) -> JSONResponse:
     metrics.errors.labels(kind).inc()
-    return JSONResponse({"error": message, "kind": kind, **extra}, status_code=status)
+    return JSONResponse({"error": message, "kind": kind, **extra}, status_code=status, headers=headers or None)
 
 
 def _field_name(loc) -> str:
@@ -104,7 +104,7 @@ def _add_error_handlers(app: FastAPI, metrics: ProxyMetrics) -> None:
     @app.exception_handler(errors.ProxyError)
     async def proxy_error(request: Request, exc: errors.ProxyError):
         extra = {"fields": exc.fields} if getattr(exc, "fields", None) else {}
-        return _error(metrics, exc.status_code, exc.kind, exc.message, **extra)
+        return _error(metrics, exc.status_code, exc.kind, exc.message, headers=exc.headers, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_input(request: Request, exc: RequestValidationError):

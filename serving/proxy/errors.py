@@ -1,14 +1,20 @@
 """Every failure the proxy answers, as one exception family with an HTTP status and a short ``kind``.
 
-Handlers in ``app.py`` turn them into ``{"error": message, "kind": kind}`` with that status; anything
-else becomes a 500 with a generic message (the traceback goes to the log, never to the client).
+Handlers in ``app.py`` turn them into ``{"error": message, "kind": kind}`` with that status and the
+error's ``headers``; anything else becomes a 500 with a generic message (the traceback goes to the log,
+never to the client). The 503s carry ``Retry-After``: a server that drains (SIGTERM), restarts or is
+still loading is a passing state, and clients and load balancers should come back, not give up.
 """
 from __future__ import annotations
+
+
+RETRY_AFTER_SECONDS = 1  # long enough for another replica to be picked, short against a restart
 
 
 class ProxyError(Exception):
     status_code = 500
     kind = "internal"
+    headers: dict[str, str] = {}
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -39,11 +45,15 @@ class WrongModelKind(ProxyError):
 
 
 class BackendUnavailable(ProxyError):
+    """The model server cannot be reached, or it refuses work for now (its drain after SIGTERM)."""
+
     status_code, kind = 503, "backend_unavailable"
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 class ModelNotReady(ProxyError):
     status_code, kind = 503, "model_not_ready"
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 class BackendTimeout(ProxyError):

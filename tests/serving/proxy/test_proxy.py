@@ -169,13 +169,25 @@ def test_frozen_server_gives_504_in_time_then_recovers(proxies, proxy_server, wa
               "recovery after the server thawed")
 
 
-def test_stopped_server_gives_503_and_a_restarted_one_is_used_again(proxies, proxy_server, wait_for):
-    proxy_server.stop()
+def test_killed_server_gives_503_and_a_restarted_one_is_used_again(proxies, proxy_server, wait_for):
+    """SIGKILL, not a drain: /readyz must say 503 at once (it answered 200 from the registry's cached status for
+    up to --status-refresh after the kill, issue 23), requests 503 with Retry-After, then recovery."""
+    for proxy in proxies.values():  # each proxy has just seen the model AVAILABLE (its cache is fresh)
+        assert httpx.get(proxy["url"] + "/readyz", params={"model": "sentiment"}, timeout=10).status_code == 200
+    proxy_server.process.kill()
+    proxy_server.process.wait()
+    killed = time.monotonic()
+    for kind, proxy in proxies.items():
+        asked = time.monotonic() - killed
+        ready = httpx.get(proxy["url"] + "/readyz", params={"model": "sentiment"}, timeout=10)
+        assert asked < 0.5 and ready.status_code == 503, (kind, asked, ready.text)
+        assert "cannot reach the model server" in ready.json()["error"] and ready.headers["retry-after"] == "1"
     for proxy in proxies.values():
         started = time.time()
         response = _post(proxy, "/v1/models/sentiment:classify", {"texts": TEXTS[:1]})
         assert response.status_code == 503, response.text
         assert "cannot reach the model server" in response.json()["error"] and time.time() - started < TIMEOUT + 1.5
+        assert response.headers["retry-after"] == "1"
         assert httpx.get(proxy["url"] + "/readyz", params={"model": "sentiment"}, timeout=10).status_code == 503
     proxy_server.start()
     for proxy in proxies.values():
