@@ -88,8 +88,12 @@ def predict_texts(model_dir: str | os.PathLike, texts: list[str], *, window_over
     from tfxformers.models import artifacts
     from tfxformers.models.tokenization import windowed_probabilities
 
-    if not texts or any(not t.strip() for t in texts):
-        raise UserError("give at least one non-empty text to classify (as arguments or with --file)")
+    from tfxformers.models.texts import BLANK, first_blank
+
+    blank = first_blank(texts)
+    if not texts or blank is not None:
+        raise UserError("give at least one non-empty text to classify (as arguments or with --file)"
+                        + (f"; text {blank + 1} {BLANK}" if texts else ""))
     info = artifacts.read_info(model_dir)
     if info["kind"] != "classifier":
         raise UserError(f"{model_dir} holds a {info['kind']} model; use `tfxformers generate` for GPT-2")

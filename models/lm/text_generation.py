@@ -13,6 +13,7 @@ from pathlib import Path
 from tfxformers.errors import UserError, check_rules
 from tfxformers.models.lm.generate import MAX_BEAMS
 from tfxformers.models.lm.gpt2 import MAX_SEED
+from tfxformers.models.texts import BLANK, is_blank
 
 
 STRATEGIES = ("greedy", "beam", "sample")
@@ -70,8 +71,8 @@ def generate_text(model_dir: str | os.PathLike, prompt: str, *, max_new_tokens: 
 
     check_generation(max_new_tokens=max_new_tokens, strategy=strategy, num_beams=num_beams, temperature=temperature,
                      top_k=top_k, top_p=top_p, no_repeat_ngram_size=no_repeat_ngram_size, seed=seed)
-    if not prompt or not prompt.strip():
-        raise UserError("give a non-empty --prompt")
+    if is_blank(prompt or ""):
+        raise UserError(f"give a non-empty --prompt (this one {BLANK})")
     info = read_info(model_dir)
     if info["kind"] != "gpt2":
         raise UserError(f"{model_dir} holds a {info['kind']} model; generate works on GPT-2 models")

@@ -98,12 +98,14 @@ def read_context(path: str) -> str:
 
 def run_answer(args: argparse.Namespace) -> int:
     from tfxformers.errors import UserError
+    from tfxformers.models.texts import BLANK, is_blank
 
     context = read_context(args.context_file) if args.context_file else args.context
-    if not args.question.strip():
-        raise UserError("--question is empty")
-    if not context.strip():
-        raise UserError("the context is empty" + (f" (--context-file {args.context_file})" if args.context_file else ""))
+    if is_blank(args.question):
+        raise UserError(f"--question is empty: it {BLANK}")
+    if is_blank(context):
+        raise UserError("the context is empty" + (f" (--context-file {args.context_file})" if args.context_file else "")
+                        + f": it {BLANK}")
     from tfxformers.models.qa import inference, model
 
     trained = model.load_qa(args.model)

@@ -27,6 +27,7 @@ from typing import Sequence
 
 from tfxformers.errors import UserError
 from tfxformers.models.buckets import DEFAULT_BUCKETS, bucket_length, buckets_up_to
+from tfxformers.models.texts import BLANK, is_blank
 from tfxformers.models.windows import window_starts
 
 MAX_SEQ_LEN = 384
@@ -137,10 +138,10 @@ def plan_windows(tokenizer, question: str, context: str, *, max_seq_len: int = M
     ``max_windows`` bounds the work a caller accepts: more windows raise ``ContextTooLong`` before any
     window is built. ``context_tokens`` (ids, offsets) may be passed when one context has many questions.
     """
-    if not question or not question.strip():
-        raise UserError("the question is empty")
-    if not context or not context.strip():
-        raise UserError("the context is empty")
+    if is_blank(question or ""):
+        raise UserError(f"the question is empty: it {BLANK}")
+    if is_blank(context or ""):
+        raise UserError(f"the context is empty: it {BLANK}")
     check_window_settings(max_seq_len, doc_stride)
     specials = specials or Specials.of(tokenizer)
     q_ids = tokenizer.encode(question, add_special_tokens=False).ids

@@ -142,6 +142,9 @@ CASES = [
     ("path", ["predict", "--model", "{CLF}", "--file", "{BINARY}"], "is not UTF-8 text"),
     ("path", ["predict", "--model", "{CLF}", "--file", "{EMPTYFILE}"], "holds no text"),
     ("path", ["predict", "--model", "{CLF}"], "give at least one non-empty text"),
+    # Texts with nothing to read (the rule of models.texts, which the proxy applies too; issue 23's audit).
+    ("path", ["predict", "--model", "{CLF}", "fine", "\u200b\u200d"], "text 2 has no visible character"),
+    ("path", ["predict", "--model", "{CLF}", "\x00"], "text 1 has no visible character"),
     # corrupt: half-written or damaged run directories, named before TensorFlow reads them
     ("corrupt", ["evaluate", "--model", "{NO_DATA}"], "is incomplete: weights/model.data-00000-of-00001 is missing"),
     ("corrupt", ["evaluate", "--model", "{TRUNCATED}"], "is damaged: weights/model.data-00000-of-00001 is 100 bytes, saved as"),
@@ -172,6 +175,7 @@ CASES = [
      "but this model's context is 64 tokens; shorten the prompt"),
     ("generation", GEN + ["--max-new-tokens", "63"], "--max-new-tokens is 63, but this model's context is 64 tokens"),
     ("generation", ["generate", "--model", "{GPT}", "--prompt", "   "], "give a non-empty --prompt"),
+    ("generation", ["generate", "--model", "{GPT}", "--prompt", "\ufeff\u2060"], "give a non-empty --prompt"),
 ]
 
 

@@ -118,6 +118,8 @@ def test_train_qa_refuses_to_replace_a_finished_run_and_resumes_an_unfinished_on
     (["train", "qa", "--data", "DATA", "--output", "OUT", "--encoder", "roberta-base"], "Hub"),
     (["answer", "--model", "MODEL", "--question", " ", "--context", "text"], "question is empty"),
     (["answer", "--model", "MODEL", "--question", "q?", "--context", "  "], "context is empty"),
+    (["answer", "--model", "MODEL", "--question", "\u200b", "--context", "text"], "question is empty"),
+    (["answer", "--model", "MODEL", "--question", "q?", "--context", "\x00\u200d"], "context is empty"),
     (["answer", "--model", "MODEL", "--question", "q?", "--context", "x", "--top-k", "-1"], "--top-k"),
     (["answer", "--model", "MODEL", "--question", "q?", "--context-file", "/nope.txt"], "--context-file"),
     (["answer", "--model", "/nope", "--question", "q?", "--context", "x"], "model directory not found"),

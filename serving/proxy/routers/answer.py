@@ -35,7 +35,7 @@ from tfxformers.serving.proxy import errors
 from tfxformers.serving.proxy.backends import Deadline
 from tfxformers.serving.proxy.models import ServedModel
 from tfxformers.serving.proxy.routers.deps import get_service
-from tfxformers.serving.proxy.routers.fields import STRICT_BODY, Text
+from tfxformers.serving.proxy.routers.fields import STRICT_BODY, VisibleText
 from tfxformers.serving.proxy.service import InferenceService
 
 router = APIRouter(tags=["models"])
@@ -49,8 +49,8 @@ FALLBACK_TOKENS_PER_CALL = 1536
 class AnswerRequest(BaseModel):
     model_config = STRICT_BODY
 
-    question: Text = Field(..., min_length=1, examples=["When is the cake done?"])
-    context: Text = Field(..., min_length=1, description="the text to find the answer in; any length up to the "
+    question: VisibleText = Field(..., min_length=1, examples=["When is the cake done?"])
+    context: VisibleText = Field(..., min_length=1, description="the text to find the answer in; any length up to the "
                           "proxy's --max-context-chars", examples=["Bake for 30 minutes. It is done when it springs back."])
     top_k: StrictInt = Field(1, ge=1, le=MAX_TOP_K, description="answers to return, best first")
     max_answer_len: StrictInt = Field(decode.MAX_ANSWER_LEN, ge=1, le=512, description="longest answer, in tokens")

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, StrictInt, model_validator
 
 from tfxformers.serving.proxy import errors
 from tfxformers.serving.proxy.routers.deps import get_service
-from tfxformers.serving.proxy.routers.fields import STRICT_BODY, Text
+from tfxformers.serving.proxy.routers.fields import STRICT_BODY, VisibleText
 from tfxformers.serving.proxy.service import InferenceService
 
 router = APIRouter(tags=["models"])
@@ -26,7 +26,7 @@ SIGNATURE = "attention"
 class AttentionRequest(BaseModel):
     model_config = STRICT_BODY
 
-    text: Text = Field(..., min_length=1, examples=["a charming, funny and moving film"])
+    text: VisibleText = Field(..., min_length=1, examples=["a charming, funny and moving film"])
     layer: StrictInt | None = Field(None, ge=0, description="only this layer (0 = the lowest)")
     head: StrictInt | None = Field(None, ge=0, description="only this head of `layer` (needs `layer`)")
 

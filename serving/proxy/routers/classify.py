@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from tfxformers.serving.proxy.routers.deps import get_service
-from tfxformers.serving.proxy.routers.fields import STRICT_BODY, Text
+from tfxformers.serving.proxy.routers.fields import STRICT_BODY, VisibleText
 from tfxformers.serving.proxy.service import InferenceService
 
 router = APIRouter(tags=["models"])
@@ -14,8 +14,8 @@ router = APIRouter(tags=["models"])
 class TextsRequest(BaseModel):
     model_config = STRICT_BODY
 
-    texts: list[Text] = Field(..., min_length=1, description="raw texts, at least one",
-                              examples=[["a charming, funny and moving film"]])
+    texts: list[VisibleText] = Field(..., min_length=1, description="raw texts, at least one; each must have a "
+                                     "visible character", examples=[["a charming, funny and moving film"]])
 
 
 class TextClassification(BaseModel):

@@ -3,12 +3,18 @@
 ``Text`` is a JSON string that can be encoded as UTF-8. JSON may carry a lone UTF-16 surrogate
 (``"\\ud800"``), which Python decodes into a ``str`` that no tokenizer or encoder accepts; catching it
 here turns what would be a 500 deep in the tokenizer into a 422 naming the field and position.
+
+``VisibleText`` is a ``Text`` with at least one visible character (``models.texts.is_blank``, the rule of
+``tfxformers predict``, ``generate`` and ``answer``): an empty, whitespace-only, zero-width-only or NUL-only
+text is a 422 naming it (``texts[3]``) rather than being labelled, embedded or continued from nothing.
 """
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BeforeValidator, ConfigDict, StrictStr
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, StrictStr
+
+from tfxformers.models.texts import BLANK, is_blank
 
 
 def _encodable(value):
@@ -23,8 +29,15 @@ def _encodable(value):
     return value
 
 
+def _visible(value: str) -> str:
+    if is_blank(value):
+        raise ValueError(BLANK)
+    return value
+
+
 # Before StrictStr, whose own refusal of such a string ("unable to parse raw data") names no cause.
 Text = Annotated[StrictStr, BeforeValidator(_encodable)]
+VisibleText = Annotated[Text, AfterValidator(_visible)]
 
 # A misspelt option (``max_tokens`` for ``max_new_tokens``) must not be silently ignored.
 STRICT_BODY = ConfigDict(extra="forbid")

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt, Valid
 
 from tfxformers.models.lm.generate import MAX_BEAMS, MAX_RETURN_SEQUENCES
 from tfxformers.serving.proxy.routers.deps import get_service
-from tfxformers.serving.proxy.routers.fields import STRICT_BODY, Text
+from tfxformers.serving.proxy.routers.fields import STRICT_BODY, VisibleText
 from tfxformers.serving.proxy.service import InferenceService
 
 router = APIRouter(tags=["models"])
@@ -22,9 +22,9 @@ router = APIRouter(tags=["models"])
 class GenerateRequest(BaseModel):
     model_config = STRICT_BODY
 
-    prompts: list[Text] | None = Field(None, min_length=1, examples=[["Emma walked to", "Mr Knightley"]],
+    prompts: list[VisibleText] | None = Field(None, min_length=1, examples=[["Emma walked to", "Mr Knightley"]],
                                        description="prompts to continue, of any lengths (or `prompt` for one)")
-    prompt: Text | None = Field(None, min_length=1, validate_default=True,
+    prompt: VisibleText | None = Field(None, min_length=1, validate_default=True,
                                 description="one prompt (the earlier body; answered with flat fields too)")
     max_new_tokens: StrictInt = Field(32, ge=1, description="tokens to add at most (stops early at </s>)")
     strategy: Literal["greedy", "sample", "beam"] = "greedy"
