@@ -21,7 +21,7 @@ def register(commands, train_commands) -> None:
                        help="SQuAD v1.1 or v2.0 JSON file, or squad (SQuAD 1.1 train, `tfxformers data fetch squad`)")
     train.add_argument("--eval-data", default=None, type=squad_argument,
                        help="SQuAD file or squad-dev (all 10,570 SQuAD 1.1 dev questions) to validate on "
-                            "(default: a seeded 10%% of --data's passages)")
+                            "(default: a seeded 10%% of --data's passages; a file of one passage needs it)")
     train.add_argument("--encoder", default="minilm", help="minilm, a local BERT, RoBERTa, DistilBERT or ELECTRA "
                        "checkpoint directory, or a *ForQuestionAnswering one (its span head is kept and fine-tuned)")
     train.add_argument("--output", required=True, type=output_dir,

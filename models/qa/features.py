@@ -348,8 +348,17 @@ def load_squad(path: str | os.PathLike) -> tuple[list[QAExample], int]:
 
 
 def split_examples(examples: Sequence[QAExample], validation_fraction: float = 0.1,
-                   seed: int = 42) -> tuple[list[QAExample], list[QAExample]]:
-    """A seeded split by context, so no validation question shares its passage with a training one."""
+                   seed: int = 42, source: str = "the data") -> tuple[list[QAExample], list[QAExample]]:
+    """A seeded split by context, so no validation question shares its passage with a training one.
+
+    Data with a single passage cannot be split so: its validation questions would be asked of the passage
+    trained on (the scores a measure of memory, not of reading), so it is a ``UserError``. A split by question
+    would leak the same way; a demanding user gives validation data or more passages instead."""
+    if len({e.context for e in examples}) < 2:
+        raise UserError(f"{source} has one passage, so validation questions held out from it would be about the "
+                        "passage trained on: pass --eval-data (a SQuAD file with other passages, or the same file to "
+                        "score on the training passage knowingly) or give more passages")
+
     def bucket(example: QAExample) -> float:
         return zlib.crc32(f"{seed}:{example.context}".encode("utf-8")) / 2**32
 
@@ -357,7 +366,7 @@ def split_examples(examples: Sequence[QAExample], validation_fraction: float = 0
     validation = [e for e in examples if bucket(e) < validation_fraction]
     if not validation or not train:  # tiny files: hold out the last context
         last = examples[-1].context
-        train = [e for e in examples if e.context != last] or list(examples)
+        train = [e for e in examples if e.context != last]
         validation = [e for e in examples if e.context == last]
     return train, validation
 

@@ -118,7 +118,8 @@ def train_qa(config: QATrainConfig, *, overwrite: bool = False) -> dict:
     if config.eval_data:
         train_examples, eval_examples = list(examples), squad.load(config.eval_data)[0]
     else:
-        train_examples, eval_examples = features.split_examples(examples, config.validation_fraction, config.seed)
+        train_examples, eval_examples = features.split_examples(examples, config.validation_fraction, config.seed,
+                                                                 source=str(config.data))
     if mismatched:
         print(f"{Path(config.data).name}: {mismatched} answers not found in their context skipped", flush=True)
     return fit_qa(train_examples, eval_examples, config, config.output, overwrite=overwrite)

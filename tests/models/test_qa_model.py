@@ -116,6 +116,8 @@ def test_train_qa_refuses_to_replace_a_finished_run_and_resumes_an_unfinished_on
     (["train", "qa", "--data", "NOT_SQUAD", "--output", "OUT"], "not SQuAD format"),
     (["train", "qa", "--data", "DATA", "--output", "OUT", "--max-seq-len", "8"], "--max-seq-len"),
     (["train", "qa", "--data", "DATA", "--output", "OUT", "--encoder", "roberta-base"], "Hub"),
+    # One passage: a validation split by passage would be the training questions (issue 23's audit).
+    (["train", "qa", "--data", "ONE_PASSAGE", "--output", "OUT"], "pass --eval-data"),
     (["answer", "--model", "MODEL", "--question", " ", "--context", "text"], "question is empty"),
     (["answer", "--model", "MODEL", "--question", "q?", "--context", "  "], "context is empty"),
     (["answer", "--model", "MODEL", "--question", "\u200b", "--context", "text"], "question is empty"),
@@ -130,8 +132,11 @@ def test_cli_bad_input_is_one_error_line_and_exit_2(argv, message, tmp_path, cap
 
     (tmp_path / "not_squad.json").write_text(json.dumps({"rows": []}))
     (tmp_path / "model").mkdir()
+    course = json.loads(DATA.read_text(encoding="utf-8"))
+    one = {"version": "v2.0", "data": [{"title": "one", "paragraphs": course["data"][0]["paragraphs"][:1]}]}
+    (tmp_path / "one_passage.json").write_text(json.dumps(one))
     names = {"OUT": str(tmp_path / "out"), "DATA": str(DATA), "NOT_SQUAD": str(tmp_path / "not_squad.json"),
-             "MODEL": str(tmp_path / "model")}
+             "MODEL": str(tmp_path / "model"), "ONE_PASSAGE": str(tmp_path / "one_passage.json")}
     argv = [names.get(a, a) for a in argv]
     try:
         code = main(argv)
