@@ -103,6 +103,24 @@ def compile_qa_model(model, *, learning_rate: float = 5e-5, num_train_steps: int
     return model
 
 
+def missing_head(checkpoint_dir: str | os.PathLike) -> str | None:
+    """What is wrong with a checkpoint whose ``config.json`` names a ``*ForQuestionAnswering`` class but whose
+    ``model.safetensors`` (the only file the span head is read from) has no ``qa_outputs`` weights; None when
+    it has them or names no such class. Such a checkpoint answers with a random head: ``load_qa`` refuses it,
+    training starts from it with a new head and says so."""
+    path = Path(checkpoint_dir)
+    try:
+        architectures = json.loads((path / "config.json").read_text()).get("architectures") or []
+    except (OSError, ValueError, AttributeError):
+        return None
+    declared = next((a for a in architectures if isinstance(a, str) and "QuestionAnswering" in a), None)
+    weights = path / "model.safetensors"
+    if declared is None or (weights.is_file() and f"{HEAD}.weight" in safetensors_keys(weights)):
+        return None
+    where = weights if weights.is_file() else f"{path} (no model.safetensors, the file a span head is read from)"
+    return f"{path / 'config.json'} names {declared}, but {where} has no {HEAD} weights"
+
+
 def load_qa_checkpoint(checkpoint_dir: str | os.PathLike):
     """``(model, has_head)``: a checkpoint's encoder (any registered family) and its ``qa_outputs`` head, if
     it has one, loaded without torch. ``has_head`` False: the head is freshly initialised, to be trained."""
@@ -150,6 +168,11 @@ def load_qa(directory: str | os.PathLike) -> TrainedModel:
     path = Path(directory)
     if is_qa_checkpoint(path):
         from tfxformers.models import encoders
+
+        problem = missing_head(path)
+        if problem:
+            raise UserError(f"{problem}: a broken checkpoint, whose answers would come from a random span head; "
+                            f"copy it again, or fine-tune it first with `tfxformers train qa --encoder {path}`")
 
         tokenizer = encoders.load_tokenizer(path)
         model, _ = load_qa_checkpoint(path)

@@ -189,6 +189,9 @@ def _train(config: QATrainConfig, identity: dict, output: Path, train_examples: 
     tf.keras.utils.set_random_seed(config.seed)
 
     model, has_head = qa_model.load_qa_checkpoint(encoder_dir)
+    problem = None if has_head else qa_model.missing_head(encoder_dir)
+    if problem:
+        print(f"note: {problem}: the span head is new (random) and trained from scratch", file=sys.stderr, flush=True)
     positions = encoders.max_input_tokens(model.encoder_config)
     if config.max_seq_len > positions:
         raise UserError(f"--max-seq-len {config.max_seq_len} is more than the encoder's {positions} positions")

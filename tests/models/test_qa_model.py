@@ -88,6 +88,36 @@ def test_save_and_load_give_the_same_logits(qa_checkpoint, tmp_path):
         model.load_qa(tmp_path / "run")
 
 
+def test_a_question_answering_checkpoint_without_its_head_is_refused_for_answering(qa_checkpoint, tmp_path, capsys):
+    """config.json names BertForQuestionAnswering but model.safetensors lacks qa_outputs: answering (or
+    exporting) with it would use a random span head, so `answer` and `export` refuse it naming the file;
+    training may start from it, the head then new (issue 23's audit)."""
+    import shutil
+
+    import safetensors.numpy
+
+    from tfxformers.cli import main
+    from tfxformers.models.qa import model
+
+    broken = tmp_path / "broken"
+    shutil.copytree(qa_checkpoint, broken)
+    state = safetensors.numpy.load_file(str(broken / "model.safetensors"))
+    safetensors.numpy.save_file({k: v for k, v in state.items() if not k.startswith("qa_outputs.")},
+                                str(broken / "model.safetensors"))
+    for argv in (["answer", "--model", str(broken), "--question", "q?", "--context", "some text"],
+                 ["export", "--model", str(broken), "--name", "qa", "--model-base", str(tmp_path / "models")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and "no qa_outputs weights" in err[0], err
+        assert str(broken / "model.safetensors") in err[0] and "train qa" in err[0], err
+    assert not (tmp_path / "models").exists()
+    problem = model.missing_head(broken)
+    assert problem and "BertForQuestionAnswering" in problem and str(broken / "model.safetensors") in problem
+    assert model.missing_head(qa_checkpoint) is None
+    built, has_head = model.load_qa_checkpoint(broken)  # what training uses: a new head, said by a note
+    assert not has_head and built.get_layer("qa_outputs") is not None
+
+
 def test_train_qa_refuses_to_replace_a_finished_run_and_resumes_an_unfinished_one(qa_checkpoint, tmp_path):
     from tfxformers.models.qa.train import QATrainConfig, train_qa
 
