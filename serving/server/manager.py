@@ -19,13 +19,22 @@ get_model_status_impl.cc, predict_util.cc, saved_model_warmup_util.cc):
 * every version the manager ever tried stays in the status answer: unloaded ones as ``END`` with an OK
   status, versions that failed to load as ``END`` with the error.
 
-One deliberate difference: TF Serving's availability-preserving policy can unload the old version after
-a new one failed; here a version that failed to load is left out of the policy until its directory
-changes, so the previous version keeps serving (what users of a canary deployment want).
+Two deliberate differences:
+
+* TF Serving's availability-preserving policy can unload the old version after a new one failed; here a
+  version that failed to load is left out of the policy until its files change, so the previous version
+  keeps serving (what users of a canary deployment want);
+* a version directory is loaded only once its files (names, sizes, modification times, all the way
+  down) are the same at two polls in a row. Pushers rename a finished version into place, but a copy
+  made file by file (``cp -r``, ``gsutil cp``, ``kubectl cp``) shows the directory before its files:
+  TF Serving would load what is there, e.g. a SavedModel without its ``assets.extra`` (no warm-up, no
+  limits, no tokenizer), and never reload it. It costs one poll interval before a new version loads;
+  the start-up and config-reload loads, which are synchronous, look twice ``SETTLE_SECONDS`` apart.
 """
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -42,6 +51,7 @@ from tfxformers.serving.server.tensors import proto_to_ndarray
 log = logging.getLogger("tfxformers.serve")
 
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit; more records fail the load
+SETTLE_SECONDS = 0.2  # between the two looks at a version's files before a synchronous load
 
 
 # --------------------------------------------------------------------------------------------------
@@ -55,15 +65,29 @@ class VersionState:
     error_code: str = "OK"
     error_message: str = ""
     servable: Servable | None = None
-    dir_stamp: float = 0.0  # the version directory's mtime when it was loaded or failed
+    dir_stamp: int = 0  # the version's files (``_stamp``) when it was loaded or failed
     warmup_records: int = 0
 
 
-def _stamp(path: Path) -> float:
+def _stamp(path: Path) -> int:
+    """A fingerprint of everything under a version directory (relative names, sizes, mtimes): it changes
+    when any file is added, grows or is rewritten, at any depth (the directory's own mtime only sees its
+    direct entries). -1 when the directory cannot be read."""
+    entries = []
     try:
-        return path.stat().st_mtime_ns
+        for root, dirs, files in os.walk(path, onerror=_raise):
+            dirs.sort()
+            for name in sorted(files) + dirs:
+                info = os.stat(os.path.join(root, name))
+                entries.append((os.path.relpath(os.path.join(root, name), path), info.st_size, info.st_mtime_ns))
+        top = os.stat(path)
     except OSError:
         return -1
+    return hash((top.st_mtime_ns, tuple(entries)))
+
+
+def _raise(error: OSError):
+    raise error
 
 
 class ModelManager:
@@ -81,10 +105,11 @@ class ModelManager:
         self._stop = threading.Event()
         self._thread = self._config_thread = None
         self._warned: set[str] = set()
+        self._stamps: dict[str, dict[int, int]] = {}  # each model's versions' files at the last poll
 
     # ---- lifecycle
     def start(self) -> None:
-        self.poll_once()
+        self.poll_once(settle=True)
         if self.poll_wait_seconds and self.poll_wait_seconds > 0:
             self._thread = threading.Thread(target=self._poll_loop, name="tfxformers-serve-poll", daemon=True)
             self._thread.start()
@@ -155,7 +180,7 @@ class ModelManager:
                     self.states.setdefault(name, {})
                 self.configs = {n: ModelConfig(c.name, c.base_path, c.policy, old_labels.get(n, {}))
                                 for n, c in new.items()}
-        self.poll_once()
+        self.poll_once(settle=True)
         with self._lock:
             self.check_labels(new)
             for name, config in new.items():
@@ -163,10 +188,11 @@ class ModelManager:
         log.info("model config applied: %s", ", ".join(sorted(new)) or "no models")
 
     # ---- policy
-    def _aspired(self, config: ModelConfig, on_disk: dict[int, Path], states: dict[int, VersionState]) -> set[int]:
+    def _aspired(self, config: ModelConfig, on_disk: dict[int, Path], states: dict[int, VersionState],
+                 stamps: dict[int, int]) -> set[int]:
         def failed(v):
             s = states.get(v)
-            return s is not None and s.state == END and s.error_code != "OK" and s.dir_stamp == _stamp(on_disk[v])
+            return s is not None and s.state == END and s.error_code != "OK" and s.dir_stamp == stamps[v]
 
         kind, arg = config.policy
         if kind == "specific":
@@ -175,24 +201,32 @@ class ModelManager:
             return {v for v in on_disk if not failed(v)}
         return set(sorted((v for v in on_disk if not failed(v)), reverse=True)[:arg])
 
-    def poll_once(self) -> None:
-        """One pass over every model: load aspired versions, then unload the ones no longer aspired."""
+    def _settled(self, name: str, on_disk: dict[int, Path], settle: bool) -> tuple[dict[int, int], set[int]]:
+        """(each version's files now, the versions whose files did not change since the last look). With
+        ``settle`` (synchronous loads) a version not seen before is looked at again after SETTLE_SECONDS."""
+        stamps = {v: _stamp(p) for v, p in on_disk.items()}
+        previous = self._stamps.get(name, {})
+        if settle and any(previous.get(v) != stamp for v, stamp in stamps.items()):
+            time.sleep(SETTLE_SECONDS)
+            previous, stamps = stamps, {v: _stamp(p) for v, p in on_disk.items()}
+        self._stamps[name] = stamps
+        return stamps, {v for v, stamp in stamps.items() if stamp != -1 and previous.get(v) == stamp}
+
+    def poll_once(self, settle: bool = False) -> None:
+        """One pass over every model: load aspired versions whose files have settled, then unload the ones
+        no longer aspired (only once a newer one is AVAILABLE, under the latest-N policy)."""
         with self._poll_lock:
             for config in self.configs.values():
                 on_disk = layout.version_numbers(config.base_path)
                 states = self.states[config.name]
-                aspired = self._aspired(config, on_disk, states)
-                for version in sorted(aspired, reverse=True):
-                    state = states.get(version)
-                    if state is None or state.state == END:
-                        self._load(config, version, on_disk[version])
-                # A failed load drops out of the policy, which may make an older version aspired again.
-                aspired = self._aspired(config, on_disk, states)
-                for version in sorted(aspired, reverse=True):
-                    state = states.get(version)
-                    if state is None or state.state == END:
-                        self._load(config, version, on_disk[version])
-                aspired = {v for v in self._aspired(config, on_disk, states) if states[v].state == AVAILABLE}
+                stamps, settled = self._settled(config.name, on_disk, settle)
+                for _ in range(2):  # a failed load drops out of the policy, which may make an older version aspired
+                    for version in sorted(self._aspired(config, on_disk, states, stamps), reverse=True):
+                        state = states.get(version)
+                        if (state is None or state.state == END) and version in settled:
+                            self._load(config, version, on_disk[version], stamps[version])
+                aspired = {v for v in self._aspired(config, on_disk, states, stamps)
+                           if states.get(v) is not None and states[v].state == AVAILABLE}
                 serving = [v for v, s in states.items() if s.state == AVAILABLE]
                 for version in serving:
                     gone = version not in on_disk
@@ -204,9 +238,8 @@ class ModelManager:
                 elif on_disk:
                     self._warned.discard(config.name)
 
-    def _load(self, config: ModelConfig, version: int, path: Path) -> None:
+    def _load(self, config: ModelConfig, version: int, path: Path, stamp: int) -> None:
         states = self.states[config.name]
-        stamp = _stamp(path)
         with self._lock:
             states[version] = VersionState(LOADING, dir_stamp=stamp)
         self._set_state_metric(config.name, version, LOADING)

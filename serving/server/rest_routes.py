@@ -6,6 +6,9 @@ and ``http_server.cc``:
 * ``GET /v1/models/NAME[/versions/V|/labels/L]``: GetModelStatusResponse as JSON (all fields printed);
 * ``GET .../metadata``: ``{"model_spec": ..., "metadata": {"signature_def": SignatureDefMap}}``;
 * ``POST /v1/models/NAME[/versions/V|/labels/L]:predict`` (``rest_codec.py`` has the body and answer formats);
+  the answer's JSON is TF Serving's, which names no version, so the version that computed it is in the
+  ``X-Model-Version`` header (gRPC's PredictResponse carries it in ``model_spec.version``): during a
+  version swap a client can tell which version answered;
 * errors: ``{"error": "<message>"}`` with the HTTP status of the gRPC code (404 NOT_FOUND, 400
   INVALID_ARGUMENT / FAILED_PRECONDITION, 503 UNAVAILABLE, 501 UNIMPLEMENTED, 500 otherwise); a body over
   ``--max-request-bytes`` is 413 without being read (``limits.py`` has every request limit);
@@ -13,8 +16,8 @@ and ``http_server.cc``:
 * ``GET /readyz`` (this server's own): 200 when every model has an AVAILABLE version, 503 once a drain
   started (SIGTERM) or while a model has none.
 
-``RestApi.handle(method, path, body)`` returns (status, content type, body); ``rest_server.py`` is the HTTP
-plumbing around it.
+``RestApi.handle(method, path, body, headers)`` returns (status, content type, body) and adds answer headers
+to ``headers``; ``rest_server.py`` is the HTTP plumbing around it.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from tfxformers.serving.server.status import model_metadata, model_status
 
 PREDICT_RE = re.compile(r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
                         re.IGNORECASE)
+VERSION_HEADER = "X-Model-Version"  # not TF Serving's: the version that answered a :predict
 READY_PATH = "/readyz"  # not TF Serving's: for load balancers and Kubernetes readiness probes
 STATUS_RE = re.compile(r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
                        re.IGNORECASE)
@@ -57,7 +61,7 @@ class RestApi:
                    "(--max-request-bytes)")
         return 413, "application/json", json.dumps({"error": message}).encode()
 
-    def handle(self, method: str, raw_path: str, body: bytes) -> tuple[int, str, bytes]:
+    def handle(self, method: str, raw_path: str, body: bytes, headers: dict | None = None) -> tuple[int, str, bytes]:
         path = urllib.parse.urlsplit(raw_path).path
         if self.prometheus_path is not None and path == self.prometheus_path and method == "GET":
             return 200, "text/plain; version=0.0.4; charset=utf-8", self.metrics.exposition()
@@ -73,7 +77,9 @@ class RestApi:
                 version, label = self._version(m.group(2)), self._label(m.group(3))
                 if api != "predict":
                     raise ServingError("UNIMPLEMENTED", f"{api} is not supported by this server; use :predict")
-                out = self._predict(model_name, version, label, body)
+                out, answered_by = self._predict(model_name, version, label, body)
+                if headers is not None:
+                    headers[VERSION_HEADER] = str(answered_by)
             elif method == "GET" and (m := STATUS_RE.fullmatch(path)):
                 model_name = self._name(m.group(1) or "")
                 version, label = self._version(m.group(2)), self._label(m.group(3))
@@ -108,7 +114,7 @@ class RestApi:
     def _label(text):
         return urllib.parse.unquote(text) if text else None
 
-    def _predict(self, name, version, label, body) -> str:
+    def _predict(self, name, version, label, body) -> tuple[str, int]:
         resolved = []
 
         def infos(signature_name):  # TF Serving resolves the model after parsing the JSON body
@@ -124,7 +130,7 @@ class RestApi:
         with self.admission.work(tokens):
             signature_name, outputs = servable.predict(signature_name, inputs)
         sig = servable.signature_defs[signature_name]
-        return outputs_to_json(outputs, {k: sig.outputs[k].dtype for k in outputs}, fmt)
+        return outputs_to_json(outputs, {k: sig.outputs[k].dtype for k in outputs}, fmt), servable.version
 
     def _ready(self) -> tuple[int, str, bytes]:
         """``GET /readyz``: 200 while every configured model has an AVAILABLE version and no drain started."""

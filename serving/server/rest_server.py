@@ -68,6 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(exc.http_status, "application/json", json.dumps({"error": exc.message}).encode())
 
     def _exchange(self, method: str) -> None:
+        headers = {}
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
@@ -89,18 +90,20 @@ class _Handler(BaseHTTPRequestHandler):
                         f"the request body did not arrive within {self.read_timeout:g} s "
                         f"(--rest-read-timeout-seconds): {len(body)} of {length} bytes")}).encode()
                 else:
-                    status, content_type, out = self.api.handle(method, self.path, body)
+                    status, content_type, out = self.api.handle(method, self.path, body, headers)
         except Exception as exc:  # a bug must answer 500, not drop the connection
             log.exception("REST request failed")
             status, content_type, out = 500, "application/json", json.dumps({"error": str(exc)}).encode()
         if self.api.admission.draining:
             self.close_connection = True  # the client must not send its next request on this connection
-        self._send(status, content_type, out)
+        self._send(status, content_type, out, headers)
 
-    def _send(self, status: int, content_type: str, out: bytes) -> None:
+    def _send(self, status: int, content_type: str, out: bytes, headers: dict | None = None) -> None:
         self.send_response(status)
         if self.close_connection:
             self.send_header("Connection", "close")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(out)))
         self.end_headers()
