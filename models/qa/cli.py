@@ -32,8 +32,9 @@ def register(commands, train_commands) -> None:
     train.add_argument("--batch-size", type=positive_int, default=16)
     train.add_argument("--learning-rate", type=positive_float, default=5e-5)
     train.add_argument("--max-seq-len", type=int_range(32, 4096), default=384, help="tokens per window (default 384)")
-    train.add_argument("--doc-stride", type=nonnegative_int, default=128,
-                       help="context tokens neighbouring windows share (default 128; at most half a window)")
+    train.add_argument("--doc-stride", type=nonnegative_int, default=None,
+                       help="context tokens neighbouring windows share, at most half a window's context (default "
+                            "128, lowered with a note for a short --max-seq-len)")
     train.add_argument("--max-question-tokens", type=positive_int, default=64)
     train.add_argument("--max-answer-len", type=positive_int, default=30, help="longest answer in tokens, for metrics")
     train.add_argument("--patience", type=nonnegative_int, default=2, help="early-stopping patience in epochs")
@@ -112,6 +113,8 @@ def run_answer(args: argparse.Namespace) -> int:
     result = inference.answer_question(trained, args.question, context, top_k=args.top_k,
                                        max_answer_len=args.max_answer_len, doc_stride=args.doc_stride,
                                        handle_impossible_answer=args.handle_impossible_answer)
+    for note in result["notes"]:
+        print(f"note: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
         return 0

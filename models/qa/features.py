@@ -121,6 +121,38 @@ def check_window_settings(max_seq_len: int, doc_stride: int) -> None:
         raise UserError(f"--doc-stride must be >= 0 (got {doc_stride!r})")
 
 
+def max_doc_stride(max_seq_len: int, pair_seps: int = 1) -> int:
+    """The largest ``doc_stride`` any window of ``max_seq_len`` tokens can honour: half the context room beside
+    a one-token question. More is never honoured (a refusal: ``check_doc_stride``); less is, except that a
+    window beside a longer question shares at most half of its smaller room (``plan_windows``)."""
+    return max(0, (max_seq_len - 1 - 2 - pair_seps) // 2)
+
+
+def check_doc_stride(doc_stride: int, max_seq_len: int, pair_seps: int = 1, option: str = "--doc-stride") -> None:
+    """``UserError`` with the range when a ``doc_stride`` given explicitly can never be honoured."""
+    limit = max_doc_stride(max_seq_len, pair_seps)
+    if doc_stride > limit:
+        raise UserError(f"{option} {doc_stride} is more than windows of {max_seq_len} tokens can share: neighbours "
+                        f"share at most half of a window's context, so it must lie between 0 and {limit} (less "
+                        "for long questions)")
+
+
+def question_token_limit(max_seq_len: int, max_question_tokens: int = MAX_QUESTION_TOKENS, pair_seps: int = 1) -> int:
+    """How many of a question's tokens a window holds: ``max_question_tokens``, fewer when that would leave the
+    context under ``MIN_CONTEXT_TOKENS``; the rest of a longer question is cut (callers say so)."""
+    return min(max_question_tokens, max_seq_len - 2 - pair_seps - MIN_CONTEXT_TOKENS)
+
+
+def default_doc_stride(max_seq_len: int) -> tuple[int, str | None]:
+    """``DOC_STRIDE``, lowered to what windows of ``max_seq_len`` tokens of any tokenizer can honour (RoBERTa's
+    two separators), with a note saying so when it was lowered; for callers that were not given one."""
+    limit = max_doc_stride(max_seq_len, pair_seps=2)
+    if DOC_STRIDE <= limit:
+        return DOC_STRIDE, None
+    return limit, (f"--doc-stride not given: {limit}, not the default {DOC_STRIDE}, which is more than windows of "
+                   f"--max-seq-len {max_seq_len} tokens can share (at most half their context)")
+
+
 def encode_context(tokenizer, context: str):
     """The context's tokens (no specials) and their character offsets."""
     encoding = tokenizer.encode(context, add_special_tokens=False)
@@ -147,7 +179,7 @@ def plan_windows(tokenizer, question: str, context: str, *, max_seq_len: int = M
     q_ids = tokenizer.encode(question, add_special_tokens=False).ids
     if not q_ids:
         raise UserError("the question has no tokens (only spaces or characters the tokenizer drops)")
-    q_ids = q_ids[: min(max_question_tokens, max_seq_len - 2 - specials.pair_seps - MIN_CONTEXT_TOKENS)]
+    q_ids = q_ids[:question_token_limit(max_seq_len, max_question_tokens, specials.pair_seps)]
     c_ids, c_offsets = context_tokens if context_tokens is not None else encode_context(tokenizer, context)
     if not c_ids:
         raise UserError("the context has no tokens (only spaces or characters the tokenizer drops)")

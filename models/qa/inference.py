@@ -43,23 +43,33 @@ def answer_question(trained, question: str, context: str, *, top_k: int = 1,
                     max_answer_len: int = decode.MAX_ANSWER_LEN, doc_stride: int | None = None,
                     handle_impossible_answer: bool = False, max_windows: int | None = None,
                     tokenizer=None) -> dict:
-    """``{"answers": [{answer, score, start, end}], "windows", "context_tokens"}`` for one question.
+    """``{"answers": [{answer, score, start, end}], "windows", "context_tokens", "question_tokens",
+    "question_tokens_read", "notes"}`` for one question.
 
-    ``trained`` is a ``models.artifacts.TrainedModel`` of kind ``qa``; ``doc_stride`` defaults to the one it was trained with.
+    ``trained`` is a ``models.artifacts.TrainedModel`` of kind ``qa``; ``doc_stride`` defaults to the one it was
+    trained with, and one given that no window could honour is a ``UserError`` with the range. A question longer
+    than a window holds is cut to its first ``question_tokens_read`` tokens; ``notes`` says so (the CLI prints it).
     """
     check_answer_options(top_k, max_answer_len, doc_stride)
     fast = tokenizer or features.fast_tokenizer(trained.tokenizer)
+    specials = features.Specials.of(fast)
+    if doc_stride is not None:
+        features.check_doc_stride(doc_stride, trained.max_seq_len, specials.pair_seps)
     stride = trained.doc_stride if doc_stride is None else doc_stride
     context_tokens = features.encode_context(fast, context) if context and context.strip() else None
     windows = features.plan_windows(fast, question, context, max_seq_len=trained.max_seq_len, doc_stride=stride,
                                     max_windows=max_windows, context_tokens=context_tokens)
-    specials = features.Specials.of(fast)
+    asked = len(fast.encode(question, add_special_tokens=False).ids)
+    read = min(asked, features.question_token_limit(trained.max_seq_len, pair_seps=specials.pair_seps))
+    notes = [] if read == asked else [f"the question is {asked} tokens; only its first {read} were read (a window "
+                                      f"of this model holds at most {read} question tokens)"]
     starts, ends = predict_logits(trained.keras_model, windows, input_names=trained.input_names,
                                   pad_id=specials.pad_id, max_seq_len=trained.max_seq_len)
     answers = decode.decode_answers(context, windows, starts, ends, top_k=top_k, max_answer_len=max_answer_len,
                                     handle_impossible_answer=handle_impossible_answer)
     return {"answers": [{k: a[k] for k in ("answer", "score", "start", "end")} for a in answers],
-            "windows": len(windows), "context_tokens": len(context_tokens[0])}
+            "windows": len(windows), "context_tokens": len(context_tokens[0]), "question_tokens": asked,
+            "question_tokens_read": read, "notes": notes}
 
 
 def predict_examples(trained, examples: Sequence[features.QAExample], *, max_answer_len: int = decode.MAX_ANSWER_LEN,

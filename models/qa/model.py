@@ -176,7 +176,11 @@ def load_qa(directory: str | os.PathLike) -> TrainedModel:
 
         tokenizer = encoders.load_tokenizer(path)
         model, _ = load_qa_checkpoint(path)
-        info = {"kind": KIND, "max_seq_len": min(384, encoders.max_input_tokens(model.encoder_config)),
-                "doc_stride": 128, "input_names": list(model.input_names), "source": str(path.resolve())}
+        from tfxformers.models.qa import features
+
+        max_seq_len = min(features.MAX_SEQ_LEN, encoders.max_input_tokens(model.encoder_config))
+        # Both derived from the checkpoint: 384 / 128, or what its positions allow.
+        info = {"kind": KIND, "max_seq_len": max_seq_len, "doc_stride": features.default_doc_stride(max_seq_len)[0],
+                "input_names": list(model.input_names), "source": str(path.resolve())}
         return TrainedModel(path, info, model, tokenizer)
     return load_trained_qa(path, read_info(path, KIND))

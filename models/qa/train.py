@@ -47,7 +47,8 @@ class QATrainConfig:
     batch_size: int = 16
     learning_rate: float = 5e-5
     max_seq_len: int = features.MAX_SEQ_LEN
-    doc_stride: int = features.DOC_STRIDE
+    # None: features.DOC_STRIDE, lowered (with a note) to what windows of max_seq_len tokens can share.
+    doc_stride: int | None = None
     max_question_tokens: int = features.MAX_QUESTION_TOKENS
     max_answer_len: int = 30
     validation_fraction: float = 0.1
@@ -72,7 +73,7 @@ def check_config(config: QATrainConfig) -> None:
              ("--batch-size", config.batch_size, config.batch_size >= 1, "at least 1"),
              ("--learning-rate", config.learning_rate, config.learning_rate > 0, "> 0"),
              ("--max-seq-len", config.max_seq_len, 32 <= config.max_seq_len <= 4096, "between 32 and 4096"),
-             ("--doc-stride", config.doc_stride, config.doc_stride >= 0, ">= 0"),
+             ("--doc-stride", config.doc_stride, config.doc_stride is None or config.doc_stride >= 0, ">= 0"),
              ("--max-question-tokens", config.max_question_tokens, config.max_question_tokens >= 1, "at least 1"),
              ("--max-answer-len", config.max_answer_len, config.max_answer_len >= 1, "at least 1"),
              ("validation_fraction", config.validation_fraction, 0 < config.validation_fraction < 1, "in (0, 1)"),
@@ -84,8 +85,21 @@ def check_config(config: QATrainConfig) -> None:
              ("--budget-cpu-minutes", config.budget_cpu_minutes,
               config.budget_cpu_minutes is None or config.budget_cpu_minutes > 0, "> 0"))
     check_rules(rules)
+    if config.doc_stride is not None:  # the tokenizer's own separators are counted once it is loaded (_train)
+        features.check_doc_stride(config.doc_stride, config.max_seq_len)
     if config.buckets is not None:
         features.check_buckets(config.buckets, config.max_seq_len)
+
+
+def with_doc_stride(config: QATrainConfig) -> QATrainConfig:
+    """``config`` with its ``doc_stride`` decided: the one given, else the default that fits ``max_seq_len``
+    (saying so on stderr when it had to be lowered), so a run's identity records the value used."""
+    if config.doc_stride is not None:
+        return config
+    stride, note = features.default_doc_stride(config.max_seq_len)
+    if note:
+        print(f"note: {note}", file=sys.stderr, flush=True)
+    return replace(config, doc_stride=stride)
 
 
 def resolve_encoder_dir(encoder: str) -> Path:
@@ -112,6 +126,7 @@ def train_qa(config: QATrainConfig, *, overwrite: bool = False) -> dict:
     from tfxformers.models import run_dirs
 
     check_config(config)
+    config = with_doc_stride(config)
     # A refused --output costs nothing: checked before the data is read (fit_qa checks again).
     run_dirs.plan(config.output, KIND, asdict(config), overwrite)
     examples, mismatched = squad.load(config.data)
@@ -137,6 +152,7 @@ def fit_qa(train_examples: Sequence[QAExample], eval_examples: Sequence[QAExampl
 
     config = replace(config, output=str(output))
     check_config(config)
+    config = with_doc_stride(config)
     train_examples = list(train_examples)[:config.limit_train] if config.limit_train else list(train_examples)
     eval_examples = list(eval_examples)
     if not train_examples or not eval_examples:
@@ -197,7 +213,9 @@ def _train(config: QATrainConfig, identity: dict, output: Path, train_examples: 
         raise UserError(f"--max-seq-len {config.max_seq_len} is more than the encoder's {positions} positions")
     tokenizer = encoders.load_tokenizer(encoder_dir)
     fast = features.fast_tokenizer(tokenizer)
-    pad_id = features.Specials.of(fast).pad_id
+    specials = features.Specials.of(fast)
+    pad_id = specials.pad_id
+    features.check_doc_stride(config.doc_stride, config.max_seq_len, specials.pair_seps)
     kwargs = dict(max_seq_len=config.max_seq_len, doc_stride=config.doc_stride,
                   max_question_tokens=config.max_question_tokens)
     train_features = features.build_features(fast, train_examples, **kwargs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 
 from tfxformers.cli_types import int_range, nonnegative_int, positive_float, positive_int
 
@@ -28,7 +29,23 @@ def add_qa_options(parser: argparse.ArgumentParser) -> None:
     qa.add_argument("--budget-cpu-minutes", type=positive_float, default=None,
                     help="stop training after this much CPU time, the learning rate warmed up and decayed over it")
     qa.add_argument("--max-seq-len", type=int_range(32, 4096), default=384, help="tokens per window")
-    qa.add_argument("--doc-stride", type=nonnegative_int, default=128, help="context tokens shared by neighbouring windows")
+    qa.add_argument("--doc-stride", type=nonnegative_int, default=None,
+                    help="context tokens shared by neighbouring windows, at most half a window's context (default "
+                         "128, lowered with a note for a short --max-seq-len)")
+
+
+def doc_stride(args) -> int:
+    """``--doc-stride`` if given (refused here, not minutes later in the Trainer, when windows of
+    ``--max-seq-len`` can never share that much), else the default that fits, with a note when lowered."""
+    from tfxformers.models.qa import features
+
+    if args.doc_stride is not None:
+        features.check_doc_stride(args.doc_stride, args.max_seq_len)
+        return args.doc_stride
+    stride, note = features.default_doc_stride(args.max_seq_len)
+    if note:
+        print(f"note: {note}", file=sys.stderr, flush=True)
+    return stride
 
 
 def qa_options(args):
@@ -37,7 +54,7 @@ def qa_options(args):
     return QaRunOptions(
         data=args.data or DEFAULT_DATA, eval_data=args.eval_data, limit_train=args.limit_train,
         eval_stride=args.eval_stride, budget_cpu_minutes=args.budget_cpu_minutes, encoder=args.encoder,
-        max_seq_len=args.max_seq_len, doc_stride=args.doc_stride, epochs=args.epochs,
+        max_seq_len=args.max_seq_len, doc_stride=doc_stride(args), epochs=args.epochs,
         batch_size=32 if args.batch_size is None else args.batch_size,
         learning_rate=1e-4 if args.learning_rate is None else args.learning_rate, name=args.name,
         model_base=args.model_base, pipeline_root=getattr(args, "pipeline_root", None), seed=args.seed,

@@ -88,6 +88,18 @@ def test_save_and_load_give_the_same_logits(qa_checkpoint, tmp_path):
         model.load_qa(tmp_path / "run")
 
 
+def test_a_default_doc_stride_too_big_for_the_windows_is_lowered_with_a_note(tmp_path, capsys):
+    from tfxformers.cli import main
+
+    argv = ["train", "qa", "--data", str(DATA), "--output", str(tmp_path / "out"), "--max-seq-len", "64",
+            "--encoder", "roberta-base"]  # refused once the data is read: what comes before it is what is checked
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == ("note: --doc-stride not given: 29, not the default 128, which is more than windows of "
+                      "--max-seq-len 64 tokens can share (at most half their context)"), err
+    assert len(err) == 2 and err[1].startswith("error: ") and "Hub" in err[1], err
+
+
 def test_a_question_answering_checkpoint_without_its_head_is_refused_for_answering(qa_checkpoint, tmp_path, capsys):
     """config.json names BertForQuestionAnswering but model.safetensors lacks qa_outputs: answering (or
     exporting) with it would use a random span head, so `answer` and `export` refuse it naming the file;
@@ -148,6 +160,10 @@ def test_train_qa_refuses_to_replace_a_finished_run_and_resumes_an_unfinished_on
     (["train", "qa", "--data", "DATA", "--output", "OUT", "--encoder", "roberta-base"], "Hub"),
     # One passage: a validation split by passage would be the training questions (issue 23's audit).
     (["train", "qa", "--data", "ONE_PASSAGE", "--output", "OUT"], "pass --eval-data"),
+    # A --doc-stride no window of 384 tokens can honour (issue 23's audit: clamped without a word).
+    (["train", "qa", "--data", "DATA", "--output", "OUT", "--doc-stride", "4000"], "must lie between 0 and 190"),
+    (["train", "qa", "--data", "DATA", "--output", "OUT", "--max-seq-len", "64", "--doc-stride", "31"],
+     "must lie between 0 and 30"),
     (["answer", "--model", "MODEL", "--question", " ", "--context", "text"], "question is empty"),
     (["answer", "--model", "MODEL", "--question", "q?", "--context", "  "], "context is empty"),
     (["answer", "--model", "MODEL", "--question", "\u200b", "--context", "text"], "question is empty"),

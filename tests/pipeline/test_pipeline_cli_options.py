@@ -83,3 +83,20 @@ def test_defaults_and_the_options_a_task_reads_are_not_refused(tmp_path):
         check_task_options(build_parser().parse_args(["pipeline", "run", *argv, *common]))
     for task in ("lm", "qa", "sentiment", "classification"):  # every default: nothing given, nothing refused
         check_task_options(build_parser().parse_args(["pipeline", "run", "--task", task]))
+
+
+def test_qa_doc_stride_beyond_what_windows_share_is_refused_and_a_default_lowered_with_a_note(tmp_path, capsys):
+    from tfxformers.cli import build_parser
+    from tfxformers.pipeline.qa.options import qa_options
+
+    code, err = _run(["pipeline", "run", "--task", "qa", "--max-seq-len", "128", "--doc-stride", "70"], tmp_path, capsys)
+    assert code == 2 and err == ["error: --doc-stride 70 is more than windows of 128 tokens can share: neighbours "
+                                 "share at most half of a window's context, so it must lie between 0 and 62 (less "
+                                 "for long questions)"], err
+    options = qa_options(build_parser().parse_args(["pipeline", "run", "--task", "qa", "--max-seq-len", "128"]))
+    assert options.doc_stride == 61
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "note: --doc-stride not given: 61, not the default 128, which is more than windows of --max-seq-len 128 "
+        "tokens can share (at most half their context)"]
+    assert qa_options(build_parser().parse_args(["pipeline", "run", "--task", "qa"])).doc_stride == 128
+    assert capsys.readouterr().err == ""

@@ -19,7 +19,10 @@ How the calls are cut (``plan_calls``):
 * at most ``--answer-concurrency`` calls of one request are in flight at once.
 
 Limits, checked before any model call: ``--max-context-chars`` characters and ``--max-answer-windows``
-windows per context (more: 413). Nothing here imports TensorFlow or numpy.
+windows per context, ``MAX_QUESTION_CHARS`` characters of question (more: 413). A window holds at most 64
+of the question's tokens (``features.question_token_limit``); a longer question is read cut, and the answer
+says so (``question_tokens_read`` < ``question_tokens``), as ``tfxformers answer`` prints a note. An explicit
+``doc_stride`` no window can honour is a 422 with its range. Nothing here imports TensorFlow or numpy.
 """
 from __future__ import annotations
 
@@ -41,6 +44,9 @@ from tfxformers.serving.proxy.service import InferenceService
 router = APIRouter(tags=["models"])
 SIGNATURE = "answer"
 MAX_TOP_K = 100
+# Far above what a window reads (64 tokens; no tokenizer averages 15 characters a token): a longer "question" is
+# a client's mistake (the context sent as the question, say), refused rather than cut to a fraction unseen.
+MAX_QUESTION_CHARS = 1000
 # Exports made before preferred_windows_per_call: the export's own rule (serving.export.qa.CPU_TOKENS_PER_CALL,
 # which this wing may not import), tokens of one call on a CPU server.
 FALLBACK_TOKENS_PER_CALL = 1536
@@ -49,7 +55,8 @@ FALLBACK_TOKENS_PER_CALL = 1536
 class AnswerRequest(BaseModel):
     model_config = STRICT_BODY
 
-    question: VisibleText = Field(..., min_length=1, examples=["When is the cake done?"])
+    question: VisibleText = Field(..., min_length=1, description=f"at most {MAX_QUESTION_CHARS} characters (more: "
+                                  "413); a window reads at most 64 of its tokens", examples=["When is the cake done?"])
     context: VisibleText = Field(..., min_length=1, description="the text to find the answer in; any length up to the "
                           "proxy's --max-context-chars", examples=["Bake for 30 minutes. It is done when it springs back."])
     top_k: StrictInt = Field(1, ge=1, le=MAX_TOP_K, description="answers to return, best first")
@@ -72,6 +79,9 @@ class AnswerResponse(BaseModel):
     answers: list[Answer]
     windows: int = Field(description="windows the context was split into")
     context_tokens: int
+    question_tokens: int = Field(description="tokens of the question")
+    question_tokens_read: int = Field(description="of those, the ones the model read (fewer: the question was cut "
+                                      "to what a window holds)")
     predict_calls: int = Field(description="Predict calls made (windows are grouped by padded length and cut to "
                                "the windows per call and the server's limits)")
 
@@ -82,6 +92,13 @@ def _plan(served: ServedModel, body: AnswerRequest, max_windows: int):
     if None in (meta.get("cls_id"), meta.get("sep_id")):
         raise errors.BackendFailed(f"model {served.name!r}: its metadata has no cls_id/sep_id")
     specials = features.Specials.from_metadata(meta)
+    max_seq_len = int(meta["max_length"])
+    if body.doc_stride is not None:
+        try:
+            features.check_doc_stride(body.doc_stride, max_seq_len, specials.pair_seps, option="doc_stride")
+        except UserError as exc:
+            raise errors.InvalidInput(str(exc), "doc_stride") from None
+    # The export's own doc_stride is used as it was trained, windows sharing at most half their context.
     stride = body.doc_stride if body.doc_stride is not None else int(meta.get("doc_stride", features.DOC_STRIDE))
     tokenizer = served.encoder.tokenizer
     try:
@@ -94,7 +111,9 @@ def _plan(served: ServedModel, body: AnswerRequest, max_windows: int):
     except UserError as exc:
         field = "question" if "question" in str(exc) else "context" if "context" in str(exc) else None
         raise errors.InvalidInput(str(exc), field) from None
-    return windows, len(context_tokens[0])
+    asked = len(tokenizer.encode(body.question, add_special_tokens=False).ids)
+    read = min(asked, features.question_token_limit(max_seq_len, pair_seps=specials.pair_seps))
+    return windows, len(context_tokens[0]), asked, read
 
 
 def window_buckets(meta: dict) -> tuple[int, ...]:
@@ -146,13 +165,15 @@ async def answer_question(service: InferenceService, name: str, body: AnswerRequ
     if len(body.context) > settings.max_context_chars:
         raise errors.TooLarge(f"context holds {len(body.context)} characters; the limit is "
                               f"{settings.max_context_chars} (--max-context-chars)")
-    if len(body.question) > settings.max_chars:
-        raise errors.TooLarge(f"question holds {len(body.question)} characters; the limit is {settings.max_chars}")
+    question_limit = min(MAX_QUESTION_CHARS, settings.max_chars)
+    if len(body.question) > question_limit:
+        raise errors.TooLarge(f"question holds {len(body.question)} characters; the limit is {question_limit} (a "
+                              "window reads at most 64 of its tokens)")
 
     async def run(served: ServedModel, deadline: Deadline) -> dict:
         if served.kind != "qa":
             raise errors.WrongModelKind(f"model {served.name!r} is a {served.kind} model and has no :answer")
-        windows, context_tokens = await asyncio.to_thread(_plan, served, body, settings.max_answer_windows)
+        windows, context_tokens, asked, read = await asyncio.to_thread(_plan, served, body, settings.max_answer_windows)
         meta = served.metadata
         calls = plan_calls([len(w) for w in windows], window_buckets(meta), windows_per_call(settings, meta),
                            settings.backend_max_rows, settings.backend_max_tokens)
@@ -187,7 +208,8 @@ async def answer_question(service: InferenceService, name: str, body: AnswerRequ
                                           handle_impossible_answer=body.handle_impossible_answer)
         return {"model": name, "version": served.version,
                 "answers": [{k: a[k] for k in ("answer", "score", "start", "end")} for a in answers],
-                "windows": len(windows), "context_tokens": context_tokens, "predict_calls": len(calls)}
+                "windows": len(windows), "context_tokens": context_tokens, "question_tokens": asked,
+                "question_tokens_read": read, "predict_calls": len(calls)}
 
     return await service._on_latest(name, settings.answer_timeout_seconds, run)
 

@@ -199,12 +199,60 @@ def test_a_20000_token_context_in_one_predict_call(qa):
     ({"question": "what?", "context": "some text", "handle_impossible_answer": "yes"}, 422, "handle_impossible_answer"),
     ({"question": "what?", "context": "some text", "max_len": 5}, 422, "max_len"),
     ({"question": "what?"}, 422, "context"),
+    ({"question": "\u200b\u200d", "context": "some text"}, 422, "question"),
+    ({"question": "what?", "context": "\x00\ufeff"}, 422, "context"),
+    # No window of 256 tokens can share more than (256 - 4) // 2 context tokens (issue 23's audit: clamped unsaid).
+    ({"question": "what?", "context": "some text", "doc_stride": 4000}, 422, "doc_stride 4000 is more than windows "
+     "of 256 tokens can share: neighbours share at most half of a window's context, so it must lie between 0 and 126"),
+    ({"question": "what?", "context": "some text", "doc_stride": 127}, 422, "between 0 and 126"),
 ])
 def test_bad_answer_requests_get_4xx_with_a_message(qa, body, status, field):
     answer = httpx.post(f"{qa['url']}/v1/models/qa:answer", json=body, timeout=30)
     assert answer.status_code == status, answer.text
     error = answer.json()
     assert error["kind"] == "invalid_input" and field in error["error"] and len(error["error"]) > len(field) + 2
+
+
+def test_a_long_question_is_refused_over_its_limit_and_said_to_be_cut_below_it(qa):
+    """Issue 23's audit: a question of 200k characters was cut to 64 tokens without a word."""
+    context = _course_contexts()[4]
+    over = httpx.post(f"{qa['url']}/v1/models/qa:answer", json={"question": "why " * 251, "context": context},
+                      timeout=30)
+    assert over.status_code == 413 and over.json()["kind"] == "too_large", over.text
+    assert "question holds 1004 characters; the limit is 1000" in over.json()["error"]
+    edge = httpx.post(f"{qa['url']}/v1/models/qa:answer", json={"question": "x" * 1000, "context": context,
+                                                                 "doc_stride": 126}, timeout=30)
+    assert edge.status_code == 200, edge.text
+    long_question = "when is the cake done and " * 20 + "?"
+    cut = httpx.post(f"{qa['url']}/v1/models/qa:answer", json={"question": long_question, "context": context},
+                     timeout=30).json()
+    assert cut["question_tokens"] > 64 and cut["question_tokens_read"] == 64, cut
+    short = httpx.post(f"{qa['url']}/v1/models/qa:answer", json={"question": RECIPE_QUESTION, "context": context},
+                       timeout=30).json()
+    assert short["question_tokens_read"] == short["question_tokens"] < 64, short
+    # `tfxformers answer` reads the same 64 tokens and says so; a --doc-stride no window can honour is refused.
+    local = _in_process(qa["trained"], long_question, context)
+    assert local["question_tokens"] == cut["question_tokens"] and local["question_tokens_read"] == 64
+    _same_answers(cut["answers"], local["answers"])
+    assert local["notes"] == [f"the question is {cut['question_tokens']} tokens; only its first 64 were read (a "
+                              "window of this model holds at most 64 question tokens)"]
+
+
+def test_cli_answer_notes_a_cut_question_and_refuses_an_impossible_doc_stride(qa, capsys):
+    from tfxformers.cli import main
+    from tfxformers.errors import UserError
+
+    context = _course_contexts()[4]
+    assert main(["answer", "--model", str(qa["trained"]), "--context", context, "--question",
+                 "when is the cake done and " * 20]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("note: the question is ") and "only its first 64 were read" in err[0], err
+    with pytest.raises(UserError) as refused:  # what `answer --doc-stride 127` prints after "error: "
+        _in_process(qa["trained"], RECIPE_QUESTION, context, doc_stride=127)
+    assert str(refused.value) == ("--doc-stride 127 is more than windows of 256 tokens can share: neighbours share at "
+                                  "most half of a window's context, so it must lie between 0 and 126 (less for long "
+                                  "questions)")
+    assert _in_process(qa["trained"], RECIPE_QUESTION, context, doc_stride=126)["answers"]
 
 
 def test_contexts_over_the_limits_get_413(qa):
