@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from tfxformers.demo.common import banner, tfxformers_here
+from tfxformers.demo.common import banner, pushed_versions, served, tfxformers_here
 
 LM_MODEL_NAME = "emma"
 LM_PRESET = "mini"
@@ -19,10 +18,7 @@ def run_lm_demo(args: argparse.Namespace) -> int:
     """Emma -> the LM pipeline -> serve -> proxy :generate (see the module docstring)."""
     import httpx
 
-    from tfxformers.errors import UserError
     from tfxformers.pipeline.lm.runner import LmRunOptions, report_lm, run_lm_local
-    from tfxformers.serving.layout import version_dirs
-    from tfxformers.testing import start_model_server, start_proxy, stop_model_server, stop_process
 
     started = time.perf_counter()
     root = args.pipeline_root or f"pipelines/{LM_MODEL_NAME}"
@@ -36,21 +32,13 @@ def run_lm_demo(args: argparse.Namespace) -> int:
     pipeline_seconds = time.perf_counter() - started
     if code != 0:
         return code
-    versions = version_dirs(Path(args.model_base) / LM_MODEL_NAME)
-    if not versions:
-        raise UserError(f"the pipeline pushed no version to {args.model_base}/{LM_MODEL_NAME}")
-    banner(f"pipeline done in {pipeline_seconds:.0f} s; {args.model_base}/{LM_MODEL_NAME} holds versions {versions}")
+    pushed_versions(args.model_base, LM_MODEL_NAME, pipeline_seconds)
     e = summary.evaluation
     print(f"held-out chapters: GPT-2 perplexity {e['eval_perplexity']:.1f}, unigram {e['unigram_perplexity']:.1f}, "
           f"bigram {e['bigram_perplexity']:.1f} ({e['eval_tokens']:,} tokens)")
 
-    banner(f"starting tfxformers serve on {args.model_base}")
-    server, grpc_port, rest_port = start_model_server(args.model_base, wait_for=LM_MODEL_NAME)
-    proxy = None
-    try:
-        print(f"gRPC 127.0.0.1:{grpc_port}, REST 127.0.0.1:{rest_port}")
-        proxy, proxy_url = start_proxy(f"grpc://127.0.0.1:{grpc_port}", models=LM_MODEL_NAME)
-        url = f"{proxy_url}/v1/models/{LM_MODEL_NAME}:generate"
+    with served(args.model_base, LM_MODEL_NAME) as ports:
+        url = f"{ports.proxy_url}/v1/models/{LM_MODEL_NAME}:generate"
         banner(f"POST {url}: {len(LM_PROMPTS)} prompts, greedy and sampled (seeded)")
         for prompt in LM_PROMPTS:
             for settings in ({"strategy": "greedy"}, {"strategy": "sample", "temperature": 0.8, "top_k": 40, "seed": 7}):
@@ -59,10 +47,6 @@ def run_lm_demo(args: argparse.Namespace) -> int:
                 body = answer.json()
                 print(f"[{settings['strategy']:>6}] {prompt}|{body['text']}".replace("\n", " "))
         print(f"answered by {body['model']} version {body['version']}")
-    finally:
-        if proxy is not None:
-            stop_process(proxy)
-        stop_model_server(server)
 
     banner(f"done in {time.perf_counter() - started:.0f} s; server and proxy stopped. Run the pieces by hand:")
     base, tfx = args.model_base, tfxformers_here()

@@ -15,9 +15,8 @@ import argparse
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from tfxformers.demo.common import banner, tfxformers_here
+from tfxformers.demo.common import banner, pushed_versions, served, tfxformers_here
 
 QA_MODEL_NAME = "qa"
 # The demo's recipe (docs/benchmarks.md, "SQuAD 1.1": the demo recipe's full-dev figure and the curve it
@@ -84,11 +83,8 @@ def run_qa_demo(args: argparse.Namespace) -> int:
     """SQuAD -> the QA pipeline -> serve -> proxy :answer about two BBC articles (see the module docstring)."""
     import httpx
 
-    from tfxformers.errors import UserError
     from tfxformers.models.data.classification import load_classification
     from tfxformers.pipeline.qa.runner import QaRunOptions, report_qa, run_qa_local
-    from tfxformers.serving.layout import version_dirs
-    from tfxformers.testing import start_model_server, start_proxy, stop_model_server, stop_process
 
     started = time.perf_counter()
     root = args.pipeline_root or f"pipelines/{QA_MODEL_NAME}"
@@ -108,22 +104,14 @@ def run_qa_demo(args: argparse.Namespace) -> int:
     pipeline_seconds = time.perf_counter() - started
     if code != 0:
         return code
-    versions = version_dirs(Path(args.model_base) / QA_MODEL_NAME)
-    if not versions:
-        raise UserError(f"the pipeline pushed no version to {args.model_base}/{QA_MODEL_NAME}")
-    banner(f"pipeline done in {pipeline_seconds:.0f} s; {args.model_base}/{QA_MODEL_NAME} holds versions {versions}")
+    pushed_versions(args.model_base, QA_MODEL_NAME, pipeline_seconds)
     e = summary.evaluation
     print(f"SQuAD 1.1 dev ({e['questions']:,} questions, every {QA_EVAL_STRIDE}th): served reader exact match "
           f"{e['exact_match']:.1f}, F1 {e['f1']:.1f}; lexical baseline {e['baseline_exact_match']:.1f} / "
           f"{e['baseline_f1']:.1f}")
 
-    banner(f"starting tfxformers serve on {args.model_base}")
-    server, grpc_port, rest_port = start_model_server(args.model_base, wait_for=QA_MODEL_NAME)
-    proxy = None
-    try:
-        print(f"gRPC 127.0.0.1:{grpc_port}, REST 127.0.0.1:{rest_port}")
-        proxy, proxy_url = start_proxy(f"grpc://127.0.0.1:{grpc_port}", models=QA_MODEL_NAME)
-        url = f"{proxy_url}/v1/models/{QA_MODEL_NAME}:answer"
+    with served(args.model_base, QA_MODEL_NAME) as ports:
+        url = f"{ports.proxy_url}/v1/models/{QA_MODEL_NAME}:answer"
         hits = total = 0
         for title, questions in ARTICLES.items():
             context = articles[title]
@@ -140,10 +128,6 @@ def run_qa_demo(args: argparse.Namespace) -> int:
                       f"{best['score']:.2f}, expected {q.expected!r}) at {where:.0%} of the article, "
                       f"{body['windows']} windows\n       sentence: {sentence_around(context, best['start'], best['end'])}")
         print(f"{hits} of {total} answers as expected; answered by {body['model']} version {body['version']}")
-    finally:
-        if proxy is not None:
-            stop_process(proxy)
-        stop_model_server(server)
 
     banner(f"done in {time.perf_counter() - started:.0f} s; server and proxy stopped. Run the pieces by hand:")
     base, tfx = args.model_base, tfxformers_here()
