@@ -26,6 +26,20 @@ class Window:
     text_tokens: int  # tokens of the whole text, special tokens included
 
 
+def max_overlap(max_length: int) -> int:
+    """The most tokens neighbouring windows of ``max_length`` can share: half a window's body (more is cut to it)."""
+    return max(0, (max_length - 2) // 2)
+
+
+def check_overlap(overlap: int, max_length: int, option: str = "--window-overlap") -> str | None:
+    """The message refusing an ``overlap`` windows of ``max_length`` tokens cannot honour, or None."""
+    limit = max_overlap(max_length)
+    if overlap <= limit:
+        return None
+    return (f"{option} {overlap} is more than windows of this model's {max_length} tokens can share: neighbours share "
+            f"at most half a window, so it must lie between 0 and {limit}")
+
+
 def window_starts(length: int, body: int, overlap: int) -> list[int]:
     """Start offsets of windows of ``body`` tokens covering ``length`` tokens, the last one flush with the end."""
     if length <= body:

@@ -63,9 +63,10 @@ def register(commands, train_commands) -> None:
     predict.add_argument("texts", nargs="*", help="texts to classify (and/or --file)")
     predict.add_argument("--file", default=None,
                          help="read texts from this file, one per line (blank lines skipped); - reads stdin")
-    predict.add_argument("--window-overlap", type=nonnegative_int, default=32,
+    predict.add_argument("--window-overlap", type=nonnegative_int, default=None,
                          help="texts longer than the model's max length are scored in windows sharing this many "
-                              "tokens (at most half a window), combined as a token-weighted mean, as the proxy does")
+                              "tokens (at most half a window; default 32, or half a window if less), combined as a "
+                              "token-weighted mean, as the proxy does")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
     predict.set_defaults(func=run_predict)
 

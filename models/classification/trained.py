@@ -7,6 +7,7 @@ weights into it. ``evaluate_model`` and ``predict_texts`` are ``tfxformers evalu
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -82,9 +83,10 @@ def evaluate_model(model_dir: str | os.PathLike, data: str | None = None, split:
     return metrics
 
 
-def predict_texts(model_dir: str | os.PathLike, texts: list[str], *, window_overlap: int = 32) -> list[dict]:
+def predict_texts(model_dir: str | os.PathLike, texts: list[str], *, window_overlap: int | None = None) -> list[dict]:
     """Label and probabilities per text; texts longer than the model's max length are scored in windows
-    combined as the proxy does (``models.windows``), not cut."""
+    combined as the proxy does (``models.windows``), not cut. An explicit ``window_overlap`` no window can
+    honour is a ``UserError``; None: 32, lowered to half a window (with a note when a text is windowed)."""
     from tfxformers.models import artifacts
     from tfxformers.models.tokenization import windowed_probabilities
 
@@ -97,9 +99,18 @@ def predict_texts(model_dir: str | os.PathLike, texts: list[str], *, window_over
     info = artifacts.read_info(model_dir)
     if info["kind"] != "classifier":
         raise UserError(f"{model_dir} holds a {info['kind']} model; use `tfxformers generate` for GPT-2")
+    from tfxformers.models.windows import check_overlap, max_overlap
+
+    max_length = int(info.get("max_length", 128))
+    if window_overlap is not None and check_overlap(window_overlap, max_length):
+        raise UserError(check_overlap(window_overlap, max_length))
+    overlap = min(32, max_overlap(max_length)) if window_overlap is None else window_overlap
     trained = artifacts.load_trained(model_dir)
     probs, windows, tokens = windowed_probabilities(trained.keras_model, trained.tokenizer, texts,
-                                                    max_length=trained.max_length, overlap=window_overlap)
+                                                    max_length=trained.max_length, overlap=overlap)
+    if window_overlap is None and overlap < 32 and max(windows) > 1:
+        print(f"note: --window-overlap not given: {overlap}, not the default 32, which is more than windows of this "
+              f"model's {max_length} tokens can share", file=sys.stderr)
     results = []
     for text, p, n_windows, n_tokens in zip(texts, probs, windows, tokens):
         best = int(p.argmax())

@@ -145,6 +145,10 @@ CASES = [
     # Texts with nothing to read (the rule of models.texts, which the proxy applies too; issue 23's audit).
     ("path", ["predict", "--model", "{CLF}", "fine", "\u200b\u200d"], "text 2 has no visible character"),
     ("path", ["predict", "--model", "{CLF}", "\x00"], "text 1 has no visible character"),
+    # An overlap no window of the model's 32 tokens can honour (issue 23's audit: clamped without a word).
+    ("path", ["predict", "--model", "{CLF}", "--window-overlap", "4000", "x"],
+     "--window-overlap 4000 is more than windows of this model's 32 tokens can share: neighbours share at most half "
+     "a window, so it must lie between 0 and 15"),
     # corrupt: half-written or damaged run directories, named before TensorFlow reads them
     ("corrupt", ["evaluate", "--model", "{NO_DATA}"], "is incomplete: weights/model.data-00000-of-00001 is missing"),
     ("corrupt", ["evaluate", "--model", "{TRUNCATED}"], "is damaged: weights/model.data-00000-of-00001 is 100 bytes, saved as"),

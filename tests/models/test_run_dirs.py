@@ -114,6 +114,18 @@ def test_predict_reads_a_file_and_stdin(trained_dir, tmp_path, capsys, monkeypat
     assert all(r["windows"] == 1 for r in results)
 
 
+def test_predict_lowers_the_default_overlap_to_half_a_window_and_says_so(trained_dir, capsys):
+    from tfxformers.models import windows
+
+    long_text = " ".join(["brilliant wonderful film"] * 8 + ["awful boring mess"] * 12)
+    assert main(["predict", "--model", str(trained_dir), "--json", long_text, "a short one"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == ["note: --window-overlap not given: 15, not the default 32, which is "
+                                                 "more than windows of this model's 32 tokens can share"]
+    long, short = json.loads(captured.out)
+    assert long["windows"] == len(windows.window_starts(long["tokens"] - 2, 30, 15)) > 1 and short["windows"] == 1
+
+
 def test_long_texts_are_scored_in_windows_as_the_proxy_does(trained_dir):
     """A text over the model's 32 tokens: the token-weighted mean of its windows' probabilities, computed
     here by hand from the same model, with the proxy's window plan."""

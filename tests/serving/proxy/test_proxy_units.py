@@ -57,6 +57,23 @@ def test_long_texts_become_overlapping_full_windows_and_hit_the_limit(encoder, t
         encoder.windows(["short", text], overlap=8, max_windows=2)
 
 
+def test_an_overlap_over_half_a_window_is_cut_and_said_once_in_the_log(tiny_bert_dir, caplog):
+    """Issue 23's audit: --window-overlap far over the limit was cut without a word."""
+    metadata = {"max_length": 32, "buckets": [16, 32], "pad_id": 0, "cls_id": 2, "sep_id": 3}
+    encoder = TextEncoder((tiny_bert_dir / "tokenizer.json").read_text(), metadata)
+    text = " ".join(f"the film was good {i} times" for i in range(12))
+    with caplog.at_level("WARNING", logger="tfxformers.proxy"):
+        encoder.windows(["short"], overlap=100, max_windows=16)  # no window: nothing to say
+        assert not caplog.records
+        first = encoder.windows([text], overlap=100, max_windows=16)
+        assert [w.ids for w in first] == [w.ids for w in encoder.windows([text], overlap=15, max_windows=16)]
+        encoder.windows([text], overlap=100, max_windows=16)  # said once per served version, not per request
+    assert [r.getMessage() for r in caplog.records] == [
+        "--window-overlap 100 is more than windows of this model's 32 tokens can share: neighbours share at most half "
+        "a window, so it must lie between 0 and 15; windows of this model share 15 tokens (the proxy's "
+        "--window-overlap is one for every model)"]
+
+
 def test_batches_are_grouped_by_bucket_padded_and_split(encoder):
     windows = [Window(0, [2, 9, 3], 3, 3), Window(1, [2] + [9] * 20 + [3], 22, 22), Window(2, [2, 3], 2, 2)]
     batches = encoder.batches(windows, max_batch_size=1)
