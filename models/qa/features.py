@@ -237,13 +237,14 @@ def build_features(tokenizer, examples: Sequence[QAExample], *, max_seq_len: int
     cache: dict[str, tuple] = {}
     windows: list[QAWindow] = []
     skipped = truncated = 0
+    read = question_token_limit(max_seq_len, max_question_tokens, specials.pair_seps)
     for index, example in enumerate(examples):
         if example.context not in cache:
             cache[example.context] = encode_context(tokenizer, example.context)
         planned = plan_windows(tokenizer, example.question, example.context, max_seq_len=max_seq_len,
                                doc_stride=doc_stride, max_question_tokens=max_question_tokens, specials=specials,
                                example_index=index, context_tokens=cache[example.context])
-        if len(tokenizer.encode(example.question, add_special_tokens=False).ids) > max_question_tokens:
+        if len(tokenizer.encode(example.question, add_special_tokens=False).ids) > read:
             truncated += 1
         if labelled and example.answers:
             label_windows(planned, example)

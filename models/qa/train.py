@@ -227,6 +227,11 @@ def _train(config: QATrainConfig, identity: dict, output: Path, train_examples: 
           f"{len(train_features.windows)} windows; {len(eval_examples)} validation questions -> "
           f"{len(eval_features.windows)} windows; {train_features.skipped} answers no token covers "
           f"skipped; encoder {encoder_dir} ({'with' if has_head else 'new'} span head)", flush=True)
+    cut = train_features.truncated_questions + eval_features.truncated_questions
+    if cut:
+        read = features.question_token_limit(config.max_seq_len, config.max_question_tokens, specials.pair_seps)
+        print(f"note: {cut} questions are longer than the {read} tokens a window holds of a question; their first "
+              f"{read} tokens were read", file=sys.stderr, flush=True)
 
     started = time.perf_counter()
     counted = _fit(tf, config, output, model, train_features.windows, eval_features.windows, pad_id)

@@ -223,3 +223,19 @@ def test_training_batches_pad_to_the_smallest_bucket_that_fits(tokenizer):
     for bad in ([48, 16, 96], [16, 48], [16, 16, 96], [0, 96], []):
         with pytest.raises(UserError, match="--buckets"):
             features.check_buckets(bad, 96)
+
+
+def test_questions_cut_to_what_a_window_holds_are_counted_and_a_one_passage_split_refused(tokenizer):
+    """Issue 23's audit: questions were cut to the window's share unsaid (a short window holds fewer than 64
+    question tokens: counted against that), and one passage made validation the training questions."""
+    context = "the oven is hot at 350 degrees and the cake bakes for 30 minutes in the oven"
+    examples = [features.QAExample("a", "how hot " * 30, context, [("350 degrees", 19)]),
+                features.QAExample("b", "how hot is the oven", context, [("350 degrees", 19)])]
+    assert features.question_token_limit(32) == 32 - 3 - features.MIN_CONTEXT_TOKENS == 21
+    built = features.build_features(tokenizer, examples, max_seq_len=32, doc_stride=4)
+    assert built.truncated_questions == 1
+    assert features.build_features(tokenizer, examples[1:], max_seq_len=32, doc_stride=4).truncated_questions == 0
+    with pytest.raises(UserError, match="f.json has one passage.*pass --eval-data"):
+        features.split_examples(examples, source="f.json")
+    assert features.max_doc_stride(384) == 190 and features.max_doc_stride(384, pair_seps=2) == 189
+    assert features.default_doc_stride(384) == (128, None) and features.default_doc_stride(64)[0] == 29
