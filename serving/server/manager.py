@@ -24,12 +24,14 @@ Two deliberate differences:
 * TF Serving's availability-preserving policy can unload the old version after a new one failed; here a
   version that failed to load is left out of the policy until its files change, so the previous version
   keeps serving (what users of a canary deployment want);
-* a version directory is loaded only once its files (names, sizes, modification times, all the way
-  down) are the same at two polls in a row. Pushers rename a finished version into place, but a copy
-  made file by file (``cp -r``, ``gsutil cp``, ``kubectl cp``) shows the directory before its files:
-  TF Serving would load what is there, e.g. a SavedModel without its ``assets.extra`` (no warm-up, no
-  limits, no tokenizer), and never reload it. It costs one poll interval before a new version loads;
-  the start-up and config-reload loads, which are synchronous, look twice ``SETTLE_SECONDS`` apart.
+* a version directory is loaded only once its files have settled: nothing under it (at any depth) was
+  created or written for ``SETTLE_SECONDS`` (by inode change time, which a copy that keeps modification
+  times still sets), or its files looked the same that long apart (a clock that disagrees with the file
+  system's). Pushers rename a finished version into place, but a copy made file by file (``cp -r``,
+  ``gsutil cp``, ``kubectl cp``) shows the directory before its files: TF Serving would load what is
+  there, e.g. a SavedModel without its ``assets.extra`` (no warm-up, no limits, no tokenizer), and never
+  reload it. A poll that meets a version about to settle waits for it (at most ``SETTLE_SECONDS``), so a
+  pushed version costs that much more before it loads, and a start-up over older files nothing.
 """
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ from tfxformers.serving.server.tensors import proto_to_ndarray
 log = logging.getLogger("tfxformers.serve")
 
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit; more records fail the load
-SETTLE_SECONDS = 0.2  # between the two looks at a version's files before a synchronous load
+SETTLE_SECONDS = 0.5  # how long a version's files must stay untouched before it is loaded
 
 
 # --------------------------------------------------------------------------------------------------
@@ -65,25 +67,28 @@ class VersionState:
     error_code: str = "OK"
     error_message: str = ""
     servable: Servable | None = None
-    dir_stamp: int = 0  # the version's files (``_stamp``) when it was loaded or failed
+    dir_stamp: int = 0  # the fingerprint of its files (``_look``) when it was loaded or failed
     warmup_records: int = 0
 
 
-def _stamp(path: Path) -> int:
-    """A fingerprint of everything under a version directory (relative names, sizes, mtimes): it changes
-    when any file is added, grows or is rewritten, at any depth (the directory's own mtime only sees its
-    direct entries). -1 when the directory cannot be read."""
+def _look(path: Path) -> tuple[int, float]:
+    """(fingerprint, newest inode change time) of everything under a version directory. The fingerprint
+    (relative names, sizes, modification and change times) changes when any file is added, grows or is
+    rewritten at any depth, which the directory's own mtime does not see. (-1, 0) when it cannot be read."""
     entries = []
     try:
+        top = os.stat(path)
+        newest = top.st_ctime
         for root, dirs, files in os.walk(path, onerror=_raise):
             dirs.sort()
             for name in sorted(files) + dirs:
                 info = os.stat(os.path.join(root, name))
-                entries.append((os.path.relpath(os.path.join(root, name), path), info.st_size, info.st_mtime_ns))
-        top = os.stat(path)
+                newest = max(newest, info.st_ctime)
+                entries.append((os.path.relpath(os.path.join(root, name), path), info.st_size, info.st_mtime_ns,
+                                info.st_ctime_ns))
     except OSError:
-        return -1
-    return hash((top.st_mtime_ns, tuple(entries)))
+        return -1, 0.0
+    return hash((top.st_mtime_ns, tuple(entries))), newest
 
 
 def _raise(error: OSError):
@@ -105,11 +110,12 @@ class ModelManager:
         self._stop = threading.Event()
         self._thread = self._config_thread = None
         self._warned: set[str] = set()
-        self._stamps: dict[str, dict[int, int]] = {}  # each model's versions' files at the last poll
+        # Each model's versions: (fingerprint, when it was first seen) at the last poll.
+        self._seen: dict[str, dict[int, tuple[int, float]]] = {}
 
     # ---- lifecycle
     def start(self) -> None:
-        self.poll_once(settle=True)
+        self.poll_once()
         if self.poll_wait_seconds and self.poll_wait_seconds > 0:
             self._thread = threading.Thread(target=self._poll_loop, name="tfxformers-serve-poll", daemon=True)
             self._thread.start()
@@ -180,7 +186,7 @@ class ModelManager:
                     self.states.setdefault(name, {})
                 self.configs = {n: ModelConfig(c.name, c.base_path, c.policy, old_labels.get(n, {}))
                                 for n, c in new.items()}
-        self.poll_once(settle=True)
+        self.poll_once()
         with self._lock:
             self.check_labels(new)
             for name, config in new.items():
@@ -201,25 +207,45 @@ class ModelManager:
             return {v for v in on_disk if not failed(v)}
         return set(sorted((v for v in on_disk if not failed(v)), reverse=True)[:arg])
 
-    def _settled(self, name: str, on_disk: dict[int, Path], settle: bool) -> tuple[dict[int, int], set[int]]:
-        """(each version's files now, the versions whose files did not change since the last look). With
-        ``settle`` (synchronous loads) a version not seen before is looked at again after SETTLE_SECONDS."""
-        stamps = {v: _stamp(p) for v, p in on_disk.items()}
-        previous = self._stamps.get(name, {})
-        if settle and any(previous.get(v) != stamp for v, stamp in stamps.items()):
-            time.sleep(SETTLE_SECONDS)
-            previous, stamps = stamps, {v: _stamp(p) for v, p in on_disk.items()}
-        self._stamps[name] = stamps
-        return stamps, {v for v, stamp in stamps.items() if stamp != -1 and previous.get(v) == stamp}
+    def _look_all(self) -> tuple[dict[str, dict[int, Path]], dict[str, dict[int, int]], dict[str, set[int]]]:
+        """(versions on disk, their fingerprints, the settled ones) of every model. When some version is
+        about to settle, waits for it first (once for all models, at most SETTLE_SECONDS)."""
+        disks = {name: layout.version_numbers(config.base_path) for name, config in self.configs.items()}
+        for attempt in range(2):
+            now, wait = time.time(), 0.0
+            stamps, settled = {}, {}
+            for name, on_disk in disks.items():
+                seen = self._seen.setdefault(name, {})
+                stamps[name], settled[name] = {}, set()
+                for version, path in on_disk.items():
+                    fingerprint, newest = _look(path)
+                    stamps[name][version] = fingerprint
+                    if fingerprint == -1:
+                        continue
+                    if seen.get(version, (None,))[0] != fingerprint:
+                        seen[version] = (fingerprint, now)
+                    # Untouched long enough by the file system's clock, or unchanged that long by ours.
+                    left = min(SETTLE_SECONDS - (now - newest), SETTLE_SECONDS - (now - seen[version][1]))
+                    if left <= 0:
+                        settled[name].add(version)
+                    else:
+                        wait = max(wait, left)
+                for version in set(seen) - set(on_disk):
+                    del seen[version]
+            if not wait or attempt:
+                return disks, stamps, settled
+            time.sleep(min(wait, SETTLE_SECONDS))
+        return disks, stamps, settled
 
-    def poll_once(self, settle: bool = False) -> None:
+    def poll_once(self) -> None:
         """One pass over every model: load aspired versions whose files have settled, then unload the ones
         no longer aspired (only once a newer one is AVAILABLE, under the latest-N policy)."""
         with self._poll_lock:
+            disks, all_stamps, all_settled = self._look_all()
             for config in self.configs.values():
-                on_disk = layout.version_numbers(config.base_path)
+                on_disk = disks[config.name]
                 states = self.states[config.name]
-                stamps, settled = self._settled(config.name, on_disk, settle)
+                stamps, settled = all_stamps[config.name], all_settled[config.name]
                 for _ in range(2):  # a failed load drops out of the policy, which may make an older version aspired
                     for version in sorted(self._aspired(config, on_disk, states, stamps), reverse=True):
                         state = states.get(version)

@@ -66,14 +66,15 @@ def _status(rest_port: int, name: str = "sentiment") -> dict[int, dict]:
     return {int(s["version"]): s for s in answer["model_version_status"]}
 
 
-def _until(condition, timeout: float, what: str):
+def _until(condition, timeout: float, what: str, clients=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    seen = f"; answers {len(clients.answers)}, failures {clients.failures[:3]}" if clients else ""
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}{seen}")
 
 
 class Clients:
@@ -224,7 +225,7 @@ def _server_log(served) -> str:
 
 def test_a_pushed_version_replaces_the_old_one_under_load_with_no_failed_request(served, export, features):
     with _clients(served, features) as clients:
-        _until(lambda: clients.seen_by_every_kind(1), 30, "every kind of client answered by version 1")
+        _until(lambda: clients.seen_by_every_kind(1), 30, "every kind of client answered by version 1", clients)
         push(served["base"] / "sentiment", export, 2)
         states = _until(lambda: (s := _status(served["rest_port"]))[1]["state"] == "END" and s, 60,
                         "version 1 unloaded")
