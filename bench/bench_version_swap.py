@@ -163,14 +163,14 @@ def main(argv=None) -> int:
     from tfxformers.testing import start_model_server, start_proxy, stop_process
 
     work = Path(tempfile.mkdtemp(prefix="bench-version-swap-"))
-    base = work / "models"
-    features = export_classifier(args.encoder, base, work)
-    source = work / "version"
-    shutil.copytree(base / "clf" / "1", source)
-    server, grpc_port, rest_port = start_model_server(base, file_system_poll_wait_seconds=0.5)
-    proxies, processes = {}, []
+    server, proxies, processes = None, {}, []
     records, stop, swaps = [], threading.Event(), []
     try:
+        base = work / "models"
+        features = export_classifier(args.encoder, base, work)
+        source = work / "version"
+        shutil.copytree(base / "clf" / "1", source)
+        server, grpc_port, rest_port = start_model_server(base, file_system_poll_wait_seconds=0.5)
         for kind, backend in (("grpc", f"grpc://127.0.0.1:{grpc_port}"), ("rest", f"http://127.0.0.1:{rest_port}")):
             process, url = start_proxy(backend, models="clf", extra_args=["--status-refresh", "0.2", "--timeout", "30"])
             processes.append(process)
@@ -198,7 +198,8 @@ def main(argv=None) -> int:
         stop.set()
         for process in processes:
             stop_process(process)
-        stop_process(server)
+        if server is not None:
+            stop_process(server)
         shutil.rmtree(work, ignore_errors=True)
 
     def in_swap(sent):
