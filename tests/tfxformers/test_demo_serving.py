@@ -5,6 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+# The demos' own Python; the server and proxy it starts are tested on both stacks elsewhere.
+pytestmark = pytest.mark.once
+
 
 @pytest.fixture(scope="module")
 def model_base(trained_dir, tmp_path_factory):

@@ -27,6 +27,11 @@ import httpx
 import numpy as np
 import pytest
 
+# The swap is the manager's scheduling (settle, load before unload, status), the same Python on both stacks;
+# loading and answering with each stack's TensorFlow is what the other server tests run on both. So: once,
+# on the current stack (the test budget has no room for its 30 s of servers twice).
+pytestmark = pytest.mark.once
+
 POLL_SECONDS = 0.5  # the server's --file-system-poll-wait-seconds
 TEXTS = ["a brilliant and moving film", "boring , dull and far too long"]
 HOLD_SECONDS = 4.0  # the slow request that keeps the server draining in the last test
