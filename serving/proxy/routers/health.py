@@ -48,3 +48,8 @@ async def _check_live(service: InferenceService, names: list[str]) -> None:
         if not any(state == "AVAILABLE" for state in states.values()):
             listed = ", ".join(f"{v}: {s}" for v, s in sorted(states.items())) or "no versions"
             raise errors.ModelNotReady(f"model {name!r} has no AVAILABLE version ({listed})")
+
+
+@router.get("/metrics")
+async def metrics(request: Request):
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
