@@ -116,6 +116,9 @@ def _probabilities(model_dir: Path, texts: list[str]) -> np.ndarray:
                      for r in predict_texts(model_dir, texts)])
 
 
+# 16 steps per epoch: the first backup (step 4) comes long before the end, and the resumed run is short.
+TRAIN_KILLED = 128
+
 TEXTS = ["good great fun", "boring dull mess", "the film was very good", "the plot was awful"]
 
 
@@ -160,7 +163,7 @@ def test_two_workers_train_the_classifier_like_one_worker(tmp_path, encoder_dir)
 def test_a_killed_worker_makes_the_cluster_resume_from_the_backup(tmp_path, encoder_dir):
     import tensorflow as tf
 
-    data = _write_reviews(tmp_path / "reviews.csv", {"train": 256, "validation": 16, "test": 16})
+    data = _write_reviews(tmp_path / "reviews.csv", {"train": TRAIN_KILLED, "validation": 16, "test": 16})
     run = tmp_path / "run"
     args = _classifier_args(data, encoder_dir, run, "--epochs", "2", "--checkpoint-every-steps", "4")
     backup = run / "checkpoints" / "backup" / "chief"
@@ -185,7 +188,7 @@ def test_a_killed_worker_makes_the_cluster_resume_from_the_backup(tmp_path, enco
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(backup)))
     epoch = int(reader.get_tensor("ckpt_saved_epoch/.ATTRIBUTES/VARIABLE_VALUE"))
     batch = int(reader.get_tensor("ckpt_saved_batch/.ATTRIBUTES/VARIABLE_VALUE"))
-    steps_per_epoch = 256 // 8
+    steps_per_epoch = TRAIN_KILLED // 8
     done = epoch * steps_per_epoch + batch + 1
     assert 0 < done < 2 * steps_per_epoch, (epoch, batch)
     assert (batch + 1) % 4 == 0  # a backup every 4 steps

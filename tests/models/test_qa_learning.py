@@ -6,17 +6,17 @@ novels' training chapters, each with three spans marked by different brackets (r
 the question names one kind ("which words are in the curly brackets { } ?") and the answer is the words
 inside. A model that ignores the question can be right one time in three at best, and the same model asked
 about another kind of bracket of the same passage must score far lower against the true answer: that is
-what shows it reads the question. Held-out passages come from chapters never trained on. Windows are 48
-tokens with 16 shared, so most passages span several windows and many answers lie across a window boundary
-(whole in only one window); those are scored separately. One model (module fixture) serves all three checks.
+what shows it reads the question. Held-out passages come from chapters never trained on. Windows are 64
+tokens with 16 shared, so longer passages span two or three windows and some answers lie across a window
+boundary (whole in only one window); those are scored separately. One model (module fixture) serves all
+three checks.
 
-Measured under a load average of 5-8 (2 cores shared by four engineers and a SQuAD run), 5 epochs of 541
-steps of 32 over 17,282 windows: TF 2.21 (the current stack, where `make test` runs this module) held-out
-exact match 13.7 / F1 43.1, another bracket F1 4.7, the 70 answers cut by a window boundary EM 5.7 / F1 42.4,
-182 s for the module; TF 2.16 EM 14.7 / F1 51.2, another bracket F1 3.3, cut answers EM 11.4 / F1 44.1, 245 s.
-Four epochs are not enough: on TF 2.21 they gave F1 29.2 (on TF 2.16 62.7), so the bars would fail by chance.
-The bars below sit under those figures: the test is a floor proving that the model learns and reads the
-question, not a quality claim.
+Measured on TF 2.21 (the current stack, where `make test` runs this module) with 5 epochs of 285 steps of
+32 over 9,104 windows, while a SQuAD run shared the 2 cores: held-out exact match 55.7 / F1 69.6, another
+bracket F1 8.3, the 39 answers cut by a window boundary EM 33.3 / F1 54.4; 2.0 training CPU minutes, 201 s
+for the module. Windows of 48 tokens (17,282 of them) cost a third more and reached only F1 43.1; 3 epochs
+of 64 do not get past the onset (F1 13.3), so the epochs stay at 5. The bars below sit well under those
+figures: the test is a floor proving that the model learns and reads the question, not a quality claim.
 """
 from __future__ import annotations
 
@@ -32,13 +32,13 @@ TRAIN_QUESTIONS = 3000
 HELD_OUT = 300
 EPOCHS = 5
 BATCH_SIZE = 32
-MAX_SEQ_LEN = 48
+MAX_SEQ_LEN = 64
 DOC_STRIDE = 16
 LEARNING_RATE = 3e-3
 DROPOUT = 0.1
-MIN_EXACT_MATCH = 8.0  # percent, held-out
-MIN_F1 = 40.0
-MIN_CROSSING_F1 = 30.0
+MIN_EXACT_MATCH = 25.0  # percent, held-out
+MIN_F1 = 50.0
+MIN_CROSSING_F1 = 35.0
 MIN_F1_GAIN_OVER_WRONG_QUESTION = 15.0
 OPTIONS = dict(sentences_per_passage=3, spans=3, style="brackets", span_words=2, max_words=30)
 

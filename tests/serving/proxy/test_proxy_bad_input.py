@@ -90,7 +90,7 @@ CASES = [
      ["must be <= num_beams (2)"]),
     ("range-num-beams-huge", GENERATE, body({"prompt": "Emma", "strategy": "beam", "num_beams": 17}), JSON, 422,
      "invalid_input", ["num_beams", "16"]),
-    ("field-empty-prompt", GENERATE, body({"prompt": ""}), JSON, 422, "invalid_input", ["prompt", "at least 1"]),
+    ("field-empty-prompt", GENERATE, body({"prompt": ""}), JSON, 422, "invalid_input", ["prompt", "no visible character"]),
     ("field-unknown-option", GENERATE, body({"prompt": "Emma", "max_tokens": 4}), JSON, 422, "invalid_input",
      ["max_tokens: not a field"]),
     # Numbers out of range, huge, NaN; generation options that contradict each other.
