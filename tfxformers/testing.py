@@ -201,6 +201,24 @@ def requires_real(*names: str):
                               reason=f"needs `tfxformers data fetch {' '.join(missing)}`")
 
 
+def write_slow_saved_model(path) -> None:
+    """A SavedModel whose ``serving_default`` computes until ``seconds`` (float32 [N]) have passed, a TensorFlow
+    loop on ``tf.timestamp()``, answering ``elapsed`` and ``steps`` per row: a request that holds the server
+    for as long as a test needs (drains, in-flight budgets)."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="seconds")], autograph=False)
+    def slow(seconds):
+        start = tf.timestamp()
+        wanted = tf.cast(tf.reduce_max(seconds), tf.float64)
+        steps, _ = tf.while_loop(lambda i, x: tf.timestamp() - start < wanted, lambda i, x: (i + 1, tf.sin(x) + 1.0),
+                                 [tf.constant(0), tf.constant(0.0)])
+        elapsed = tf.cast(tf.timestamp() - start, tf.float32)
+        return {"elapsed": tf.fill(tf.shape(seconds), elapsed), "steps": tf.fill(tf.shape(seconds), steps)}
+
+    tf.saved_model.save(tf.Module(), str(path), signatures={"serving_default": slow})
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     import socket

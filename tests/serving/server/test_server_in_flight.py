@@ -26,27 +26,12 @@ HOLD_SECONDS = 3.0  # longer than the 1 s gRPC stop grace the server had before 
 MAX_TOKENS, WAIT_SECONDS = 64, 0.5
 
 
-def _write_slow_saved_model(path: Path) -> None:
-    import tensorflow as tf
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="seconds")], autograph=False)
-    def slow(seconds):
-        start = tf.timestamp()
-        wanted = tf.cast(tf.reduce_max(seconds), tf.float64)
-        steps, _ = tf.while_loop(lambda i, x: tf.timestamp() - start < wanted, lambda i, x: (i + 1, tf.sin(x) + 1.0),
-                                 [tf.constant(0), tf.constant(0.0)])
-        elapsed = tf.cast(tf.timestamp() - start, tf.float32)
-        return {"elapsed": tf.fill(tf.shape(seconds), elapsed), "steps": tf.fill(tf.shape(seconds), steps)}
-
-    tf.saved_model.save(tf.Module(), str(path), signatures={"serving_default": slow})
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from tfxformers.testing import start_model_server
+    from tfxformers.testing import start_model_server, write_slow_saved_model
 
     base = tmp_path_factory.mktemp("in_flight")
-    _write_slow_saved_model(base / "slow" / "1")
+    write_slow_saved_model(base / "slow" / "1")
     process, _, _ = start_model_server(base, file_system_poll_wait_seconds=0, drain_grace_seconds=20,
                                        max_tokens=MAX_TOKENS, in_flight_tokens=MAX_TOKENS,
                                        in_flight_wait_seconds=WAIT_SECONDS)

@@ -48,21 +48,6 @@ def push(model_dir: Path, source: Path, version: int) -> Path:
     return final
 
 
-def _write_slow_saved_model(path: Path) -> None:
-    """A signature that computes until ``seconds`` have passed (a TensorFlow loop on ``tf.timestamp()``)."""
-    import tensorflow as tf
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="seconds")], autograph=False)
-    def slow(seconds):
-        start = tf.timestamp()
-        wanted = tf.cast(tf.reduce_max(seconds), tf.float64)
-        steps, _ = tf.while_loop(lambda i, x: tf.timestamp() - start < wanted, lambda i, x: (i + 1, tf.sin(x) + 1.0),
-                                 [tf.constant(0), tf.constant(0.0)])
-        return {"steps": tf.fill(tf.shape(seconds), steps)}
-
-    tf.saved_model.save(tf.Module(), str(path), signatures={"serving_default": slow})
-
-
 def _status(rest_port: int, name: str = "sentiment") -> dict[int, dict]:
     connection = HTTPConnection("127.0.0.1", rest_port, timeout=10)
     connection.request("GET", f"/v1/models/{name}")
@@ -192,12 +177,12 @@ def features(trained_dir):
 @pytest.fixture(scope="module")
 def served(export, tmp_path_factory):
     """One ``tfxformers serve`` process (sentiment version 1 and the slow model) and a proxy per backend."""
-    from tfxformers.testing import start_model_server, start_proxy, stop_process
+    from tfxformers.testing import start_model_server, start_proxy, stop_process, write_slow_saved_model
 
     base = tmp_path_factory.mktemp("swap_models")
     (base / "sentiment").mkdir()
     push(base / "sentiment", export, 1)
-    _write_slow_saved_model(base / "slow" / "1")
+    write_slow_saved_model(base / "slow" / "1")
     server, grpc_port, rest_port = start_model_server(base, file_system_poll_wait_seconds=POLL_SECONDS,
                                                       drain_grace_seconds=30)
     proxies = {}
