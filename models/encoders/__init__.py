@@ -1,8 +1,8 @@
-"""Pretrained encoder families (BERT, RoBERTa, DistilBERT, ELECTRA) behind one registry everything asks.
+"""Pretrained encoder families (BERT, RoBERTa, DistilBERT, ELECTRA, MPNet) behind one registry everything asks.
 
 Nothing outside this package branches on a family: it asks the registry. This module imports no
 TensorFlow (the proxy and the CLI's cheap checks use it); each family's module (``bert.py``,
-``roberta.py``, ``distilbert.py``, ``electra.py``) is imported only when its TF classes are needed.
+``roberta.py``, ``distilbert.py``, ``electra.py``, ``mpnet.py``) is imported only when its TF classes are needed.
 
 Cheap, TensorFlow-free questions (read from ``config.json`` / ``tokenizer.json`` alone)::
 
@@ -57,6 +57,10 @@ FAMILIES: dict[str, FamilySpec] = {
                              "attention_mask limited to positions up to the first [SEP] in the graph"),
     "electra": FamilySpec("electra", "electra", "wordpiece", True, 0, False, "electra",
                           "attention_mask limited to positions up to the first [SEP] in the graph"),
+    # WordPiece ids framed as <s> ... </s>, positions counted from pad_id + 1 like RoBERTa's, and a relative
+    # position bias owned by the encoder (encoders/mpnet.py says where each difference is handled).
+    "mpnet": FamilySpec("mpnet", "mpnet", "wordpiece", False, 2, True, "mpnet",
+                        "attention_mask limited to positions up to the first </s> in the graph"),
 }
 MODEL_TYPES = tuple(FAMILIES)
 # Hugging Face Hub ids look like "name" or "org/name"; here no Hub is reachable (HF_HUB_OFFLINE=1).
@@ -65,13 +69,13 @@ _HUB_HINT = ("no Hugging Face Hub is reachable from tfxformers; download the che
 
 
 def resolve_checkpoint(encoder: str | os.PathLike) -> Path:
-    """``minilm``, or a local checkpoint directory; anything else fails at once with a one-line error
+    """``minilm`` or ``mpnet`` (fetched weights), or a local checkpoint directory; anything else fails at once with a one-line error
     (a Hub id like ``roberta-base`` names how to pass a local directory instead)."""
     text = str(encoder)
-    if text == "minilm":
-        from tfxformers.models.data.sources import minilm_dir
+    if text in ("minilm", "mpnet"):
+        from tfxformers.models.data.sources import require_fetched
 
-        return minilm_dir()
+        return require_fetched(text)
     path = Path(text).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -79,11 +83,11 @@ def resolve_checkpoint(encoder: str | os.PathLike) -> Path:
         return path
     if path.exists():
         raise UserError(f"encoder {text!r} is a file, not a checkpoint directory")
-    message = f"encoder {text!r} is neither 'minilm' nor a checkpoint directory"
+    message = f"encoder {text!r} is neither 'minilm', 'mpnet' nor a checkpoint directory"
     looks_like_hub_id = text.count("/") <= 1 and not text.startswith((".", "/", "~")) and " " not in text
     if looks_like_hub_id:
         raise UserError(message + "; if it is a Hugging Face Hub id: " + _HUB_HINT.format(id=text))
-    raise UserError(message + "; pass 'minilm' or a local Hugging Face checkpoint directory")
+    raise UserError(message + "; pass 'minilm', 'mpnet' or a local Hugging Face checkpoint directory")
 
 
 def read_config(checkpoint_dir: str | os.PathLike) -> dict:
