@@ -1,0 +1,140 @@
+"""Two real encoders on Rotten Tomatoes: MPNet-base (110M) in its training modes, MiniLM-L6 (22M), and
+MiniLM students distilled from the MPNet teacher; test accuracy and what each run costs.
+
+Run:  flock /tmp/tfxformers-heavy.lock .venv/bin/python bench/bench_encoders.py --configs mpnet-finetune-1
+      (needs `tfxformers data fetch mpnet`; MPNet fine-tuning takes about an hour of both cores)
+      ... --configs NAME[,NAME]  (see CONFIGS)   --quick  (300 training texts: checks the script only)
+Writes bench/results/encoders.json after every configuration and prints the Markdown table of
+docs/benchmarks.md.
+
+Every configuration trains with ``train_classifier`` in a fresh Python process into
+``runs/bench-encoders/NAME`` (the students read their teacher's run from there). A run that is cut off
+resumes from its last checkpoint when the same command is run again (the trainer's own resume); the CPU
+seconds of every attempt are added up in ``NAME.cost.json`` beside the run, so the cost reported is what
+the whole run took, not its last piece. CPU is process CPU time (every thread: up to 2 CPU-seconds per
+wall second on 2 cores), wall is elapsed time; both cover loading the encoder, tokenizing, any cache,
+training with validation and predicting the test split, not the Python / TensorFlow import.
+Accuracy is on the fixed test split (1,282 snippets), never used for any choice. One run per
+configuration, seed 42.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import tfxformers  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+RUNS = ROOT / "runs" / "bench-encoders"
+COMMON = dict(data="rotten_tomatoes", batch_size=32, max_length=128, patience=2, seed=42)
+# name -> train_classifier options.
+CONFIGS = {
+    "mpnet-finetune-1": dict(encoder="mpnet", mode="finetune", epochs=1, learning_rate=3e-5),
+    "mpnet-partial-4": dict(encoder="mpnet", mode="partial", trainable_layers=4, epochs=1),
+    "mpnet-frozen": dict(encoder="mpnet", mode="frozen", epochs=20),
+    "minilm-finetune-1": dict(encoder="minilm", mode="finetune", epochs=1, learning_rate=8e-5),
+}
+LABELS = {
+    "mpnet-finetune-1": "MPNet-base fine-tuned, 1 epoch (lr 3e-5)",
+    "mpnet-partial-4": "MPNet-base partial (top 4 of 12 layers), 1 epoch",
+    "mpnet-frozen": "MPNet-base frozen (head only, 20 epochs)",
+    "minilm-finetune-1": "MiniLM-L6 fine-tuned, 1 epoch (lr 8e-5)",
+}
+
+
+def run_one(name: str, options: dict, output: Path, limit_train: int | None) -> dict:
+    """One configuration in this process; resumes an unfinished run in ``output``."""
+    from tfxformers.models.classification.train import ClassifierTrainConfig, train_classifier
+
+    cost_file = output.parent / f"{name}.cost.json"
+    cost = json.loads(cost_file.read_text()) if cost_file.is_file() else {"cpu_seconds": 0.0, "wall_seconds": 0.0,
+                                                                          "attempts": 0}
+    cost["attempts"] += 1
+    cpu, wall = time.process_time(), time.perf_counter()
+
+    def save_cost():
+        cost_file.parent.mkdir(parents=True, exist_ok=True)
+        now = {"cpu_seconds": round(cost["cpu_seconds"] + time.process_time() - cpu, 1),
+               "wall_seconds": round(cost["wall_seconds"] + time.perf_counter() - wall, 1),
+               "attempts": cost["attempts"]}
+        cost_file.write_text(json.dumps(now))
+        return now
+
+    config = ClassifierTrainConfig(output=str(output), verbose=2, limit_train=limit_train,
+                                   limit_eval=200 if limit_train else None, **{**COMMON, **options})
+    try:
+        metrics = train_classifier(config)
+    finally:
+        total = save_cost()
+    return {"test_accuracy": round(metrics["accuracy"], 4), "macro_f1": round(metrics["macro_f1"], 4),
+            **options, **total}
+
+
+def table(report: dict) -> str:
+    lines = ["| model | test accuracy | macro-F1 | CPU min | wall min |", "| --- | --- | --- | --- | --- |"]
+    for name, r in sorted(report["runs"].items(), key=lambda kv: -kv[1]["test_accuracy"]):
+        lines.append(f"| {LABELS.get(name, name)} | {r['test_accuracy']:.4f} | {r['macro_f1']:.4f} | "
+                     f"{r['cpu_seconds'] / 60:.1f} | {r['wall_seconds'] / 60:.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", default="mpnet-finetune-1,minilm-finetune-1",
+                        help=f"comma-separated, from {', '.join(CONFIGS)}")
+    parser.add_argument("--quick", action="store_true", help="300 training texts: checks the script only")
+    parser.add_argument("--runs-dir", default=None, help="default runs/bench-encoders[-quick]")
+    parser.add_argument("--results", default=None, help="default bench/results/encoders[-quick].json")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)   # child process: run one configuration
+    args = parser.parse_args(argv)
+    limit = 300 if args.quick else None
+    runs = Path(args.runs_dir) if args.runs_dir else RUNS.with_name(RUNS.name + ("-quick" if args.quick else ""))
+
+    if args.one:
+        options = dict(CONFIGS[args.one], **({"epochs": 1} if args.quick else {}))
+        result = run_one(args.one, options, runs / args.one, limit)
+        print("RESULT " + json.dumps(result), flush=True)
+        return 0
+
+    names = [n.strip() for n in args.configs.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        parser.error(f"unknown configurations {unknown}; choose from {', '.join(CONFIGS)}")
+    out = Path(args.results) if args.results else RESULTS / ("encoders-quick.json" if args.quick else "encoders.json")
+    report = json.loads(out.read_text()) if out.is_file() else {}
+    report.update(machine={"python": platform.python_version(), "processor": platform.processor() or platform.machine(),
+                           "cpus": __import__("os").cpu_count()},
+                  data="rotten_tomatoes (10,246 train / 1,280 validation / 1,282 test), max length 128, batch 32, seed 42")
+    report.setdefault("runs", {})
+    for name in names:
+        print(f"== {name}", flush=True)
+        child = [sys.executable, __file__, "--one", name, "--runs-dir", str(runs)] + (["--quick"] if args.quick else [])
+        results = []
+        with subprocess.Popen(child, stdout=subprocess.PIPE, text=True) as process:
+            for line in process.stdout:   # streamed, so a long run's log shows its progress
+                if line.startswith("RESULT "):
+                    results.append(json.loads(line[len("RESULT "):]))
+                else:
+                    print(line, end="", flush=True)
+        if process.returncode != 0 or not results:
+            print(f"{name} failed (exit {process.returncode}); run the same command again to resume it", flush=True)
+            continue
+        report["runs"][name] = dict(results[-1], finished=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                                    command="flock /tmp/tfxformers-heavy.lock .venv/bin/python bench/bench_encoders.py "
+                                            f"--configs {name}" + (" --quick" if args.quick else ""))
+        print(f"{name}: {json.dumps(report['runs'][name])}", flush=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+    print(table(report))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
