@@ -146,7 +146,7 @@ def test_bad_options_exit_2(tiny_reviews_csv, tmp_path, capsys):
     args = ["train", "classifier", "--data", str(tiny_reviews_csv), "--text-column", "review",
             "--label-column", "sentiment", "--output", str(tmp_path / "o")]
     assert main(args + ["--encoder", str(tmp_path / "missing")]) == 2
-    assert "neither 'minilm' nor a checkpoint directory" in capsys.readouterr().err
+    assert "neither 'minilm', 'mpnet' nor a checkpoint directory" in capsys.readouterr().err
     with pytest.raises(SystemExit) as refused:  # an argparse range check (tfxformers.cli_types)
         main(args + ["--max-length", "4"])
     assert refused.value.code == 2 and "--max-length" in capsys.readouterr().err

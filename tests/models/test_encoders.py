@@ -1,4 +1,4 @@
-"""The encoder registry and the four families (BERT, RoBERTa, DistilBERT, ELECTRA) on tiny random checkpoints:
+"""The encoder registry and the five families (BERT, RoBERTa, DistilBERT, ELECTRA, MPNet) on tiny random checkpoints:
 TF-free family questions, Hub ids refused at once, loading safetensors / tf_model.h5 / task-head checkpoints,
 partial mode's block slicing, and the in-graph byte-level BPE against the Hugging Face tokenizer."""
 from __future__ import annotations
@@ -24,7 +24,8 @@ def test_registry_answers_without_tensorflow(tmp_path):
     assert out == ["byte_bpe", "False", "512", "False"]
     from tfxformers.models import encoders
 
-    assert [encoders.spec_for(t).tokenizer_kind for t in TINY_FAMILIES] == ["wordpiece", "byte_bpe", "wordpiece", "wordpiece"]
+    assert [encoders.spec_for(t).tokenizer_kind for t in TINY_FAMILIES] == ["wordpiece", "byte_bpe", "wordpiece", "wordpiece",
+                                                                              "wordpiece"]
     with pytest.raises(UserError, match="'gpt2' .* not supported"):
         encoders.spec_for({"model_type": "gpt2"})
 
@@ -35,7 +36,7 @@ def test_hub_id_fails_at_once_with_one_line(capsys, tmp_path):
 
     with pytest.raises(UserError, match=r"'roberta-base'.*Hub id.*--local-dir DIR.*--encoder DIR"):
         encoders.resolve_checkpoint("roberta-base")
-    with pytest.raises(UserError, match="neither 'minilm' nor a checkpoint directory"):
+    with pytest.raises(UserError, match="neither 'minilm', 'mpnet' nor a checkpoint directory"):
         encoders.resolve_checkpoint(str(tmp_path / "missing"))
     csv = tmp_path / "d.csv"
     csv.write_text("text,label\n" + "".join(f"t{i},{'ab'[i % 2]}\n" for i in range(20)))
@@ -83,7 +84,7 @@ def test_roberta_specials_positions_and_no_token_types(tmp_path):
     assert encoders.input_names(make_tiny_checkpoint(tmp_path / "e", "electra"), True)[-1] == "token_type_ids"
 
 
-@pytest.mark.parametrize("family", ["roberta", "distilbert", "electra"])
+@pytest.mark.parametrize("family", ["roberta", "distilbert", "electra", "mpnet"])
 def test_partial_mode_cached_lower_layers_equal_the_full_classifier(family, tmp_path):
     """Partial mode's per-family slicing: embeddings + bottom layers cached, top layers through the shared
     blocks, gives the full classifier's logits."""

@@ -58,7 +58,7 @@ CASES = [
     ("path", PIPELINE + ["--data", "{ROOT}/empty_dir"], "is a directory; classification data is one CSV or JSONL file"),
     ("path", PIPELINE + ["--data", "{CSV}", "--pipeline-root", "{ROOT}/a_file"], "--pipeline-root: {ROOT}/a_file is an existing file"),
     ("path", PIPELINE + ["--data", "{CSV}", "--model-base", "{ROOT}/a_file/x"], "--model-base: {ROOT}/a_file/x is under"),
-    ("path", PIPELINE + ["--data", "{CSV}", "--encoder", "{ROOT}/nothing"], "neither 'minilm' nor a checkpoint directory"),
+    ("path", PIPELINE + ["--data", "{CSV}", "--encoder", "{ROOT}/nothing"], "neither 'minilm', 'mpnet' nor a checkpoint directory"),
     ("path", ["pipeline", "compile", "--output", "{ROOT}/a_file/spec.json"], "--output: {ROOT}/a_file is an existing file"),
     ("path", ["pipeline", "compile", "--output", "{ROOT}/empty_dir"], "--output: {ROOT}/empty_dir is a directory"),
     ("content", ["pipeline", "run", "--data", "{CSV}"], "has no column 'text'"),

@@ -227,7 +227,7 @@ def test_data_without_the_text_column_is_refused_before_tfx_starts(tmp_path, tin
     (["--mode", "partial", "--trainable-layers", "0"], "--trainable-layers must be at least 1"),
     (["--mode", "frozen", "--trainable-layers", "1"], "--trainable-layers applies to --mode partial only"),
     (["--name", "a/b"], "model name 'a/b'"),
-    (["--encoder", "/no/such/checkpoint"], "neither 'minilm' nor a checkpoint directory"),
+    (["--encoder", "/no/such/checkpoint"], "neither 'minilm', 'mpnet' nor a checkpoint directory"),
 ])
 def test_bad_options_are_refused_before_tfx_starts(tmp_path, tiny_reviews_csv, tiny_bert_dir, capsys, flags, message):
     from tfxformers.cli import main
