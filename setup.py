@@ -48,6 +48,7 @@ _PIPELINE = _SERVING + [
 _SUBPACKAGES = {
     "": "tfxformers",
     "demo": "tfxformers/demo",
+    "testing": "tfxformers/testing",
     "models": "models",
     "models.data": "models/data",
     "models.encoders": "models/encoders",

@@ -1,0 +1,22 @@
+"""Offline stand-ins and real-process helpers for tests and demos that must download nothing.
+
+Everything is importable from here (``from tfxformers.testing import make_tiny_checkpoint``); the modules
+say what each part is for:
+
+- ``checkpoints``: tiny random checkpoints of every encoder family in Hugging Face layout (``TINY_FAMILIES``).
+- ``samples``: a synthetic reviews CSV, a deliberately slow SavedModel, the ``requires_real`` mark.
+- ``processes``: ``tfxformers serve`` / ``tfxformers proxy`` as real subprocesses on free 127.0.0.1 ports.
+"""
+from tfxformers.testing.checkpoints import (BPE_SPECIAL_TOKENS, SPECIAL_TOKENS, TINY_FAMILIES, TINY_WORDS,
+                                            make_tiny_bert_checkpoint, make_tiny_checkpoint,
+                                            save_pytorch_safetensors, tiny_mpnet_vocab, tiny_sentences, tiny_vocab)
+from tfxformers.testing.processes import (_die_with_parent, free_port, start_model_server, start_process, start_proxy,
+                                          stop_model_server, stop_process, tfxformers_command,
+                                          train_until_epochs_then_kill)
+from tfxformers.testing.samples import requires_real, write_slow_saved_model, write_two_class_reviews
+
+__all__ = ["BPE_SPECIAL_TOKENS", "SPECIAL_TOKENS", "TINY_FAMILIES", "TINY_WORDS", "free_port",
+           "make_tiny_bert_checkpoint", "make_tiny_checkpoint", "requires_real", "save_pytorch_safetensors",
+           "start_model_server", "start_process", "start_proxy", "stop_model_server", "stop_process",
+           "tfxformers_command", "tiny_mpnet_vocab", "tiny_sentences", "tiny_vocab", "train_until_epochs_then_kill",
+           "write_slow_saved_model", "write_two_class_reviews"]
