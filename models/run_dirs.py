@@ -56,7 +56,7 @@ DATA_SETTINGS = {"classifier": ("data", "text_column", "label_column", DATA_FING
 RUN_MARKERS = (INFO_FILE, CONFIG_FILE, "checkpoints", "history.csv", "tokenizer", "weights", "model", "logs")
 # Everything a classifier or GPT-2 run may write: --overwrite replaces a directory only if it holds nothing else.
 RUN_FILES = frozenset(RUN_MARKERS + ("labels.json", "metrics.json", "plots", "feature_cache", "hidden_cache",
-                                     "hub_encoder"))
+                                     "hub_encoder", "soft_labels"))
 
 
 def _read_json(path: Path) -> dict | None:

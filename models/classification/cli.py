@@ -7,6 +7,7 @@ import sys
 
 from tfxformers.cli_types import (int_range, nonnegative_int, output_dir, positive_float, positive_int,
                                   probability, seed)
+from tfxformers.errors import UserError
 
 
 def register(commands, train_commands) -> None:
@@ -19,12 +20,28 @@ def register(commands, train_commands) -> None:
     train.add_argument("--text-column", default="text")
     train.add_argument("--label-column", default="label")
     train.add_argument("--encoder", default="minilm", help="'minilm' or a local BERT / RoBERTa / DistilBERT / ELECTRA checkpoint directory (safetensors or tf_model.h5, base or task-head; Hub ids must be downloaded first)")
-    train.add_argument("--mode", default="finetune", choices=["finetune", "partial", "frozen", "hub"],
+    train.add_argument("--mode", default="finetune", choices=["finetune", "partial", "frozen", "hub", "distill"],
                        help="finetune: train everything; partial: train the top --trainable-layers layers and "
                             "the head on cached outputs of the frozen lower layers; frozen: train the head only; "
-                            "hub: frozen encoder loaded with tensorflow_hub.KerasLayer")
+                            "hub: frozen encoder loaded with tensorflow_hub.KerasLayer; distill: fine-tune "
+                            "--encoder on the soft labels of --teacher and the hard labels")
     train.add_argument("--trainable-layers", type=positive_int, default=None,
                        help="partial mode: how many of the encoder's top layers train (1..depth; default: the top half, 3 of MiniLM's 6)")
+    distill = train.add_argument_group("distill mode (Hinton et al. 2015; DistilBERT)")
+    distill.add_argument("--teacher", default=None, metavar="RUN_DIR",
+                         help="a trained classifier run directory (any encoder) whose logits the student learns; "
+                              "they are computed once and cached in RUN_DIR/soft_labels/")
+    distill.add_argument("--unlabeled", default=None, metavar="FILE",
+                         help="in-domain texts without labels, one a line (UTF-8): the student learns the "
+                              "teacher's soft labels on them too")
+    distill.add_argument("--temperature", type=positive_float, default=None,
+                         help="softmax temperature T of the soft labels (default 2)")
+    distill.add_argument("--alpha", type=probability(), default=None,
+                         help="weight of the soft term alpha*T^2*KL against (1-alpha)*cross-entropy, in [0, 1] "
+                              "(default 0.5)")
+    distill.add_argument("--student-layers", type=student_layers, default=None, metavar="I,J,...",
+                         help="the encoder blocks the student keeps, in this order, e.g. 0,2,4 of MiniLM's 6 "
+                              "(default: all); the saved model is an ordinary encoder of that depth")
     train.add_argument("--output", required=True, type=output_dir,
                        help="directory for the trained model, metrics and plots; an existing run there is kept "
                             "unless --overwrite (an unfinished run with the same options resumes)")
@@ -71,8 +88,19 @@ def register(commands, train_commands) -> None:
     predict.set_defaults(func=run_predict)
 
 
+def student_layers(text: str) -> list[int]:
+    """argparse type of --student-layers: ``0,2,4`` -> [0, 2, 4] (the range is checked against the encoder later)."""
+    from tfxformers.models.classification.layer_subset import parse_student_layers
+
+    try:
+        return parse_student_layers(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def run_train(args: argparse.Namespace) -> int:
     from tfxformers.models.classification.train import ClassifierTrainConfig, train_classifier
+    from tfxformers.models.classification import distill
 
     config = ClassifierTrainConfig(
         data=args.data, output=args.output, encoder=args.encoder, mode=args.mode,
@@ -81,8 +109,15 @@ def run_train(args: argparse.Namespace) -> int:
         pooling=args.pooling, dropout=args.dropout, patience=args.patience,
         cache_features=not args.no_cache_features, limit_train=args.limit_train, limit_eval=args.limit_eval,
         checkpoint_every_steps=args.checkpoint_every_steps, seed=args.seed, distribute=args.distribute,
-        trainable_layers=args.trainable_layers,
+        trainable_layers=args.trainable_layers, teacher=args.teacher, unlabeled=args.unlabeled,
+        student_layers=args.student_layers,
+        temperature=distill.DEFAULT_TEMPERATURE if args.temperature is None else args.temperature,
+        alpha=distill.DEFAULT_ALPHA if args.alpha is None else args.alpha,
     )
+    if args.mode != "distill":  # explicit defaults count as given: they are distill options all the same
+        given = [name for name in ("--temperature", "--alpha") if getattr(args, name[2:]) is not None]
+        if given:
+            raise UserError(f"{given[0]} applies to --mode distill only (this run is --mode {args.mode})")
     metrics = train_classifier(config, overwrite=args.overwrite)
     print(f"test accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} "
           f"({metrics['examples']} examples); model, metrics.json and plots/ in {args.output}")

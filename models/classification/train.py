@@ -26,10 +26,11 @@ import numpy as np
 import tfxformers  # noqa: F401
 from tfxformers.errors import UserError, check_rules
 from tfxformers.models.buckets import DEFAULT_BUCKETS, MAX_LENGTH_RANGE
+from tfxformers.models.classification import distill
 from tfxformers.models.data.classification import ClassificationData
 from tfxformers.models.run_dirs import DATA_FINGERPRINT
 
-MODES = ("finetune", "partial", "frozen", "hub")
+MODES = ("finetune", "partial", "frozen", "hub", "distill")
 
 
 @dataclass
@@ -52,6 +53,13 @@ class ClassifierTrainConfig:
     cache_features: bool = True
     # partial mode: how many of the encoder's top layers train (default: the top half, 3 of MiniLM's 6)
     trainable_layers: int | None = None
+    # distill mode (models.classification.distill): the teacher's run directory, a file of unlabeled texts,
+    # the softmax temperature, the soft term's weight, and the encoder blocks the student keeps (None: all)
+    teacher: str | None = None
+    unlabeled: str | None = None
+    temperature: float = distill.DEFAULT_TEMPERATURE
+    alpha: float = distill.DEFAULT_ALPHA
+    student_layers: list[int] | None = None
     limit_train: int | None = None
     limit_eval: int | None = None
     checkpoint_every_steps: int = 200
@@ -181,6 +189,7 @@ def check_config(config: ClassifierTrainConfig) -> None:
              ("weight_decay", config.weight_decay, config.weight_decay >= 0, ">= 0"),
              ("--seed", config.seed, 0 <= config.seed <= 2**32 - 1, "between 0 and 2**32 - 1"))
     check_rules(rules)
+    distill.check_options(config)
 
 
 def train_classifier(config: ClassifierTrainConfig, *, overwrite: bool = False) -> dict:
@@ -213,15 +222,19 @@ def fit_classifier(data: ClassificationData, config: ClassifierTrainConfig, outp
     check_config(config)
     data = data.limited(config.limit_train, config.limit_eval, config.limit_eval)
     identity = {**asdict(config), DATA_FINGERPRINT: data.fingerprint()}
+    plan = None
+    if config.mode == "distill":  # the teacher, labels, unlabeled texts and layers checked before training
+        plan = distill.prepare(config, data, resolve_encoder_dir(config.encoder))
+        identity.update(plan.identity)
     # Under multi-worker only the chief trains into output; the others into scratch directories,
     # sharing the chief's backup (models.multiworker).
     with multiworker.run_directory("classifier", identity, output, config.distribute,
                                    overwrite) as (directory, shared_backup):
-        return _fit_classifier(data, config, identity, directory, shared_backup)
+        return _fit_classifier(data, config, identity, directory, shared_backup, plan)
 
 
 def _fit_classifier(data: ClassificationData, config: ClassifierTrainConfig, identity: dict, directory: Path,
-                    shared_backup: Path | None = None) -> dict:
+                    shared_backup: Path | None = None, plan: distill.DistillPlan | None = None) -> dict:
     if config.mode not in MODES:
         raise UserError(f"unknown mode {config.mode!r}; choose one of {', '.join(MODES)}")
     from tfxformers.models.multiworker import DISTRIBUTE_CHOICES, strategy
@@ -265,10 +278,13 @@ def _fit_classifier(data: ClassificationData, config: ClassifierTrainConfig, ide
     elif (output / "history.csv").exists():
         (output / "history.csv").unlink()
     tf.keras.utils.set_random_seed(config.seed)
+    if plan is not None:
+        print(distill.describe(plan), flush=True)
+        plan.compute_soft_labels(data, config.max_length, output, progress=_verbosity(config) == 1)
 
     # Variables (encoder, head, optimizer slots) must be created under the strategy that trains them.
     with strategy(config.distribute).scope():
-        encoder = base.load_encoder(encoder_dir)
+        encoder = distill.select_layers(base.load_encoder(encoder_dir), plan and plan.student_layers)
         tokenizer = encoders.load_tokenizer(encoder_dir)
         num_labels = len(data.label_names)
         train_enc = encode_texts(tokenizer, data.train.texts, config.max_length)
@@ -276,13 +292,13 @@ def _fit_classifier(data: ClassificationData, config: ClassifierTrainConfig, ide
         print(f"{data.name}: {len(data.train)} train / {len(data.validation)} validation / {len(data.test)} test, "
               f"labels {data.label_names}; {train_enc.truncated} training texts cut at {config.max_length} tokens",
               flush=True)
-        steps_per_epoch = -(-len(data.train) // config.batch_size)
+        steps_per_epoch = distill.steps_per_epoch(plan, len(data.train), config.batch_size)
         total_steps = steps_per_epoch * config.epochs
         from tfxformers.models.multiworker import resume_start
 
         # A resumed fit must read the batches of the epoch and step it resumes at, not epoch 0's.
         start = resume_start(backup, steps_per_epoch)
-        lr = config.learning_rate or {"finetune": 5e-5, "partial": None}.get(config.mode, 1e-3)
+        lr = config.learning_rate or {"finetune": 5e-5, "partial": None, "distill": distill.DEFAULT_LEARNING_RATE}.get(config.mode, 1e-3)
         verbose = _verbosity(config)
         hub_dir = None
         started = time.perf_counter()
@@ -312,6 +328,11 @@ def _fit_classifier(data: ClassificationData, config: ClassifierTrainConfig, ide
             model = base.build_classifier(encoder, num_labels, mode="frozen", pooling=config.pooling,
                                           dropout=config.dropout, compile=False)
             transfer.attach_head(model, head)
+        elif config.mode == "distill":
+            model = distill.train_distilled(plan, encoder, tokenizer, train_enc, data, num_labels=num_labels,
+                                            config=config, learning_rate=lr, num_train_steps=total_steps,
+                                            callbacks=_callbacks(tf, output, config, "distill", backup),
+                                            verbose=verbose, start=start)
         else:
             if config.mode == "hub":
                 hub_dir = "hub_encoder"
@@ -347,7 +368,8 @@ def _fit_classifier(data: ClassificationData, config: ClassifierTrainConfig, ide
         max_length=config.max_length, buckets=config.buckets, input_names=encoders.input_names(encoder),
         hub_dir=hub_dir, extra={"data": _source_reference(config.data), "text_column": config.text_column,
                                 "label_column": config.label_column, "encoder": str(encoder_dir),
-                                "trainable_layers": config.trainable_layers if config.mode == "partial" else None},
+                                "trainable_layers": config.trainable_layers if config.mode == "partial" else None,
+                                **(plan.metadata() if plan else {})},
     )
     write_report(output, metrics)
     return metrics
