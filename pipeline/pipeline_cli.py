@@ -18,7 +18,8 @@ import argparse
 import shlex
 from pathlib import Path
 
-from tfxformers.cli_types import output_dir, positive_float, positive_int, seed
+from tfxformers.cli_types import output_dir, positive_float, positive_int, probability, seed
+from tfxformers.models.classification.cli import student_layers
 from tfxformers.models.multiworker import DISTRIBUTE_CHOICES
 from tfxformers.pipeline.qa.options import add_qa_options, qa_options
 
@@ -28,7 +29,8 @@ CLASSIFIER_TASKS = ("sentiment", "classification")
 # the classifier runner's to refuse, so it gets the classifier tasks' rules.
 TASK_OPTIONS = {
     **{o: CLASSIFIER_TASKS for o in ("--text-column", "--label-column", "--mode", "--trainable-layers", "--max-length",
-                                     "--distribute", "--min-accuracy", "--max-accuracy-drop")},
+                                     "--distribute", "--min-accuracy", "--max-accuracy-drop", "--teacher",
+                                     "--unlabeled", "--temperature", "--alpha", "--student-layers")},
     "--data": (*CLASSIFIER_TASKS, "qa"), "--encoder": (*CLASSIFIER_TASKS, "qa"), "--seed": ("lm", "qa"),
     **{o: ("lm",) for o in ("--corpus", "--preset", "--vocab-size", "--block-size", "--lowercase", "--limit-chars")},
     **{o: ("qa",) for o in ("--eval-data", "--limit-train", "--eval-stride", "--budget-cpu-minutes", "--max-seq-len",
@@ -105,9 +107,17 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", default="partial",
                         help="partial (default: the top --trainable-layers layers train on cached outputs of the "
                              "lower ones), finetune, frozen (head only on cached encoder outputs; fastest, but "
-                             "below the TF-IDF baseline on Rotten Tomatoes) or hub")
+                             "below the TF-IDF baseline on Rotten Tomatoes), hub, or distill (--encoder learns "
+                             "the soft labels of --teacher; the options of `train classifier --mode distill`)")
     parser.add_argument("--trainable-layers", type=int, default=None,
                         help="partial mode: how many top encoder layers train (default: the top half, 3 of MiniLM's 6)")
+    distill = parser.add_argument_group("--mode distill (as `tfxformers train classifier --mode distill`)")
+    distill.add_argument("--teacher", default=None, metavar="RUN_DIR", help="a trained classifier run directory")
+    distill.add_argument("--unlabeled", default=None, metavar="FILE", help="in-domain texts without labels, one a line")
+    distill.add_argument("--temperature", type=positive_float, default=None, help="default 2")
+    distill.add_argument("--alpha", type=probability(), default=None, help="weight of the soft term, default 0.5")
+    distill.add_argument("--student-layers", type=student_layers, default=None, metavar="I,J,...",
+                         help="the encoder blocks the student keeps, e.g. 0,2,4 (default: all)")
     parser.add_argument("--encoder", default="minilm", help="'minilm' or a local BERT / RoBERTa / DistilBERT / ELECTRA checkpoint directory (safetensors or tf_model.h5, base or task-head; Hub ids must be downloaded first)")
     parser.add_argument("--name", default=None, help="the served model's name (default: the task)")
     parser.add_argument("--epochs", type=int, default=None, help="default 15 for frozen, 1 for partial, 2 for --task qa, 3 otherwise")
@@ -163,6 +173,8 @@ def _options(args):
         text_column=args.text_column, label_column=args.label_column, epochs=args.epochs,
         batch_size=args.batch_size or 32, max_length=args.max_length, learning_rate=args.learning_rate,
         trainable_layers=args.trainable_layers, distribute=args.distribute, min_accuracy=args.min_accuracy,
+        teacher=args.teacher, unlabeled=args.unlabeled, temperature=args.temperature, alpha=args.alpha,
+        student_layers=args.student_layers,
         max_accuracy_drop=args.max_accuracy_drop,
         beam_args=shlex.split(args.beam_args or ""), enable_cache=not getattr(args, "no_cache", False),
     )

@@ -91,6 +91,12 @@ class RunOptions:
     max_length: int = 128
     learning_rate: float | None = None
     trainable_layers: int | None = None   # partial mode: top encoder layers that train (None: the library default)
+    # distill mode (models.classification.distill): None = not given (the library's defaults T 2, alpha 0.5)
+    teacher: str | None = None
+    unlabeled: str | None = None
+    temperature: float | None = None
+    alpha: float | None = None
+    student_layers: list[int] | None = None
     distribute: str = "none"
     # None: the TF-IDF baseline's accuracy on the eval split for the sentiment task, 0.7 for other tasks.
     min_accuracy: float | None = None
@@ -140,6 +146,7 @@ def _check_options(options: RunOptions) -> None:
         raise UserError(f"unknown mode {options.mode!r}; choose one of {', '.join(MODES)}")
     if options.trainable_layers is not None and options.mode != "partial":
         raise UserError("--trainable-layers applies to --mode partial only")
+    _check_distill_options(options)
     if options.trainable_layers is not None and options.trainable_layers < 1:
         raise UserError(f"--trainable-layers must be at least 1, got {options.trainable_layers}")
     schema_path(options.task)
@@ -154,6 +161,34 @@ def _check_options(options: RunOptions) -> None:
     if not low <= options.max_length <= high:
         raise UserError(f"--max-length must be between {low} and {high}")
     check_model_name(options.name or options.task)
+
+
+DISTILL_FIELDS = ("teacher", "unlabeled", "temperature", "alpha", "student_layers")
+
+
+def _check_distill_options(options: RunOptions) -> None:
+    """The rules of `train classifier --mode distill` (one function checks both), before any component runs."""
+    from tfxformers.models.classification import distill
+    from tfxformers.models.classification.train import ClassifierTrainConfig
+
+    distill.check_options(ClassifierTrainConfig(data=options.data, output="", mode=options.mode,
+                                                **_distill_settings(options)))
+    if options.teacher and "://" not in options.teacher:  # gs:// is read by the Trainer's container
+        from tfxformers.models.artifacts import read_info
+
+        try:  # a teacher the Trainer could not read is refused now, not minutes into the run
+            read_info(options.teacher, "classifier")
+        except UserError as exc:
+            raise UserError(f"--teacher {options.teacher}: {exc}") from None
+
+
+def _distill_settings(options: RunOptions) -> dict:
+    """The distill options given, paths made absolute (the Trainer may run elsewhere than this directory)."""
+    settings = {k: getattr(options, k) for k in DISTILL_FIELDS if getattr(options, k) is not None}
+    for key in ("teacher", "unlabeled"):
+        if key in settings and "://" not in settings[key]:
+            settings[key] = str(Path(settings[key]).expanduser().resolve())
+    return settings
 
 
 def build_local_pipeline(options: RunOptions):
@@ -205,7 +240,8 @@ def trainer_config(options: RunOptions, encoder: str, name: str) -> dict:
     return {"mode": options.mode, "encoder": encoder, "model_name": name,
             "epochs": options.epochs or default_epochs(options.mode), "batch_size": options.batch_size,
             "max_length": options.max_length, "learning_rate": options.learning_rate,
-            "distribute": options.distribute, "trainable_layers": options.trainable_layers}
+            "distribute": options.distribute, "trainable_layers": options.trainable_layers,
+            **_distill_settings(options)}
 
 
 def run_local(options: RunOptions, out=None) -> RunSummary:

@@ -67,10 +67,26 @@ def examples_data(fn_args, label_names: list[str]):
                               TEXT_KEY, LABEL_KEY)
 
 
+def trainer_train_config(config: dict, examples_dir: str, model_dir: Path):
+    """The ``ClassifierTrainConfig`` the Trainer's ``custom_config`` (``runner.trainer_config``) asks for."""
+    from tfxformers.models.classification.train import ClassifierTrainConfig
+
+    return ClassifierTrainConfig(
+        data=examples_dir, output=str(model_dir), encoder=config.get("encoder", "minilm"),
+        mode=config.get("mode", "frozen"), epochs=int(config.get("epochs", 3)),
+        batch_size=int(config.get("batch_size", 32)), learning_rate=config.get("learning_rate"),
+        max_length=int(config.get("max_length", 128)), seed=int(config.get("seed", 42)), verbose=2,
+        distribute=config.get("distribute", "none"), trainable_layers=config.get("trainable_layers"),
+        # distill mode: only what pipeline run was given, so the library's defaults stay the defaults
+        **{k: config[k] for k in ("teacher", "unlabeled", "temperature", "alpha", "student_layers")
+           if config.get(k) is not None},
+    )
+
+
 def train_and_export(fn_args) -> dict:
     """Train per ``fn_args.custom_config`` and fill ``fn_args.serving_model_dir``; returns the test metrics."""
     from tfxformers.models.artifacts import load_trained
-    from tfxformers.models.classification.train import ClassifierTrainConfig, fit_classifier
+    from tfxformers.models.classification.train import fit_classifier
     from tfxformers.models.multiworker import worker_role
     from tfxformers.serving.export.trained import write_trained
 
@@ -84,13 +100,7 @@ def train_and_export(fn_args) -> dict:
     data = examples_data(fn_args, list(config["label_names"]))
     model_dir = Path(fn_args.model_run_dir) / TRAINED_SUBDIR
     examples_dir = os.path.dirname(fn_args.train_files[0].rstrip("*/"))  # <Examples uri>/Split-train/*
-    train_config = ClassifierTrainConfig(
-        data=examples_dir, output=str(model_dir), encoder=config.get("encoder", "minilm"),
-        mode=config.get("mode", "frozen"), epochs=int(config.get("epochs", 3)),
-        batch_size=int(config.get("batch_size", 32)), learning_rate=config.get("learning_rate"),
-        max_length=int(config.get("max_length", 128)), seed=int(config.get("seed", 42)), verbose=2,
-        distribute=distribute, trainable_layers=config.get("trainable_layers"),
-    )
+    train_config = trainer_train_config(config, examples_dir, model_dir)
     metrics = fit_classifier(data, train_config, model_dir)
     if not worker_role(distribute).is_chief:
         # Vertex AI runs run_fn on every replica; only the chief writes the model and the exports.

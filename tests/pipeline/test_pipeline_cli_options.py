@@ -100,3 +100,37 @@ def test_qa_doc_stride_beyond_what_windows_share_is_refused_and_a_default_lowere
         "tokens can share (at most half their context)"]
     assert qa_options(build_parser().parse_args(["pipeline", "run", "--task", "qa"])).doc_stride == 128
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--mode", "distill"], "--mode distill needs --teacher RUN_DIR"),
+    (["--mode", "partial", "--teacher", "{TMP}"], "--teacher applies to --mode distill only"),
+    (["--mode", "finetune", "--alpha", "0.3"], "--alpha applies to --mode distill only"),
+    (["--mode", "distill", "--teacher", "{TMP}/absent"], "--teacher {TMP}/absent: model directory not found"),
+    (["--mode", "distill", "--teacher", "{TMP}"], "is not a tfxformers model directory"),
+    (["--mode", "distill", "--teacher", "{TMP}", "--student-layers", "1,1"], "argument --student-layers: names block 1 twice"),
+    (["--mode", "distill", "--teacher", "{TMP}", "--temperature", "0"], "argument --temperature: must be a number > 0"),
+    (["--task", "lm", "--teacher", "{TMP}"], "--teacher does not apply to --task lm"),
+])
+def test_pipeline_run_refuses_bad_distill_options_before_anything_runs(extra, message, tmp_path, capsys):
+    extra = [a.format(TMP=tmp_path) for a in extra]
+    code, err = _run(["pipeline", "run", *extra], tmp_path, capsys)
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: "), err
+    assert message.format(TMP=tmp_path) in err[0]
+    assert not (tmp_path / "root").exists() and not (tmp_path / "models").exists()
+
+
+def test_the_distill_options_reach_the_trainers_train_config(tmp_path, monkeypatch):
+    """pipeline run's options -> the Trainer's custom_config -> the ClassifierTrainConfig run_fn trains with."""
+    from tfxformers.pipeline.classifier.runner import RunOptions, trainer_config
+    from tfxformers.pipeline.classifier.training import trainer_train_config
+
+    monkeypatch.chdir(tmp_path)
+    options = RunOptions(mode="distill", teacher="teacher", unlabeled="texts.txt", alpha=0.7, student_layers=[0, 2, 4])
+    custom = trainer_config(options, "minilm", "sentiment")
+    assert custom["teacher"] == str(tmp_path / "teacher") and custom["unlabeled"] == str(tmp_path / "texts.txt")
+    assert "temperature" not in custom  # not given: the library's default
+    config = trainer_train_config(custom, "examples", tmp_path / "model")
+    assert (config.mode, config.teacher, config.alpha, config.temperature, config.student_layers) == (
+        "distill", str(tmp_path / "teacher"), 0.7, 2.0, [0, 2, 4])
+    assert "teacher" not in trainer_config(RunOptions(mode="partial"), "minilm", "sentiment")
