@@ -18,6 +18,7 @@ import pytest
 
 from tfxformers.cli import main
 from tfxformers.models.classification import distill
+from tfxformers.testing import TINY_FAMILIES
 
 STUDENT_LAYERS = [0, 2]
 
@@ -251,7 +252,7 @@ def test_the_config_checks_the_distill_options_for_library_callers(tmp_path):
             check_config(ClassifierTrainConfig(**base, **options))
 
 
-@pytest.mark.parametrize("family", ["bert", "distilbert"])  # num_hidden_layers / n_layers
+@pytest.mark.parametrize("family", TINY_FAMILIES)  # DistilBERT: n_layers; MPNet: a bias outside the blocks
 def test_a_student_of_some_blocks_computes_what_those_blocks_of_the_checkpoint_compute(family, tmp_path):
     import tensorflow as tf
 
@@ -260,6 +261,9 @@ def test_a_student_of_some_blocks_computes_what_those_blocks_of_the_checkpoint_c
     from tfxformers.testing import make_tiny_checkpoint
 
     encoder = base.load_encoder(make_tiny_checkpoint(tmp_path, family, num_hidden_layers=3))
+    rng = np.random.default_rng(0)
+    for weight in base.main_layer(encoder).weights:  # random-init blocks differ little; these differ a lot
+        weight.assign(weight + rng.normal(0, 0.3, weight.shape).astype(weight.dtype.as_numpy_dtype))
     student = distill.select_layers(encoder, [2, 0])
     assert encoders.num_layers(base.encoder_config_dict(student)) == 2
     module = encoders.family_module(encoder)
@@ -271,4 +275,4 @@ def test_a_student_of_some_blocks_computes_what_those_blocks_of_the_checkpoint_c
     for index in (2, 0):
         hidden = module.run_layer(blocks[index], hidden, mask)[0]
     got = base.call_main_layer(base.main_layer(student), ids, mask, training=False).last_hidden_state
-    np.testing.assert_allclose(got.numpy()[:, :5], hidden.numpy()[:, :5], atol=1e-5)
+    np.testing.assert_allclose(got.numpy()[:, :5], hidden.numpy()[:, :5], atol=1e-4)
