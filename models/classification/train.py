@@ -192,6 +192,16 @@ def check_config(config: ClassifierTrainConfig) -> None:
     distill.check_options(config)
 
 
+def run_settings(config: ClassifierTrainConfig) -> dict:
+    """The settings that identify a run for resuming: the distill options only in distill mode (elsewhere
+    they are unset), so that runs started before those options existed still resume."""
+    settings = asdict(config)
+    if config.mode != "distill":
+        for name in distill.DISTILL_OPTIONS:
+            settings.pop(name)
+    return settings
+
+
 def train_classifier(config: ClassifierTrainConfig, *, overwrite: bool = False) -> dict:
     """Load the data named by ``config.data`` and ``fit_classifier`` on it; returns the test metrics.
 
@@ -203,7 +213,7 @@ def train_classifier(config: ClassifierTrainConfig, *, overwrite: bool = False) 
 
     check_config(config)
     # A refused --output costs nothing: checked before the data is read (fit_classifier checks again).
-    multiworker.check_output("classifier", asdict(config), config.output, config.distribute, overwrite)
+    multiworker.check_output("classifier", run_settings(config), config.output, config.distribute, overwrite)
     data = load_classification(config.data, config.text_column, config.label_column)
     return fit_classifier(data, config, config.output, overwrite=overwrite)
 
@@ -221,7 +231,7 @@ def fit_classifier(data: ClassificationData, config: ClassifierTrainConfig, outp
     config = replace(config, output=str(output))
     check_config(config)
     data = data.limited(config.limit_train, config.limit_eval, config.limit_eval)
-    identity = {**asdict(config), DATA_FINGERPRINT: data.fingerprint()}
+    identity = {**run_settings(config), DATA_FINGERPRINT: data.fingerprint()}
     plan = None
     if config.mode == "distill":  # the teacher, labels, unlabeled texts and layers checked before training
         plan = distill.prepare(config, data, resolve_encoder_dir(config.encoder))

@@ -276,3 +276,18 @@ def test_a_student_of_some_blocks_computes_what_those_blocks_of_the_checkpoint_c
         hidden = module.run_layer(blocks[index], hidden, mask)[0]
     got = base.call_main_layer(base.main_layer(student), ids, mask, training=False).last_hidden_state
     np.testing.assert_allclose(got.numpy()[:, :5], hidden.numpy()[:, :5], atol=1e-4)
+
+
+def test_a_run_started_before_the_distill_options_existed_still_resumes(tmp_path):
+    """Its training_config.json has no teacher / temperature / ...: a finetune run with the same settings is it."""
+    from tfxformers.models import run_dirs
+    from tfxformers.models.classification.train import ClassifierTrainConfig, run_settings
+
+    config = ClassifierTrainConfig(data="reviews.csv", output=str(tmp_path), mode="finetune")
+    settings = run_settings(config)
+    assert not set(settings) & set(distill.DISTILL_OPTIONS)
+    (tmp_path / "training_config.json").write_text(json.dumps(settings))
+    (tmp_path / "checkpoints" / "backup").mkdir(parents=True)
+    assert run_dirs.plan(tmp_path, "classifier", settings)[0] == "in_place"
+    distilled = run_settings(ClassifierTrainConfig(data="reviews.csv", output="o", mode="distill", teacher="t"))
+    assert distilled["teacher"] == "t" and distilled["temperature"] == 2.0
