@@ -65,7 +65,8 @@ def check_options(config) -> None:
             raise UserError(f"{given[0]} applies to --mode distill only (this run is --mode {config.mode})")
         return
     if not config.teacher:
-        raise UserError("--mode distill needs --teacher RUN_DIR: a trained classifier run whose logits the student learns")
+        raise UserError("--mode distill needs --teacher RUN_DIR: a trained classifier run whose logits the "
+                        "student learns")
     if not isinstance(config.temperature, (int, float)) or not 0 < config.temperature < float("inf"):
         raise UserError(f"--temperature must be a number > 0 (got {config.temperature!r})")
     if not isinstance(config.alpha, (int, float)) or not 0 <= config.alpha <= 1:
@@ -170,12 +171,12 @@ class DistillPlan:
             if texts:
                 self.soft[part] = self._soft_labels(part, texts, max_length, output, progress)
         self._trained = None  # the teacher's weights are not needed any more
-        reused = all(s.reused for s in self.soft.values())
-        texts = sum(len(s.logits) for s in self.soft.values())
-        where = sorted({str(s.path.parent) for s in self.soft.values()})
-        out(f"teacher soft labels for {texts} texts ({', '.join(f'{p} {len(s.logits)}' for p, s in self.soft.items())}): "
-            + ("reused" if reused else "computed" if not any(s.reused for s in self.soft.values()) else "partly reused, partly computed")
-            + f" in {sum(s.seconds for s in self.soft.values()):.1f} s ({', '.join(where)})", flush=True)
+        soft = self.soft.values()
+        how = {(True,): "reused", (False,): "computed"}.get(tuple({s.reused for s in soft}), "partly reused")
+        parts = ", ".join(f"{part} {len(s.logits)}" for part, s in self.soft.items())
+        where = ", ".join(sorted({str(s.path.parent) for s in soft}))
+        out(f"teacher soft labels for {sum(len(s.logits) for s in soft)} texts ({parts}): {how} in "
+            f"{sum(s.seconds for s in soft):.1f} s ({where})", flush=True)
 
     def _soft_labels(self, part: str, texts, max_length: int, output: Path, progress: bool) -> SoftLabels:
         import numpy as np

@@ -53,8 +53,7 @@ class ClassifierTrainConfig:
     cache_features: bool = True
     # partial mode: how many of the encoder's top layers train (default: the top half, 3 of MiniLM's 6)
     trainable_layers: int | None = None
-    # distill mode (models.classification.distill): the teacher's run directory, a file of unlabeled texts,
-    # the softmax temperature, the soft term's weight, and the encoder blocks the student keeps (None: all)
+    # distill mode (models.classification.distill): teacher run, unlabeled texts, T, alpha, blocks kept (None: all)
     teacher: str | None = None
     unlabeled: str | None = None
     temperature: float = distill.DEFAULT_TEMPERATURE
@@ -193,13 +192,11 @@ def check_config(config: ClassifierTrainConfig) -> None:
 
 
 def run_settings(config: ClassifierTrainConfig) -> dict:
-    """The settings that identify a run for resuming: the distill options only in distill mode (elsewhere
-    they are unset), so that runs started before those options existed still resume."""
+    """A run's identity for resuming; distill options only in distill mode (runs older than them resume)."""
     settings = asdict(config)
-    if config.mode != "distill":
-        for name in distill.DISTILL_OPTIONS:
-            settings.pop(name)
-    return settings
+    if config.mode == "distill":
+        return settings
+    return {k: v for k, v in settings.items() if k not in distill.DISTILL_OPTIONS}
 
 
 def train_classifier(config: ClassifierTrainConfig, *, overwrite: bool = False) -> dict:
@@ -287,10 +284,10 @@ def _fit_classifier(data: ClassificationData, config: ClassifierTrainConfig, ide
         print(f"resuming from the checkpoint in {backup} {resume_note(backup)}", flush=True)
     elif (output / "history.csv").exists():
         (output / "history.csv").unlink()
-    tf.keras.utils.set_random_seed(config.seed)
-    if plan is not None:
+    if plan is not None:  # before the seed: whether the teacher had to be built must not change the student's init
         print(distill.describe(plan), flush=True)
         plan.compute_soft_labels(data, config.max_length, output, progress=_verbosity(config) == 1)
+    tf.keras.utils.set_random_seed(config.seed)
 
     # Variables (encoder, head, optimizer slots) must be created under the strategy that trains them.
     with strategy(config.distribute).scope():
@@ -308,7 +305,8 @@ def _fit_classifier(data: ClassificationData, config: ClassifierTrainConfig, ide
 
         # A resumed fit must read the batches of the epoch and step it resumes at, not epoch 0's.
         start = resume_start(backup, steps_per_epoch)
-        lr = config.learning_rate or {"finetune": 5e-5, "partial": None, "distill": distill.DEFAULT_LEARNING_RATE}.get(config.mode, 1e-3)
+        lr = config.learning_rate or {"finetune": 5e-5, "partial": None,
+                                      "distill": distill.DEFAULT_LEARNING_RATE}.get(config.mode, 1e-3)
         verbose = _verbosity(config)
         hub_dir = None
         started = time.perf_counter()
