@@ -32,6 +32,8 @@ import tfxformers  # noqa: F401
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 RUNS = ROOT / "runs" / "bench-encoders"
+TEACHER = str(RUNS / "mpnet-finetune-1")
+AUGMENTED = str(RUNS / "rt-train-spans.txt")
 COMMON = dict(data="rotten_tomatoes", batch_size=32, max_length=128, patience=2, seed=42)
 # name -> train_classifier options.
 CONFIGS = {
@@ -39,13 +41,44 @@ CONFIGS = {
     "mpnet-partial-4": dict(encoder="mpnet", mode="partial", trainable_layers=4, epochs=1),
     "mpnet-frozen": dict(encoder="mpnet", mode="frozen", epochs=20),
     "minilm-finetune-1": dict(encoder="minilm", mode="finetune", epochs=1, learning_rate=8e-5),
+    # Students of the MPNet teacher (its run above), on the training texts plus one augmented copy of each
+    # (AUGMENTED: unlabeled, soft labels only). The 3-layer student keeps MiniLM's blocks 0, 2 and 4.
+    "student-6": dict(encoder="minilm", mode="distill", teacher=TEACHER, unlabeled=AUGMENTED, epochs=2,
+                      learning_rate=8e-5),
+    "student-3": dict(encoder="minilm", mode="distill", teacher=TEACHER, unlabeled=AUGMENTED, epochs=2,
+                      learning_rate=8e-5, student_layers=[0, 2, 4]),
 }
 LABELS = {
     "mpnet-finetune-1": "MPNet-base fine-tuned, 1 epoch (lr 3e-5)",
     "mpnet-partial-4": "MPNet-base partial (top 4 of 12 layers), 1 epoch",
     "mpnet-frozen": "MPNet-base frozen (head only, 20 epochs)",
     "minilm-finetune-1": "MiniLM-L6 fine-tuned, 1 epoch (lr 8e-5)",
+    "student-6": "MiniLM-L6 student of MPNet, 2 epochs (T 2, alpha 0.5, + spans)",
+    "student-3": "MiniLM 3-layer student (blocks 0,2,4) of MPNet, 2 epochs (T 2, alpha 0.5, + spans)",
 }
+
+
+def write_spans(path: Path, seed: int = 42) -> int:
+    """Unlabeled in-domain texts for distillation: one contiguous span (50-85% of the words, at least 4) of
+    every training snippet, the "n-gram sampling" augmentation of Tang et al. 2019 ("Distilling
+    task-specific knowledge from BERT into simple neural networks"): the teacher labels them, so the
+    student sees the teacher's judgement on partial evidence that no hard label covers. Seeded."""
+    import random
+
+    from tfxformers.models.data.classification import load_classification
+
+    rng = random.Random(seed)
+    spans = []
+    for text in load_classification("rotten_tomatoes").train.texts:
+        words = text.split()
+        if len(words) < 6:
+            continue
+        n = max(4, int(len(words) * rng.uniform(0.5, 0.85)))
+        start = rng.randrange(0, len(words) - n + 1)
+        spans.append(" ".join(words[start:start + n]).replace("\n", " "))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(spans) + "\n", encoding="utf-8")
+    return len(spans)
 
 
 def run_one(name: str, options: dict, output: Path, limit_train: int | None) -> dict:
@@ -66,6 +99,8 @@ def run_one(name: str, options: dict, output: Path, limit_train: int | None) -> 
         cost_file.write_text(json.dumps(now))
         return now
 
+    if options.get("unlabeled") and not Path(options["unlabeled"]).is_file():
+        print(f"wrote {write_spans(Path(options['unlabeled']))} training-text spans to {options['unlabeled']}", flush=True)
     config = ClassifierTrainConfig(output=str(output), verbose=2, limit_train=limit_train,
                                    limit_eval=200 if limit_train else None, **{**COMMON, **options})
     try:
