@@ -97,6 +97,9 @@ KINDS = {
     "qa": Kind(("max_seq_len", "input_names", "encoder_config"), "tfxformers.models.qa.model:load_trained_qa",
                "question-answering", "tfxformers train qa",
                also="a Hugging Face question-answering checkpoint directory"),
+    "tagger": Kind(("task", "label_names", "num_labels", "max_length", "input_names", "encoder_config"),
+                   "tfxformers.models.tagging.model:load_trained_tagger", "token-classification",
+                   "tfxformers train tagger"),
 }
 ANY_KIND_HINT = "train one with `tfxformers train classifier` or `tfxformers train gpt2`"
 

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "tfxformers.models.classification.report_cli",  # compare | attention
     "tfxformers.models.lm.cli",        # train gpt2 | generate
     "tfxformers.models.qa.cli",          # train qa | answer
+    "tfxformers.models.tagging.cli",     # train tagger | tag
     "tfxformers.serving.export.cli",     # export
     "tfxformers.serving.server.cli",     # serve
     "tfxformers.serving.proxy.cli",      # proxy

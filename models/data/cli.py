@@ -52,6 +52,8 @@ def _size(name: str, info: dict) -> str:
         return f"{info['tokens']:,} tokens"
     if "files" in info:
         return datasets_size_mb(name)
+    if "tagged" in info:
+        return " + ".join(f"{f['sentences']:,}" for f in info["tagged"].values()) + " sentences"
     if "squad_files" in info:
         return " + ".join(f"{f['questions']:,}" for f in info["squad_files"].values()) + " questions"
     return ""

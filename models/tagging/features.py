@@ -1,0 +1,86 @@
+"""Texts -> word pieces -> windows, for training and tagging (a tokenizer, NumPy; no TensorFlow).
+
+``plan_texts(tokenizer, texts, word_spans, max_length=..., overlap=...)`` tokenizes each whole text once
+(no special tokens, with character offsets), finds each word's first piece (``decode.first_pieces``) and
+cuts the pieces into windows on word boundaries (``decode.plan_windows``); ``window_ids`` frames a window
+with the tokenizer's special tokens. Training adds labels (``labelled_windows``); tagging runs the model on
+the windows and merges them back (``models.tagging.inference``). The proxy can do the same with the
+``prefix_ids`` / ``suffix_ids`` recorded in the model's info file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from tfxformers.models.tagging import decode
+
+DEFAULT_OVERLAP = 32
+
+
+@dataclass
+class TextPlan:
+    text: str
+    word_spans: list[tuple[int, int]]
+    word_first: np.ndarray  # [n_words] first piece of each word, -1 if none
+    piece_ids: list[int]    # the text's pieces, no special tokens
+    windows: list[decode.Window]
+
+
+def pieces_per_window(max_length: int, prefix: Sequence[int], suffix: Sequence[int]) -> int:
+    return max(1, max_length - len(prefix) - len(suffix))
+
+
+def default_overlap(max_length: int) -> int:
+    """32 pieces, or a quarter of a short window."""
+    return min(DEFAULT_OVERLAP, max(0, max_length // 4))
+
+
+def plan_texts(tokenizer, texts: Sequence[str], word_spans: Sequence[Sequence[tuple[int, int]]], *, max_length: int,
+               overlap: int, prefix: Sequence[int], suffix: Sequence[int], batch: int = 256) -> list[TextPlan]:
+    """One ``TextPlan`` per text (tokenized ``batch`` texts per call of the fast tokenizer)."""
+    plans = []
+    per_window = pieces_per_window(max_length, prefix, suffix)
+    for first in range(0, len(texts), batch):
+        chunk = list(texts[first:first + batch])
+        encoded = tokenizer(chunk, add_special_tokens=False, return_offsets_mapping=True,
+                            return_attention_mask=False, return_token_type_ids=False)
+        for i, text in enumerate(chunk):
+            ids, offsets = encoded["input_ids"][i], encoded["offset_mapping"][i]
+            spans = list(word_spans[first + i])
+            word_first = decode.first_pieces(spans, offsets)
+            windows = decode.plan_windows(word_first, len(ids), per_window, overlap)
+            plans.append(TextPlan(text, spans, word_first, list(ids), windows))
+    return plans
+
+
+def window_ids(plan: TextPlan, window: decode.Window, prefix: Sequence[int], suffix: Sequence[int]) -> list[int]:
+    return [*prefix, *plan.piece_ids[window.start:window.end], *suffix]
+
+
+def labelled_windows(plans: Sequence[TextPlan], word_labels: Sequence[Sequence[int]], prefix: Sequence[int],
+                     suffix: Sequence[int]) -> tuple[list[list[int]], list[list[int]]]:
+    """Training rows: ``(ids, labels)`` per window, each word's label on its first piece, ``IGNORE`` elsewhere
+    (a word in the overlap of two windows is learnt in both)."""
+    all_ids, all_labels = [], []
+    for plan, labels in zip(plans, word_labels):
+        pieces = decode.piece_labels(plan.word_first, labels, len(plan.piece_ids))
+        for window in plan.windows:
+            all_ids.append(window_ids(plan, window, prefix, suffix))
+            all_labels.append([decode.IGNORE] * len(prefix) + pieces[window.start:window.end].tolist()
+                              + [decode.IGNORE] * len(suffix))
+    return all_ids, all_labels
+
+
+def pad_rows(rows: Sequence[Sequence[int]], pad_value: int, width: int | None = None) -> np.ndarray:
+    width = width or max((len(r) for r in rows), default=1)
+    out = np.full((len(rows), width), pad_value, dtype=np.int32)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = row
+    return out
+
+
+def padded_width(longest: int, step: int = 16) -> int:
+    """Batches padded to a multiple of 16 pieces: few distinct shapes, little wasted padding."""
+    return max(step, -(-longest // step) * step)

@@ -1,0 +1,99 @@
+"""Tag texts in process: words -> windows -> the Keras model's logits -> merged words -> entities or tags.
+
+``tag_texts(trained, texts)`` is the library call behind ``tfxformers tag`` and the notebook: for each text
+``{"text", "task", "entities": [...]}`` (NER: ``type``, ``text``, ``start``, ``end``, ``score``) or
+``{"text", "task", "tokens": [...]}`` (POS: every word with ``tag``), offsets into the original text.
+``tag_words`` tags sentences already split into words (evaluation on the corpora). The proxy gets the same
+logits from TF Serving and runs the same ``decode`` functions on them.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from tfxformers.errors import UserError
+from tfxformers.models.tagging import decode, features
+from tfxformers.models.texts import BLANK, is_blank
+
+PREDICT_BATCH = 32
+
+
+def framing(trained) -> tuple[list[int], list[int]]:
+    return list(trained.info["prefix_ids"]), list(trained.info["suffix_ids"])
+
+
+def predict_window_logits(model, rows: Sequence[Sequence[int]], *, pad_id: int, input_names: Sequence[str],
+                          batch_size: int = PREDICT_BATCH) -> list[np.ndarray]:
+    """``[len(row), num_labels]`` logits per row, ``batch_size`` rows (sorted by length) per model call."""
+    out: list[np.ndarray | None] = [None] * len(rows)
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    for first in range(0, len(order), batch_size):
+        chunk = order[first:first + batch_size]
+        width = features.padded_width(max(len(rows[i]) for i in chunk))
+        ids = features.pad_rows([rows[i] for i in chunk], pad_id, width)
+        mask = features.pad_rows([[1] * len(rows[i]) for i in chunk], 0, width)
+        inputs = {"input_ids": ids, "attention_mask": mask}
+        logits = np.asarray(model({n: inputs[n] for n in input_names}, training=False))
+        for row, i in enumerate(chunk):
+            out[i] = logits[row, :len(rows[i])]
+    return out
+
+
+def _tag_plans(trained, plans: Sequence[features.TextPlan]) -> list[tuple[list, list]]:
+    """``(tags, scores)`` per plan's words."""
+    prefix, suffix = framing(trained)
+    rows, owners = [], []
+    for p, plan in enumerate(plans):
+        for window in plan.windows:
+            rows.append(features.window_ids(plan, window, prefix, suffix))
+            owners.append(p)
+    logits = predict_window_logits(trained.keras_model, rows, pad_id=int(trained.info["pad_id"]),
+                                   input_names=trained.input_names)
+    labels = trained.label_names
+    results, at = [], 0
+    for plan in plans:
+        count = len(plan.windows)
+        inner = [lg[len(prefix):len(lg) - len(suffix)] for lg in logits[at:at + count]]
+        at += count
+        word_logits = decode.merge_windows(plan.windows, inner, plan.word_first, len(labels))
+        results.append(decode.word_tags(word_logits, plan.word_first, labels, trained.info.get("empty_tag")))
+    return results
+
+
+def _plans(trained, texts, spans, overlap: int | None):
+    prefix, suffix = framing(trained)
+    max_length = trained.max_length
+    chosen = trained.info.get("overlap", features.default_overlap(max_length)) if overlap is None else overlap
+    per_window = features.pieces_per_window(max_length, prefix, suffix)
+    if chosen < 0 or chosen > per_window // 2:
+        raise UserError(f"--overlap must be between 0 and {per_window // 2} pieces for this model's windows of "
+                        f"{per_window} (got {chosen})")
+    return features.plan_texts(trained.tokenizer, texts, spans, max_length=max_length, overlap=chosen,
+                               prefix=prefix, suffix=suffix)
+
+
+def tag_words(trained, sentences: Sequence[Sequence[str]], overlap: int | None = None) -> list[list[str | None]]:
+    """Tags of sentences already split into words (the corpora's), one per word."""
+    joined = [decode.join_words(words) for words in sentences]
+    plans = _plans(trained, [t for t, _ in joined], [s for _, s in joined], overlap)
+    return [tags for tags, _ in _tag_plans(trained, plans)]
+
+
+def tag_texts(trained, texts: Sequence[str], overlap: int | None = None) -> list[dict]:
+    """Entities (NER) or tagged words (POS) of raw texts, with character offsets into each text."""
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or is_blank(text):
+            raise UserError(f"text {i + 1} is empty: it {BLANK}")
+    spans = [decode.split_words(text) for text in texts]
+    plans = _plans(trained, list(texts), spans, overlap)
+    task = trained.info["task"]
+    out = []
+    for text, plan, (tags, scores) in zip(texts, plans, _tag_plans(trained, plans)):
+        result = {"text": text, "task": task, "words": len(plan.word_spans), "windows": len(plan.windows)}
+        if task == "ner":
+            result["entities"] = decode.entities_with_offsets(text, plan.word_spans, tags, scores)
+        else:
+            result["tokens"] = decode.tokens_with_offsets(text, plan.word_spans, tags, scores)
+        out.append(result)
+    return out
