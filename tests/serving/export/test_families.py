@@ -1,4 +1,4 @@
-"""RoBERTa, DistilBERT and ELECTRA classifiers end to end (BERT's path is tests/serving/proxy/test_proxy.py):
+"""RoBERTa, DistilBERT, ELECTRA and MPNet classifiers end to end (BERT's path is tests/serving/proxy/test_proxy.py):
 tiny checkpoints saved from task heads or as tf_model.h5, fine-tuned a few steps, exported, served by one
 real ``tfxformers serve`` with server-side batching, classified through a real proxy, every answer equal
 to the Keras model's; concurrent requests of different lengths (padded by the batcher with each tensor's
@@ -17,9 +17,12 @@ import pytest
 from tfxformers.testing import make_tiny_checkpoint, start_model_server, start_proxy, stop_model_server, stop_process
 
 ROOT = Path(__file__).resolve().parents[3]
-# Each family from another kind of checkpoint: a sequence-classification head's safetensors, Keras h5, and
-# ELECTRA's released form (ForPreTraining: the discriminator with its head).
-FAMILIES = {"roberta": dict(head=True), "distilbert": dict(weights_format="h5"), "electra": dict(head=True)}
+# Each family from another kind of checkpoint: a sequence-classification head's safetensors, Keras h5,
+# ELECTRA's released form (ForPreTraining: the discriminator with its head), and MPNet's bare base model in
+# safetensors as all-mpnet-base-v2 is (its WordPiece ids framed as <s> ... </s>, pad 1: the proxy and the
+# batching-safe mask take them from the export's metadata).
+FAMILIES = {"roberta": dict(head=True), "distilbert": dict(weights_format="h5"), "electra": dict(head=True),
+            "mpnet": dict()}
 TEXTS = ["a brilliant and moving film", "boring , dull and far too long", "the plot", "Fun!",
          "It's   a  charming,\nfunny film"]
 LONG_TEXT = " ".join(f"the acting was good but the script was {w} and slow" for w in ("weak", "flat", "dull", "weak"))
@@ -113,10 +116,11 @@ def test_concurrent_requests_padded_by_the_batcher_equal_the_keras_model(family,
     assert len(answers) == len(rows)
 
 
-@pytest.mark.parametrize("family", ["roberta", "distilbert"])
+@pytest.mark.parametrize("family", ["roberta", "distilbert", "mpnet"])
 def test_pipeline_examples_signature_tokenizes_in_the_graph_like_the_keras_path(family, family_models, tmp_path):
     """The Trainer's Format-Serving signature for the Evaluator: tf.Examples in, the family's tokenizer in
-    the graph (byte-level BPE for RoBERTa, WordPiece for DistilBERT), same probabilities as Keras."""
+    the graph (byte-level BPE for RoBERTa, WordPiece for DistilBERT and MPNet, whose <s> ... </s> ids come
+    from its tokenizer), same probabilities as Keras."""
     import tensorflow as tf
 
     from tfxformers.models import encoders
