@@ -300,6 +300,24 @@ def test_in_graph_tokenizer_gives_the_hugging_face_ids(tiny_bert_dir):
     assert _tokenizer_mismatches(tokenizer, texts, max_length=16) == []
 
 
+def test_in_graph_tokenizer_gives_the_hugging_face_ids_for_mpnet(tmp_path):
+    """MPNet's WordPiece: <s> ... </s> framing, pad 1 and [UNK] (not <unk>) from its own tokenizer."""
+    import tensorflow as tf
+
+    from transformers import MPNetTokenizerFast
+
+    from tfxformers.models import encoders
+    from tfxformers.pipeline.classifier.signatures import in_graph_tokenizer
+    from tfxformers.testing import tiny_mpnet_vocab
+
+    (tmp_path / "vocab.txt").write_text("\n".join(tiny_mpnet_vocab()) + "\n")  # make_tiny_checkpoint's vocabulary
+    tokenizer = MPNetTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"), do_lower_case=True)
+    texts = ["Hello, World!", "  ÉMMA   was  Café-bound\tand\nhappy ", "unknown日本語 words", "x" * 150]
+    assert _tokenizer_mismatches(tokenizer, texts) == [] and _tokenizer_mismatches(tokenizer, texts, 16) == []
+    ids, mask = in_graph_tokenizer(tokenizer, 16, encoders.spec_for("mpnet").tokenizer_kind)(tf.constant(["a", "the plot"]))
+    assert ids.numpy()[0].tolist()[:4] == [0, tokenizer.convert_tokens_to_ids("a"), 2, 1]  # <s> a </s> <pad>
+
+
 @pytest.mark.real
 @requires_real("rotten_tomatoes", "minilm")
 def test_in_graph_tokenizer_matches_hugging_face_on_the_rotten_tomatoes_test_split():
