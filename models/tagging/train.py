@@ -25,7 +25,7 @@ import numpy as np
 
 import tfxformers  # noqa: F401
 from tfxformers.errors import UserError, check_rules
-from tfxformers.models.data.tagged import TaggedData
+from tfxformers.models.tagging.data import TaggedData
 from tfxformers.models.tagging import features, metrics
 from tfxformers.models.tagging.baseline import MostFrequentTagger
 from tfxformers.models.tagging.model import KIND
@@ -89,7 +89,7 @@ def baseline_scores(data: TaggedData) -> dict:
 def train_tagger(config: TaggerTrainConfig, *, overwrite: bool = False) -> dict:
     """Load ``config.data`` and ``fit_tagger`` on it; returns the metrics (also ``OUTPUT/metrics.json``)."""
     from tfxformers.models import run_dirs
-    from tfxformers.models.data.tagged import load_tagged
+    from tfxformers.models.tagging.data import load_tagged
 
     check_config(config)
     run_dirs.plan(config.output, KIND, asdict(config), overwrite)  # a refused --output costs nothing
@@ -214,7 +214,7 @@ def _reference(source: str) -> str:
 def evaluate_tagger(trained, source: str, limit: int | None = None) -> dict:
     """A trained tagger's scores on the test split of ``source`` (all of ``pos-wsj``, another corpus): tags
     the model does not know simply count as wrong."""
-    from tfxformers.models.data.tagged import load_tagged
+    from tfxformers.models.tagging.data import load_tagged
     from tfxformers.models.tagging import inference
 
     test = load_tagged(source).test.subset(limit)
