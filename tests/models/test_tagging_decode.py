@@ -1,0 +1,134 @@
+"""Token classification without TensorFlow: words, word-piece alignment, windows, BIO decoding, the CoNLL
+metrics on hand-computed cases, the baseline and the corpus parsers (all pure Python / NumPy, fast)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tfxformers.errors import UserError
+from tfxformers.models.data import tagged
+from tfxformers.models.tagging import decode, metrics
+from tfxformers.models.tagging.baseline import MostFrequentTagger
+
+
+@pytest.fixture(scope="module")
+def wordpiece(tmp_path_factory):
+    """The tiny vocabulary's fast WordPiece tokenizer (letters and ##letters, so unknown words split per letter)."""
+    from transformers import BertTokenizerFast
+
+    from tfxformers.testing import tiny_vocab
+
+    vocab = tmp_path_factory.mktemp("vocab") / "vocab.txt"
+    vocab.write_text("\n".join(tiny_vocab()) + "\n", encoding="utf-8")
+    return BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+
+
+def align(tokenizer, text):
+    spans = decode.split_words(text)
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    return spans, encoded["offset_mapping"], decode.first_pieces(spans, encoded["offset_mapping"])
+
+
+def test_split_words_keeps_users_urls_emoji_and_clitics():
+    text = "@paulwalk It's gr8 at https://t.co/x1?a=2 👍🏽 don't #win ❤️ café"
+    words = [text[s:e] for s, e in decode.split_words(text)]
+    assert words == ["@paulwalk", "It", "'s", "gr8", "at", "https://t.co/x1?a=2", "👍🏽", "do", "n't", "#win", "❤️", "café"]
+
+
+def test_a_word_in_five_pieces_is_labelled_on_its_first_piece(wordpiece):
+    spans, offsets, first = align(wordpiece, "the xqzvw film")
+    assert len(offsets) == 7  # the, x ##q ##z ##v ##w, film
+    assert first.tolist() == [0, 1, 6]
+    labels = decode.piece_labels(first, [3, 4, 5], len(offsets)).tolist()
+    assert labels == [3, 4, -100, -100, -100, -100, 5]
+
+
+def test_a_word_that_tokenizes_to_nothing_gets_the_empty_tag(wordpiece):
+    text = "good \u200b film"  # a zero-width space is a word of its own that the normalizer removes
+    spans, offsets, first = align(wordpiece, text)
+    assert [text[s:e] for s, e in spans] == ["good", "\u200b", "film"]
+    assert first.tolist() == [0, -1, 1]
+    tags, scores = decode.word_tags(np.array([[0.0, 5.0], [0.0, 0.0], [5.0, 0.0]]), first, ["O", "B-x"], "O")
+    assert tags == ["B-x", "O", "O"] and scores[1] == 0.0
+
+
+def test_offsets_are_exact_on_accents_emoji_and_urls(wordpiece):
+    text = "Zoë vit à Montréal 😀 @user_1 http://x.io/é"
+    spans, offsets, first = align(wordpiece, text)
+    assert (first >= 0).all()  # the emoji is [UNK] but still a piece
+    for (s, e), piece in zip(spans, first):
+        ps, pe = offsets[piece]
+        assert s <= ps < e, (text[s:e], text[ps:pe])
+    entities = decode.entities_with_offsets(text, spans, ["B-person", "O", "O", "B-geo-loc", "O", "B-person", "O"],
+                                            [0.9] * 7)
+    assert [(e["text"], text[e["start"]:e["end"]]) for e in entities] == [("Zoë", "Zoë"), ("Montréal", "Montréal"),
+                                                                         ("@user_1", "@user_1")]
+
+
+def test_ill_formed_bio_follows_conlleval():
+    tags = ["I-per", "I-per", "O", "B-loc", "I-org", "I-org", "B-loc", "B-loc", "I-loc", None]
+    assert decode.bio_entities(tags) == [("per", 0, 2), ("loc", 3, 4), ("org", 4, 6), ("loc", 6, 7), ("loc", 7, 9)]
+    assert decode.bio_entities(["O", "O"]) == []
+
+
+def test_windows_that_cut_an_entity_are_merged_from_the_central_window():
+    # 10 one-piece words, windows of 4 pieces sharing 2: [0,4) [2,6) [4,8) [6,10).
+    first = np.arange(10)
+    windows = decode.plan_windows(first, 10, 4, 2)
+    assert [(w.start, w.end) for w in windows] == [(0, 4), (2, 6), (4, 8), (6, 10)]
+    labels = ["O", "B-x", "I-x"]
+    # Each window is right only about the pieces away from its edges: the entity (words 3-5) crosses two window ends.
+    truth = [0, 0, 0, 1, 2, 2, 0, 0, 0, 0]
+    logits = []
+    for w in windows:
+        rows = np.zeros((w.end - w.start, 3))
+        for i, piece in enumerate(range(w.start, w.end)):
+            central = 0 < i < (w.end - w.start) - 1 or piece in (0, 9)
+            rows[i, truth[piece] if central else 0] = 5.0
+        logits.append(rows)
+    merged = decode.merge_windows(windows, logits, first, 3)
+    tags, _ = decode.word_tags(merged, first, labels, "O")
+    assert decode.bio_entities(tags) == [("x", 3, 6)]
+
+
+def test_windows_begin_on_word_boundaries_unless_a_word_is_longer_than_a_window():
+    first = np.array([0, 3, 5, 6])  # words of 3, 2, 1 and 4 pieces
+    windows = decode.plan_windows(first, 10, 5, 1)
+    assert all(w.end - w.start <= 5 for w in windows)
+    assert [(w.start, w.end) for w in windows] == [(0, 5), (5, 10)]
+    assert decode.plan_windows(np.array([0]), 12, 5, 0)[0] == decode.Window(0, 5)  # one long word: cut
+
+
+def test_entity_scores_hand_computed():
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "I-ORG", "O"]]
+    pred = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "O", "O"]]  # PER right; LOC as ORG; ORG cut short
+    scores = metrics.entity_scores(gold, pred)
+    assert scores["micro"]["precision"] == pytest.approx(1 / 3)
+    assert scores["micro"]["recall"] == pytest.approx(1 / 3)
+    assert scores["per_type"]["PER"]["f1"] == 1.0
+    assert scores["per_type"]["LOC"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1, "predicted": 0}
+    assert scores["per_type"]["ORG"]["precision"] == 0.0 and scores["per_type"]["ORG"]["predicted"] == 2
+    assert scores["token_accuracy"] == pytest.approx(5 / 7)
+
+
+def test_tag_scores_hand_computed():
+    scores = metrics.tag_scores([["DT", "NN", "VBZ"], ["NN"]], [["DT", "NN", "NN"], [None]])
+    assert scores["token_accuracy"] == 0.5
+    assert scores["per_tag"]["NN"]["precision"] == 0.5 and scores["per_tag"]["NN"]["recall"] == 0.5
+    assert scores["per_tag"]["VBZ"]["recall"] == 0.0
+
+
+def test_baseline_most_frequent_tag_and_unseen_rules():
+    tagger = MostFrequentTagger("pos").fit([["The", "run", "run", "."], ["run"]], [["DT", "NN", "VB", "."], ["VB"]])
+    assert tagger.predict([["the", "run", "Paris", "1,000", "walking", "blorp", ".", "%"]]) == \
+        [["DT", "VB", "NNP", "CD", "VBG", "NN", ".", "SYM"]]
+    assert MostFrequentTagger("ner").fit([["Paris"]], [["B-loc"]]).predict([["paris", "Rome"]]) == [["B-loc", "O"]]
+
+
+def test_parsers_and_format_detection():
+    conll = "Empire\tB-facility\nState\tI-facility\n\t\nhi\tO\n"
+    assert tagged.parse_any(conll, "x") == [(["Empire", "State"], ["B-facility", "I-facility"]), (["hi"], ["O"])]
+    assert tagged.parse_any("1/2/CD cup/NN ./.\n", "x") == [(["1/2", "cup", "."], ["CD", "NN", "."])]
+    with pytest.raises(UserError, match="line 2 has no tag"):
+        tagged.parse_conll("a\tO\nb\n", "f.conll")
+    assert tagged.task_of([["O", "B-x", "I-x"]]) == "ner" and tagged.task_of([["NN"]]) == "pos"
