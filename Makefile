@@ -38,10 +38,12 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.tfxformers-installed
 TFX := $(VENV)/bin/tfxformers
 PYTEST_ARGS ?=
-# Both cores (pytest-xdist); PYTEST_WORKERS=0 runs in one process. `loadfile` keeps each test module on one
-# worker, so a module's fixtures (trained models, servers) are built once, and session fixtures at most
-# once per worker.
-PYTEST_WORKERS ?= 2
+# Three workers on the 2 cores (pytest-xdist); PYTEST_WORKERS=0 runs in one process. Each test process computes
+# on one TensorFlow thread (tests/conftest.py), so a third worker fills the time the others spend waiting
+# for the servers and CLI subprocesses they start, and no module left alone at the end holds a core idle.
+# `loadfile` keeps each test module on one worker, so a module's fixtures (trained models, servers) are
+# built once, and session fixtures at most once per worker.
+PYTEST_WORKERS ?= 3
 XDIST_ARGS := -n $(PYTEST_WORKERS) --dist loadfile
 ifeq ($(STACK),current)
 NO_PYTHON_HELP := the current stack needs Python 3.12: install it (your distribution's python3.12 and \
