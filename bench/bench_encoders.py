@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import tfxformers  # noqa: F401
+from child_runs import emit, run_child  # bench/child_runs.py (scripts run from bench/)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     if args.one:
         options = dict(CONFIGS[args.one], **({"epochs": 1} if args.quick else {}))
         result = run_one(args.one, options, runs / args.one, limit)
-        print("RESULT " + json.dumps(result), flush=True)
+        emit(result)
         return 0
 
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
@@ -150,17 +150,11 @@ def main(argv=None) -> int:
     for name in names:
         print(f"== {name}", flush=True)
         child = [sys.executable, __file__, "--one", name, "--runs-dir", str(runs)] + (["--quick"] if args.quick else [])
-        results = []
-        with subprocess.Popen(child, stdout=subprocess.PIPE, text=True) as process:
-            for line in process.stdout:   # streamed, so a long run's log shows its progress
-                if line.startswith("RESULT "):
-                    results.append(json.loads(line[len("RESULT "):]))
-                else:
-                    print(line, end="", flush=True)
-        if process.returncode != 0 or not results:
-            print(f"{name} failed (exit {process.returncode}); run the same command again to resume it", flush=True)
+        result = run_child(child)
+        if result is None:
+            print(f"{name} failed; run the same command again to resume it", flush=True)
             continue
-        report["runs"][name] = dict(results[-1], finished=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        report["runs"][name] = dict(result, finished=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                                     command="flock /tmp/tfxformers-heavy.lock .venv/bin/python bench/bench_encoders.py "
                                             f"--configs {name}" + (" --quick" if args.quick else ""))
         print(f"{name}: {json.dumps(report['runs'][name])}", flush=True)

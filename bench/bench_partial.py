@@ -18,12 +18,12 @@ import argparse
 import json
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import tfxformers  # noqa: F401
+from child_runs import emit, run_child  # bench/child_runs.py (scripts run from bench/)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -143,7 +143,7 @@ def main(argv=None) -> int:
             if args.quick:
                 options["epochs"] = 1
         result = run_one(args.one, options, Path(args.runs_dir) / args.one, limit)
-        print("RESULT " + json.dumps(result), flush=True)
+        emit(result)
         return 0
 
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
@@ -162,17 +162,11 @@ def main(argv=None) -> int:
         child = [sys.executable, __file__, "--one", name, "--runs-dir", args.runs_dir, "--override", args.override]
         if args.quick:
             child.append("--quick")
-        results = []
-        with subprocess.Popen(child, stdout=subprocess.PIPE, text=True) as process:
-            for line in process.stdout:   # streamed, so a long run's log shows its progress
-                if line.startswith("RESULT "):
-                    results.append(json.loads(line[len("RESULT "):]))
-                else:
-                    print(line, end="", flush=True)
-        if process.returncode != 0 or not results:
-            print(f"{name} failed (exit {process.returncode})", flush=True)
+        result = run_child(child)
+        if result is None:
+            print(f"{name} failed", flush=True)
             continue
-        report["runs"][name] = dict(results[-1], finished=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+        report["runs"][name] = dict(result, finished=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
         print(f"{name}: {json.dumps(report['runs'][name])}", flush=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2))
