@@ -8,7 +8,7 @@ from pathlib import Path
 # One compute thread per TensorFlow process (the test workers and every server, CLI and cluster worker they
 # start, which inherit this environment). pytest-xdist already keeps both cores busy with one module per
 # worker, and the models here are tiny: a per-process pool of 2 threads only made the processes spin-wait
-# against each other (measured on tests/models/test_partial.py beside another run: 46.8 -> 41.4 CPU-s,
+# against each other (measured on tests/models/classification/test_partial.py beside another run: 46.8 -> 41.4 CPU-s,
 # 59 -> 44 s wall). Set before anything imports TensorFlow; a value the caller set wins.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")

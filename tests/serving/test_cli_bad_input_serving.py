@@ -1,7 +1,7 @@
 """Bad command lines for the serving-side commands (``export``, ``serve``, ``pipeline run|compile``,
 ``data fetch|list``), one table: each must end in exactly one ``error: ...`` line on stderr and exit code
 2, before anything heavy loads (the table runs in-process in a few seconds; a case that reached TensorFlow
-or TFX would take many). The training commands' table is ``tests/models/test_cli_bad_input.py``; the
+or TFX would take many). The training commands' table is ``tests/models/training/test_cli_bad_input.py``; the
 proxy's flags are in ``proxy/test_proxy_units.py``.
 
 Categories (first column): ``path`` (missing files, files where directories belong and the reverse),

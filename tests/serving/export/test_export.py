@@ -201,7 +201,7 @@ def _generate_args(prompts, **options) -> dict:
 
 
 # The generate signature's own checks, as a raw TF Serving client reaches them (no server-side limits);
-# every input has a batch dimension (one row here). The full list: tests/models/test_gpt2_generate.py.
+# every input has a batch dimension (one row here). The full list: tests/models/lm/test_gpt2_generate.py.
 BAD_GENERATE_ARGS = [
     ({"max_new_tokens": 2147483647}, "max_new_tokens must be between 1 and the context minus the prompt length"),
     ({"max_new_tokens": 30}, "max_new_tokens must be between 1"),  # prompt 3 + 30 > context 32

@@ -12,7 +12,7 @@ from tfxformers.errors import UserError
 from tfxformers.models.qa import decode, features, metrics
 from tfxformers.testing import tiny_vocab
 
-DATA_FILE = Path(__file__).resolve().parents[1] / "data" / "qa_course.json"
+DATA_FILE = Path(__file__).resolve().parents[2] / "data" / "qa_course.json"
 
 
 @pytest.fixture(scope="module")

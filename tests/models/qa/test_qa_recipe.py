@@ -8,7 +8,7 @@ import pytest
 
 from tfxformers.errors import UserError
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "qa_course.json"
+DATA = Path(__file__).resolve().parents[2] / "data" / "qa_course.json"
 
 
 @pytest.fixture(scope="module")

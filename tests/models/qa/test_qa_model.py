@@ -11,7 +11,7 @@ import pytest
 
 from tfxformers.errors import UserError
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "qa_course.json"
+DATA = Path(__file__).resolve().parents[2] / "data" / "qa_course.json"
 CONTEXT = "Le café de Zoë ouvre à 8 h. Müller bakes a 🎂 cake at 175 °C for Ēmma, then sells it in 東京."
 
 

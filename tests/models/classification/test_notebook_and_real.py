@@ -9,7 +9,7 @@ import pytest
 
 from tfxformers.testing import requires_real
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.real
