@@ -42,14 +42,23 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory):
-    from tfxformers.testing import make_tiny_bert_checkpoint
+    from tfxformers.testing import built_once, make_tiny_bert_checkpoint
 
-    return make_tiny_bert_checkpoint(tmp_path_factory.mktemp("tiny_bert"))
+    return built_once(tmp_path_factory, "tiny_bert", make_tiny_bert_checkpoint)
 
 
 @pytest.fixture(scope="session")
 def tiny_reviews_csv(tmp_path_factory):
-    """A small, learnable two-class CSV in the tiny vocabulary's words."""
+    """A small, learnable two-class CSV in the tiny vocabulary's words (read-only: one file for all workers)."""
+    from tfxformers.testing import built_once
+
+    def build(directory):
+        _write_reviews(directory / "reviews.csv")
+
+    return built_once(tmp_path_factory, "reviews", build) / "reviews.csv"
+
+
+def _write_reviews(path):
     import csv
     import random
 
@@ -57,7 +66,6 @@ def tiny_reviews_csv(tmp_path_factory):
     good = "good great brilliant wonderful charming moving smart fresh fun funny loved best".split()
     bad = "bad worst boring dull awful terrible mess weak rotten flat tedious slow".split()
     filler = "the movie film story plot acting script music was very too so".split()
-    path = tmp_path_factory.mktemp("data") / "reviews.csv"
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["review", "sentiment"])
@@ -65,16 +73,18 @@ def tiny_reviews_csv(tmp_path_factory):
             words, label = (good, "pos") if i % 2 else (bad, "neg")
             text = " ".join(rng.choice(filler) if rng.random() < 0.5 else rng.choice(words) for _ in range(rng.randint(4, 14)))
             writer.writerow([text, label])
-    return path
 
 
 @pytest.fixture(scope="session")
 def trained_dir(tiny_bert_dir, tiny_reviews_csv, tmp_path_factory):
-    """A tiny fine-tuned classifier's trained-model directory (read-only: tests export from it)."""
+    """A tiny fine-tuned classifier's trained-model directory (read-only: tests export from it), trained by one
+    worker for all of them (``built_once``)."""
     from tfxformers.models.classification.train import ClassifierTrainConfig, train_classifier
+    from tfxformers.testing import built_once
 
-    out = tmp_path_factory.mktemp("trained") / "clf"
-    train_classifier(ClassifierTrainConfig(
-        data=str(tiny_reviews_csv), text_column="review", label_column="sentiment", encoder=str(tiny_bert_dir),
-        mode="finetune", output=str(out), epochs=1, batch_size=16, max_length=32, verbose=0))
-    return out
+    def build(directory):
+        train_classifier(ClassifierTrainConfig(
+            data=str(tiny_reviews_csv), text_column="review", label_column="sentiment", encoder=str(tiny_bert_dir),
+            mode="finetune", output=str(directory / "clf"), epochs=1, batch_size=16, max_length=32, verbose=0))
+
+    return built_once(tmp_path_factory, "trained", build) / "clf"

@@ -76,7 +76,7 @@ def test_round_trip_gives_the_same_logits(small_tokenizer, tmp_path):
 def test_tiny_model_learns_emma_and_generates(tmp_path, capsys):
     out = tmp_path / "gpt2"
     assert main(["train", "gpt2", "--corpus", "emma", "--output", str(out), "--preset", "tiny", "--vocab-size", "512",
-                 "--block-size", "64", "--epochs", "5", "--learning-rate", "5e-3", "--limit-chars", "80000"]) == 0
+                 "--block-size", "64", "--epochs", "3", "--learning-rate", "5e-3", "--limit-chars", "50000"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["validation_perplexity"] < metrics["initial_validation_perplexity"]
     assert metrics["validation_perplexity"] < metrics["validation_unigram_perplexity"]

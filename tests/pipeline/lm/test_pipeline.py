@@ -3,6 +3,12 @@
 The corpus is twenty small documents of a cyclic word sequence: the next word follows from the current
 one, so the tiny preset learns it in seconds and must beat the bigram baseline (interpolated with the
 unigram, so never perfect) to be blessed. Beam runs in-process (see test_pipeline.py for why).
+
+The tests on the trained run are marked ``once`` (the current stack only where ``make test`` runs both stacks),
+as the QA pipeline's are: the legacy stack still runs this pipeline's components up to its gate (the empty and
+non-UTF-8 documents test) and the classifier pipeline's whole Trainer -> Evaluator -> Pusher run, serving and
+cache (``tests/pipeline/classifier``); the legacy run of this one cost about 3 worker-minutes of the test
+budget (TFX 1.16's start-up, training, a server and a proxy) for the same TFX calls.
 """
 from __future__ import annotations
 
@@ -60,6 +66,7 @@ def _versions(model_dir: Path) -> list[str]:
     return sorted(p.name for p in model_dir.iterdir() if not p.name.startswith(".")) if model_dir.is_dir() else []
 
 
+@pytest.mark.once
 def test_every_component_ran_and_the_blessed_model_was_pushed(first_run, root):
     from tfxformers.pipeline.lm.pipeline import COMPONENT_IDS
 
@@ -77,6 +84,7 @@ def test_every_component_ran_and_the_blessed_model_was_pushed(first_run, root):
     assert f"eval perplexity {e['eval_perplexity']:.2f} vs unigram" in output
 
 
+@pytest.mark.once
 def test_the_tokenizer_was_trained_on_the_train_split_and_saved_with_the_model(first_run, root, corpus):
     from transformers import AutoTokenizer
 
@@ -152,6 +160,7 @@ def _strip_padding(ids, count) -> list[int]:
     return [int(i) for i in np.asarray(ids).reshape(-1)[:int(np.asarray(count).reshape(-1)[0])]]
 
 
+@pytest.mark.once
 def test_the_pushed_version_generates_like_the_keras_model_through_the_server_and_the_proxy(first_run, root):
     import httpx
     import tensorflow as tf
@@ -200,6 +209,7 @@ def test_the_pushed_version_generates_like_the_keras_model_through_the_server_an
         stop_model_server(server)
 
 
+@pytest.mark.once
 def test_a_second_run_comes_from_the_cache_and_pushes_nothing_new(first_run, root, corpus):
     from tfxformers.pipeline.lm.runner import report_lm, run_lm_local
 
@@ -267,6 +277,7 @@ def test_documents_and_held_out_split_are_train_gpt2s(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "data").rglob("*.tfrecord")} == before
 
 
+@pytest.mark.once
 def test_the_evaluator_refuses_a_model_worse_than_the_bigram_baseline_and_the_latest_blessed_one(first_run, root,
                                                                                               corpus, tmp_path):
     import shutil

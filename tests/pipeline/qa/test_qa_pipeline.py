@@ -7,8 +7,8 @@ nothing: F1 about 5). The first run must bless and push ``qa/1``; a second, cach
 model against itself. Gate refusals stop before the Trainer.
 
 The tests on the trained run are marked ``once`` (the current stack only where ``make test`` runs both):
-the legacy stack still runs this pipeline's TFX components up to its gate (the malformed-questions test)
-and the Trainer -> evaluator -> Pusher assembly it shares with the LM pipeline (``tests/pipeline/lm``), which
+the legacy stack still runs this pipeline once through (a run that is not blessed and pushes nothing)
+and the classifier pipeline's whole Trainer -> Evaluator -> Pusher run (``tests/pipeline/classifier``), which
 is where the stacks differ; the 2-3 minutes of training and pushing here would only repeat that. Beam runs in-process (as the LM pipeline's
 test does: multi-processing workers would each import TensorFlow).
 """
