@@ -279,3 +279,23 @@ def load_tokenizer(path: Path, load: Callable):
         raise
     except Exception as exc:
         raise UserError(f"{path}: tokenizer/ is damaged ({first_line(exc)}); retrain the model") from None
+
+
+def load_weights_and_tokenizer(path: Path, build: Callable):
+    """``(model, tokenizer)``: ``build()``'s Keras model with ``path/weights/model`` loaded (every object of the
+    model matched) and ``path/tokenizer``; any failure is one ``UserError`` naming the directory (TensorFlow's
+    errors name tensors, not what the user must do). The QA and tagger loaders share it."""
+    from transformers import AutoTokenizer
+
+    try:
+        model = build()
+        status = model.load_weights(str(path / "weights" / "model"))
+        status.assert_existing_objects_matched()
+        status.expect_partial()
+        tokenizer = AutoTokenizer.from_pretrained(str(path / "tokenizer"))
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"{path}: the weights or tokenizer are damaged or belong to another model "
+                        f"({first_line(exc)}); retrain the model or copy it again") from None
+    return model, tokenizer

@@ -171,22 +171,11 @@ def _callbacks(tf, output: Path, config: ClassifierTrainConfig, monitor_prefix: 
 
 def check_config(config: ClassifierTrainConfig) -> None:
     """Every numeric setting in its range, for library callers too (the CLI's argparse types check first)."""
-    def optional(value, ok):
-        return value is None or ok(value)
+    from tfxformers.models.training_rules import shared_rules
 
     low, high = MAX_LENGTH_RANGE
-    rules = (("--epochs", config.epochs, config.epochs >= 1, "at least 1"),
-             ("--batch-size", config.batch_size, config.batch_size >= 1, "at least 1"),
-             ("--max-length", config.max_length, low <= config.max_length <= high, f"between {low} and {high}"),
-             ("--learning-rate", config.learning_rate, optional(config.learning_rate, lambda v: v > 0), "> 0"),
-             ("--dropout", config.dropout, 0 <= config.dropout < 1, "in [0, 1)"),
-             ("--patience", config.patience, config.patience >= 0, ">= 0"),
-             ("--limit-train", config.limit_train, optional(config.limit_train, lambda v: v >= 1), "at least 1"),
-             ("--limit-eval", config.limit_eval, optional(config.limit_eval, lambda v: v >= 1), "at least 1"),
-             ("--checkpoint-every-steps", config.checkpoint_every_steps, config.checkpoint_every_steps >= 0, ">= 0"),
-             ("warmup_ratio", config.warmup_ratio, 0 <= config.warmup_ratio < 1, "in [0, 1)"),
-             ("weight_decay", config.weight_decay, config.weight_decay >= 0, ">= 0"),
-             ("--seed", config.seed, 0 <= config.seed <= 2**32 - 1, "between 0 and 2**32 - 1"))
+    rules = (("--max-length", config.max_length, low <= config.max_length <= high, f"between {low} and {high}"),
+             *shared_rules(config))
     check_rules(rules)
     distill.check_options(config)
 

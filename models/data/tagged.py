@@ -151,10 +151,3 @@ def extract_pos(sdist: Path, out: Path) -> dict:
                            "tags": len({t for _, tags in sentences for t in tags})}
             _write_slash(out / FILES[name], sentences)
     return {"tagged": facts}
-
-
-
-
-def read_texts(text: str) -> list[str]:
-    """``tag --file``: one text per non-blank line."""
-    return [line for line in text.splitlines() if line.strip()]

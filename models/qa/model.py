@@ -23,7 +23,7 @@ from pathlib import Path
 
 import tfxformers  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from tfxformers.errors import UserError
-from tfxformers.models.artifacts import INFO_FILE, TrainedModel, first_line, read_info
+from tfxformers.models.artifacts import INFO_FILE, TrainedModel, load_weights_and_tokenizer, read_info
 
 KIND = "qa"
 HEAD = "qa_outputs"
@@ -147,19 +147,7 @@ def load_qa_checkpoint(checkpoint_dir: str | os.PathLike):
 
 def load_trained_qa(path: Path, info: dict) -> TrainedModel:
     """The trained QA model in ``path`` (whose checked info file is ``info``) with its tokenizer."""
-    from transformers import AutoTokenizer
-
-    try:
-        model = build_qa_model(info["encoder_config"])
-        status = model.load_weights(str(path / "weights" / "model"))
-        status.assert_existing_objects_matched()
-        status.expect_partial()
-        tokenizer = AutoTokenizer.from_pretrained(str(path / "tokenizer"))
-    except UserError:
-        raise
-    except Exception as exc:  # TensorFlow's errors name tensors, not what the user must do
-        raise UserError(f"{path}: the weights or tokenizer are damaged or belong to another model "
-                        f"({first_line(exc)}); retrain the model or copy it again") from None
+    model, tokenizer = load_weights_and_tokenizer(path, lambda: build_qa_model(info["encoder_config"]))
     return TrainedModel(path, info, model, tokenizer)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from tfxformers.cli_types import (existing_file, int_range, nonnegative_int, output_dir, positive_float, positive_int,
+from tfxformers.cli_types import (int_range, nonnegative_int, output_dir, positive_float, positive_int,
                                   probability, seed)
 
 
@@ -43,7 +43,7 @@ def register(commands, train_commands) -> None:
     tag.add_argument("--model", required=True, help="a `tfxformers train tagger` directory")
     source = tag.add_mutually_exclusive_group(required=True)
     source.add_argument("text", nargs="?", help="the text to tag")
-    source.add_argument("--file", type=existing_file, help="UTF-8 file, one text per line")
+    source.add_argument("--file", help="UTF-8 file, one text per line (- for stdin)")
     tag.add_argument("--overlap", type=nonnegative_int, default=None,
                      help="pieces windows of a long text share (default: the model's)")
     tag.add_argument("--json", action="store_true", help="print one JSON object per text")
@@ -65,18 +65,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_tag(args: argparse.Namespace) -> int:
-    from tfxformers.errors import UserError
-    from tfxformers.models.data.sources import read_utf8
-    from tfxformers.models.data.tagged import read_texts
+    from tfxformers.models.classification.cli import read_texts  # the same --file rules as `predict`
 
-    if args.file:
-        from pathlib import Path
-
-        texts = read_texts(read_utf8(Path(args.file)))
-        if not texts:
-            raise UserError(f"--file {args.file} holds no text (every line is blank)")
-    else:
-        texts = [args.text]
+    texts = read_texts(args.file) if args.file else [args.text]
     from tfxformers.models.tagging import inference
     from tfxformers.models.tagging.model import load_tagger
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import tfxformers  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from tfxformers.errors import UserError
-from tfxformers.models.artifacts import FORMAT_VERSION, INFO_FILE, TrainedModel, file_sizes, first_line, read_info
+from tfxformers.models.artifacts import (FORMAT_VERSION, INFO_FILE, TrainedModel, file_sizes, load_weights_and_tokenizer,
+                                        read_info)
 
 KIND = "tagger"
 HEAD = "tagger_logits"
@@ -109,19 +110,7 @@ def save_tagger(directory: str | os.PathLike, model, tokenizer, *, task: str, la
 
 
 def load_trained_tagger(path: Path, info: dict) -> TrainedModel:
-    from transformers import AutoTokenizer
-
-    try:
-        model = build_tagger(info["encoder_config"], int(info["num_labels"]))
-        status = model.load_weights(str(path / "weights" / "model"))
-        status.assert_existing_objects_matched()
-        status.expect_partial()
-        tokenizer = AutoTokenizer.from_pretrained(str(path / "tokenizer"))
-    except UserError:
-        raise
-    except Exception as exc:  # TensorFlow's errors name tensors, not what the user must do
-        raise UserError(f"{path}: the weights or tokenizer are damaged or belong to another model "
-                        f"({first_line(exc)}); retrain the model or copy it again") from None
+    model, tokenizer = load_weights_and_tokenizer(path, lambda: build_tagger(info["encoder_config"], int(info["num_labels"])))
     return TrainedModel(path, info, model, tokenizer, list(info["label_names"]))
 
 

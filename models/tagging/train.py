@@ -56,23 +56,13 @@ class TaggerTrainConfig:
 
 
 def check_config(config: TaggerTrainConfig) -> None:
-    def optional(value, ok):
-        return value is None or ok(value)
+    from tfxformers.models.training_rules import shared_rules
 
+    overlap_ok = config.overlap is None or 0 <= config.overlap <= config.max_length // 4
     rules = (("--mode", config.mode, config.mode in MODES, f"one of {', '.join(MODES)}"),
-             ("--epochs", config.epochs, config.epochs >= 1, "at least 1"),
-             ("--batch-size", config.batch_size, config.batch_size >= 1, "at least 1"),
              ("--max-length", config.max_length, 8 <= config.max_length <= 4096, "between 8 and 4096"),
-             ("--overlap", config.overlap, optional(config.overlap, lambda v: 0 <= v <= config.max_length // 4),
-              f"between 0 and {config.max_length // 4} (a quarter of --max-length)"),
-             ("--learning-rate", config.learning_rate, optional(config.learning_rate, lambda v: v > 0), "> 0"),
-             ("--dropout", config.dropout, 0 <= config.dropout < 1, "in [0, 1)"),
-             ("--patience", config.patience, config.patience >= 0, ">= 0"),
-             ("--limit-train", config.limit_train, optional(config.limit_train, lambda v: v >= 1), "at least 1"),
-             ("--limit-eval", config.limit_eval, optional(config.limit_eval, lambda v: v >= 1), "at least 1"),
-             ("--checkpoint-every-steps", config.checkpoint_every_steps, config.checkpoint_every_steps >= 0, ">= 0"),
-             ("warmup_ratio", config.warmup_ratio, 0 <= config.warmup_ratio < 1, "in [0, 1)"),
-             ("--seed", config.seed, 0 <= config.seed <= 2**32 - 1, "between 0 and 2**32 - 1"))
+             ("--overlap", config.overlap, overlap_ok, f"between 0 and {config.max_length // 4} (a quarter of --max-length)"),
+             *shared_rules(config))
     check_rules(rules)
 
 
