@@ -4,7 +4,8 @@ Everything is importable from here (``from tfxformers.testing import make_tiny_c
 say what each part is for:
 
 - ``checkpoints``: tiny random checkpoints of every encoder family in Hugging Face layout (``TINY_FAMILIES``).
-- ``samples``: a synthetic reviews CSV, a deliberately slow SavedModel, the ``requires_real`` mark.
+- ``samples``: a synthetic reviews CSV, a deliberately slow SavedModel, the ``requires_real`` mark,
+  ``cli_error_line`` (a bad command's one ``error:`` line and exit 2).
 - ``processes``: ``tfxformers serve`` / ``tfxformers proxy`` as real subprocesses on free 127.0.0.1 ports.
 - ``shared``: ``built_once``, a read-only session artifact built by one pytest-xdist worker for all of them.
 """
@@ -14,11 +15,12 @@ from tfxformers.testing.checkpoints import (BPE_SPECIAL_TOKENS, SPECIAL_TOKENS, 
 from tfxformers.testing.processes import (_die_with_parent, free_port, start_model_server, start_process, start_proxy,
                                           stop_model_server, stop_process, tfxformers_command,
                                           train_until_epochs_then_kill)
-from tfxformers.testing.samples import requires_real, write_slow_saved_model, write_two_class_reviews
+from tfxformers.testing.samples import (cli_error_line, requires_real, run_notebook, write_slow_saved_model,
+                                       write_two_class_reviews)
 from tfxformers.testing.shared import built_once
 
-__all__ = ["BPE_SPECIAL_TOKENS", "SPECIAL_TOKENS", "TINY_FAMILIES", "TINY_WORDS", "built_once", "free_port",
-           "make_tiny_bert_checkpoint", "make_tiny_checkpoint", "requires_real", "save_pytorch_safetensors",
+__all__ = ["BPE_SPECIAL_TOKENS", "SPECIAL_TOKENS", "TINY_FAMILIES", "TINY_WORDS", "built_once", "cli_error_line", "free_port",
+           "make_tiny_bert_checkpoint", "make_tiny_checkpoint", "requires_real", "run_notebook", "save_pytorch_safetensors",
            "start_model_server", "start_process", "start_proxy", "stop_model_server", "stop_process",
            "tfxformers_command", "tiny_mpnet_vocab", "tiny_sentences", "tiny_vocab", "train_until_epochs_then_kill",
            "write_slow_saved_model", "write_two_class_reviews"]

@@ -55,3 +55,33 @@ def write_slow_saved_model(path) -> None:
         return {"elapsed": tf.fill(tf.shape(seconds), elapsed), "steps": tf.fill(tf.shape(seconds), steps)}
 
     tf.saved_model.save(tf.Module(), str(path), signatures={"serving_default": slow})
+
+
+def cli_error_line(argv: list[str], capsys) -> str:
+    """Run ``tfxformers ARGV`` in this process and return its one stderr line, asserting what every bad input
+    must give: exit 2 and exactly one line starting ``error: `` (no traceback)."""
+    from tfxformers.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: "), (code, err)
+    return err[0]
+
+
+def run_notebook(path) -> tuple[str, object]:
+    """Execute the notebook at ``path`` (``ROOT/examples/NAME.ipynb``) in a fresh Python kernel started in ROOT
+    (the examples read ``tests/data`` relative to it) with this process's environment; returns (every code cell's printed
+    text, the executed notebook). A failing cell raises nbclient's error naming the cell."""
+    from pathlib import Path
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    root = Path(path).resolve().parent.parent
+    notebook = nbformat.read(str(path), as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(root)}}).execute()
+    printed = "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs)
+    return printed, notebook

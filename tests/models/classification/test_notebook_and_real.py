@@ -16,14 +16,11 @@ ROOT = Path(__file__).resolve().parents[3]
 @pytest.mark.once
 @requires_real("rotten_tomatoes")
 def test_text_classification_notebook_runs(tiny_bert_dir, monkeypatch):
-    import nbformat
-    from nbclient import NotebookClient
+    from tfxformers.testing import run_notebook
 
     monkeypatch.setenv("TFXFORMERS_NOTEBOOK_LIMIT", "64")
     monkeypatch.setenv("TFXFORMERS_NOTEBOOK_ENCODER", str(tiny_bert_dir))
-    notebook = nbformat.read(ROOT / "examples" / "text_classification.ipynb", as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
-    outputs = "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs)
+    outputs, notebook = run_notebook(ROOT / "examples" / "text_classification.ipynb")
     assert "test accuracy" in outputs
     images = [o for cell in notebook.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
     assert images, "the plot cell drew nothing"
@@ -66,12 +63,9 @@ def test_real_minilm_is_a_sentence_encoder_and_frozen_transfer_beats_chance():
 @pytest.mark.once
 @requires_real("austen")
 def test_gpt2_pretraining_notebook_runs(monkeypatch):
-    import nbformat
-    from nbclient import NotebookClient
+    from tfxformers.testing import run_notebook
 
     monkeypatch.setenv("TFXFORMERS_NOTEBOOK_TINY", "1")
-    notebook = nbformat.read(ROOT / "examples" / "gpt2_pretraining.ipynb", as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
-    outputs = "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs)
+    outputs, notebook = run_notebook(ROOT / "examples" / "gpt2_pretraining.ipynb")
     assert "unigram" in outputs and "Emma was" in outputs
     assert any("image/png" in o.get("data", {}) for cell in notebook.cells for o in cell.get("outputs", []))

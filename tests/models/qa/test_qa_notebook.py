@@ -10,11 +10,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.mark.once
 def test_question_answering_notebook_runs(monkeypatch):
-    import nbformat
-    from nbclient import NotebookClient
+    from tfxformers.testing import run_notebook
 
     monkeypatch.delenv("TFXFORMERS_QA_MODEL", raising=False)
-    notebook = nbformat.read(ROOT / "examples" / "question_answering.ipynb", as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
-    outputs = "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs)
+    outputs, notebook = run_notebook(ROOT / "examples" / "question_answering.ipynb")
     assert "validation exact match" in outputs and "context tokens" in outputs and "windows," in outputs

@@ -88,12 +88,9 @@ def test_train_qa_on_an_unfetched_split_is_one_error_line_and_exit_2(argv, messa
         {"context": "Paris is in France.", "qas": [{"id": "1", "question": "Where is Paris?",
                                                    "answers": [{"text": "France", "answer_start": 12}]}]}]}]}))
     argv = ["train", "qa", *[str(data) if a == "DATA" else a for a in argv], "--output", str(tmp_path / "out")]
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    from tfxformers.testing import cli_error_line
+
+    assert message in cli_error_line(argv, capsys)
     assert not (tmp_path / "out").exists()
 
 
