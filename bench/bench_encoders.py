@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 
 import tfxformers  # noqa: F401
-from child_runs import emit, run_child  # bench/child_runs.py (scripts run from bench/)
+from child_runs import config_names, emit, open_report, run_child  # bench/child_runs.py (scripts run from bench/)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -137,15 +136,10 @@ def main(argv=None) -> int:
         emit(result)
         return 0
 
-    names = [n.strip() for n in args.configs.split(",") if n.strip()]
-    unknown = [n for n in names if n not in CONFIGS]
-    if unknown:
-        parser.error(f"unknown configurations {unknown}; choose from {', '.join(CONFIGS)}")
+    names = config_names(parser, args.configs, CONFIGS)
     out = Path(args.results) if args.results else RESULTS / ("encoders-quick.json" if args.quick else "encoders.json")
-    report = json.loads(out.read_text()) if out.is_file() else {}
-    report.update(machine={"python": platform.python_version(), "processor": platform.processor() or platform.machine(),
-                           "cpus": __import__("os").cpu_count()},
-                  data="rotten_tomatoes (10,246 train / 1,280 validation / 1,282 test), max length 128, batch 32, seed 42")
+    report = open_report(out, data="rotten_tomatoes (10,246 train / 1,280 validation / 1,282 test), max length 128, "
+                                   "batch 32, seed 42")
     report.setdefault("runs", {})
     for name in names:
         print(f"== {name}", flush=True)

@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from child_runs import run_child  # bench/child_runs.py (scripts run from bench/)
+from child_runs import config_names, run_child  # bench/child_runs.py (scripts run from bench/)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {
@@ -77,11 +77,7 @@ def main(argv=None) -> int:
     parser.add_argument("--configs", default=",".join(DEFAULT), help=f"comma-separated, of {', '.join(CONFIGS)}")
     parser.add_argument("--quick", action="store_true", help="300 training sentences, 1 epoch (checks the script)")
     args = parser.parse_args(argv)
-    names = [n.strip() for n in args.configs.split(",") if n.strip()]
-    unknown = [n for n in names if n not in CONFIGS]
-    if unknown:
-        print(f"error: unknown configuration(s) {', '.join(unknown)}; choose from {', '.join(CONFIGS)}", file=sys.stderr)
-        return 2
+    names = config_names(parser, args.configs, CONFIGS)
     suffix = "-quick" if args.quick else ""
     results_file = ROOT / "bench" / "results" / f"tagging{suffix}.json"
     results = json.loads(results_file.read_text()) if results_file.is_file() else {}
