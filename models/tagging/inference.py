@@ -40,16 +40,20 @@ def predict_window_logits(model, rows: Sequence[Sequence[int]], *, pad_id: int, 
     return out
 
 
-def _tag_plans(trained, plans: Sequence[features.TextPlan]) -> list[tuple[list, list]]:
-    """``(tags, scores)`` per plan's words."""
+def _tag_plans(trained, plans: Sequence[features.TextPlan], predict=None) -> list[tuple[list, list]]:
+    """``(tags, scores)`` per plan's words; ``predict(rows)`` gives each id row's logits (default: the Keras
+    model's; a served model's through TF Serving's API gives the same answers, see ``tag_texts``)."""
     prefix, suffix = framing(trained)
     rows, owners = [], []
     for p, plan in enumerate(plans):
         for window in plan.windows:
             rows.append(features.window_ids(plan, window, prefix, suffix))
             owners.append(p)
-    logits = predict_window_logits(trained.keras_model, rows, pad_id=int(trained.info["pad_id"]),
-                                   input_names=trained.input_names)
+    if predict is None:
+        logits = predict_window_logits(trained.keras_model, rows, pad_id=int(trained.info["pad_id"]),
+                                       input_names=trained.input_names)
+    else:
+        logits = [np.asarray(lg) for lg in predict(rows)]
     labels = trained.label_names
     results, at = [], 0
     for plan in plans:
@@ -80,8 +84,10 @@ def tag_words(trained, sentences: Sequence[Sequence[str]], overlap: int | None =
     return [tags for tags, _ in _tag_plans(trained, plans)]
 
 
-def tag_texts(trained, texts: Sequence[str], overlap: int | None = None) -> list[dict]:
-    """Entities (NER) or tagged words (POS) of raw texts, with character offsets into each text."""
+def tag_texts(trained, texts: Sequence[str], overlap: int | None = None, predict=None) -> list[dict]:
+    """Entities (NER) or tagged words (POS) of raw texts, with character offsets into each text. ``predict``
+    (rows of ids -> ``[len(row), num_labels]`` logits each) replaces the in-process model, e.g. by an exported
+    version's ``tag`` signature behind a model server."""
     for i, text in enumerate(texts):
         if not isinstance(text, str) or is_blank(text):
             raise UserError(f"text {i + 1} is empty: it {BLANK}")
@@ -89,7 +95,7 @@ def tag_texts(trained, texts: Sequence[str], overlap: int | None = None) -> list
     plans = _plans(trained, list(texts), spans, overlap)
     task = trained.info["task"]
     out = []
-    for text, plan, (tags, scores) in zip(texts, plans, _tag_plans(trained, plans)):
+    for text, plan, (tags, scores) in zip(texts, plans, _tag_plans(trained, plans, predict)):
         result = {"text": text, "task": task, "words": len(plan.word_spans), "windows": len(plan.windows)}
         if task == "ner":
             result["entities"] = decode.entities_with_offsets(text, plan.word_spans, tags, scores)

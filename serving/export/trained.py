@@ -1,7 +1,7 @@
 """Export entry points: a trained-model directory or an in-memory ``TrainedModel`` -> a version directory.
 
 ``export_model(model_dir, name, model_base)`` writes ``model_base/name/<version>/`` (the next version by
-default) for whatever ``model_dir`` holds: a ``tfxformers train classifier|gpt2`` directory, a ``train qa``
+default) for whatever ``model_dir`` holds: a ``tfxformers train classifier|gpt2|tagger`` directory (the tagger: ``serving.export.tagger``), a ``train qa``
 directory or ``*ForQuestionAnswering`` checkpoint (``serving.export.qa``), an encoder checkpoint or
 ``minilm`` (a sentence encoder, ``serving.export.encoder``). ``export_trained`` / ``write_trained`` take the
 loaded model instead (the TFX Trainer's path).
@@ -23,12 +23,15 @@ from tfxformers.serving.export import qa
 from tfxformers.serving.export.classifier import write_classifier
 from tfxformers.serving.export.encoder import export_encoder
 from tfxformers.serving.export.gpt2 import write_gpt2
+from tfxformers.serving.export.tagger import write_tagger
+
+EXPORTABLE_KINDS = ("classifier", "gpt2", "tagger")
 
 
 def export_trained(trained, name: str, model_base: str | os.PathLike, version: int | None = None,
                    extra_signatures=None) -> Path:
     """Export an in-memory ``TrainedModel`` (see ``models.artifacts``) as the next (or given) version."""
-    if trained.kind not in ("classifier", "gpt2"):
+    if trained.kind not in EXPORTABLE_KINDS:
         raise UserError(f"exporting {trained.kind} models is not supported")
     final, _, version = layout.new_version_path(model_base, name, version)
     return write_trained(trained, final, name=name, version=version, extra_signatures=extra_signatures)
@@ -45,13 +48,15 @@ def write_trained(trained, directory: str | os.PathLike, *, name: str, version: 
     """
     import tensorflow as tf
 
-    if trained.kind not in ("classifier", "gpt2"):
+    if trained.kind not in EXPORTABLE_KINDS:
         raise UserError(f"exporting {trained.kind} models is not supported")
     final = Path(directory)
     layout.check_version_is_new(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     if trained.kind == "gpt2":
         return write_gpt2(tf, trained, final, name=name, version=version)
+    if trained.kind == "tagger":
+        return write_tagger(tf, trained, final, name=name, version=version)
     return write_classifier(tf, trained, final, name=name, version=version, extra_signatures=extra_signatures)
 
 

@@ -1,0 +1,119 @@
+"""Export token classifiers (``tfxformers train tagger``): the ``tag`` signature (token logits) plus metadata.
+
+``write_tagger(trained, directory, name=...)`` writes a version like every tfxformers export (atomic rename,
+``assets.extra/tfxformers.json``, ``tokenizer/``, warm-up records, ``batching_params.pbtxt``, the
+``tfxformers_metadata`` signature), with:
+
+* ``tag`` (also ``serving_default``): ``input_ids``, ``attention_mask`` int32 ``[batch, seq]`` -> ``logits``
+  float32 ``[batch, seq, num_labels]``. A row is one window ``prefix + pieces + suffix`` planned by
+  ``models.tagging.features`` (words never cut between windows); merging windows, first-piece labels, BIO
+  spans and character offsets happen in the client with ``models.tagging.decode`` (NumPy only), because
+  the offsets are the tokenizer's, which the client has.
+* Batching-safe mask: TF Serving's batcher pads a short row with each tensor's first element (the prefix id,
+  mask 1), so the graph keeps only positions up to the first suffix id (``[SEP]``, ``</s>``) of each row.
+* Metadata: the kind ``tagger``, the task (``ner``: BIO entity tags; ``pos``: one tag per word), label names,
+  window length and overlap, the framing ids, pad id, the tag a word no piece covers gets: everything a
+  client needs to turn the logits into the same answers as ``tfxformers tag``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import tfxformers  # noqa: F401
+from tfxformers.serving import layout
+from tfxformers.serving.export.qa import mask_up_to_last_sep
+from tfxformers.serving.export.signatures import assert_same_shape, metadata_function
+from tfxformers.serving.export.writer import write_version
+
+SIGNATURE = "tag"
+OUTPUT = "logits"
+WARMUP_TEXTS = ("Heading to the Empire State Building with @paulwalk tomorrow",
+                "Zoë met Maria at the Café de Flore in Paris 🙂 " * 12)
+
+
+class _TaggerModule:
+    """Builds the tf.Module whose functions become the tagger's signatures."""
+
+    def __init__(self, tf, keras_model, input_names, sep_id: int | None, metadata_json: str, tokenizer_json: str):
+        module = tf.Module(name="tfxformers_tagger")
+        # Only the variables are tracked, as for the other kinds: saving the Keras model itself would trace the
+        # Hugging Face layers' Keras call functions, which fails.
+        module.model_variables = list(keras_model.variables)
+        module.metadata_json, module.tokenizer_json = tf.constant(metadata_json), tf.constant(tokenizer_json)
+        specs = [tf.TensorSpec((None, None), tf.int32, name=n) for n in ("input_ids", "attention_mask")]
+
+        @tf.function(input_signature=specs, autograph=False)
+        def tag(input_ids, attention_mask):
+            input_ids, attention_mask = assert_same_shape(tf, input_ids, attention_mask)
+            mask = attention_mask if sep_id is None else mask_up_to_last_sep(tf, input_ids, attention_mask, sep_id, 1)
+            features = {"input_ids": input_ids, "attention_mask": mask}
+            logits = keras_model({n: features[n] for n in input_names}, training=False)
+            return {OUTPUT: tf.identity(logits, name=OUTPUT)}
+
+        module.tag = tag
+        module.metadata = metadata_function(tf, module)
+        self.module = module
+        self.signatures = {SIGNATURE: tag, layout.DEFAULT_SIGNATURE: tag, layout.METADATA_SIGNATURE: module.metadata}
+
+
+def tagger_metadata(trained, name: str, version: int | None) -> dict:
+    from tfxformers.models import encoders
+    from tfxformers.models.tagging import features
+
+    info = trained.info
+    max_length = int(trained.max_length)
+    return {
+        "kind": "tagger", "name": name, "version": version, "format_version": 1, "task": info["task"],
+        "label_names": list(trained.label_names), "input_names": ["input_ids", "attention_mask"],
+        "max_length": max_length, "overlap": int(info.get("overlap", features.default_overlap(max_length))),
+        "max_positions": int(encoders.max_input_tokens(trained.keras_model.encoder_config)),
+        "buckets": sorted({min(features.padded_width(n), max_length) for n in (16, 32, 64, max_length)}),
+        "pad_id": int(info["pad_id"]), "prefix_ids": list(info["prefix_ids"]), "suffix_ids": list(info["suffix_ids"]),
+        "empty_tag": info.get("empty_tag"), "scheme": "BIO" if info["task"] == "ner" else "tags",
+        "signatures": {SIGNATURE: {"inputs": ["input_ids", "attention_mask"], "outputs": [OUTPUT]},
+                       layout.METADATA_SIGNATURE: {"inputs": ["probe"], "outputs": ["metadata_json", "tokenizer_json"]}},
+        "mask": "attention_mask limited to positions up to each row's first suffix id, in the graph",
+    }
+
+
+def window_rows(trained, texts) -> list[list[int]]:
+    """The id rows (one per window) ``tfxformers tag`` would send for ``texts``."""
+    from tfxformers.models.tagging import decode, features, inference
+
+    plans = inference._plans(trained, list(texts), [decode.split_words(t) for t in texts], None)
+    prefix, suffix = inference.framing(trained)
+    return [features.window_ids(plan, window, prefix, suffix) for plan in plans for window in plan.windows]
+
+
+def _warmup_records(tf, trained, info: dict, name: str, path: Path) -> int:
+    import numpy as np
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    from tfxformers.models.tagging import features
+
+    rows = window_rows(trained, WARMUP_TEXTS)
+    count = 0
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for chunk in (rows[:1], rows):  # one short row alone, then every window of both texts at once
+            width = features.padded_width(max(len(r) for r in chunk))
+            inputs = {"input_ids": features.pad_rows(chunk, info["pad_id"], width),
+                      "attention_mask": features.pad_rows([[1] * len(r) for r in chunk], 0, width)}
+            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name, signature_name=SIGNATURE))
+            for key, value in inputs.items():
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(np.asarray(value, dtype=np.int32)))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+            count += 1
+    return count
+
+
+def write_tagger(tf, trained, directory: str | os.PathLike, *, name: str, version: int | None = None) -> Path:
+    """Write an in-memory tagger ``TrainedModel`` as a SavedModel at exactly ``directory``, atomically."""
+    final = Path(directory)
+    info = tagger_metadata(trained, name, version)
+    suffix = info["suffix_ids"]
+    return write_version(tf, info, trained.tokenizer, final, name,
+                         lambda meta, tok_json: _TaggerModule(tf, trained.keras_model, trained.input_names,
+                                                              suffix[0] if suffix else None, meta, tok_json),
+                         warmup=lambda tf, path: _warmup_records(tf, trained, info, name, path))

@@ -1,0 +1,135 @@
+"""A token classifier exported with its ``tag`` signature and served by a real ``tfxformers serve`` with batching.
+
+The tagger is a tiny BERT with an untrained head over five BIO tags (training would only cost time: the
+checks are equalities). Checked: the exported signature equals the Keras model, also when TF Serving's
+batcher pads a row with its first element; the metadata carries what a client needs (labels, scheme,
+framing, window length); and ``tag_texts`` fed by the server's REST ``:predict`` gives the same entities
+and character offsets as in process, on accents, emoji, a URL and a text longer than one window, with
+concurrent requests of different lengths batched together.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+
+import numpy as np
+import pytest
+
+from tfxformers.testing import start_model_server, stop_model_server
+
+LABELS = ["O", "B-person", "I-person", "B-place", "I-place"]
+MAX_LENGTH = 24
+TEXTS = ["Zoë met Maria at the Café de Flore in Paris 🙂", "Heading to https://example.com with @paulwalk",
+         "the plot was good", " ".join(["the acting was good but the script was weak and slow"] * 4)]
+
+
+@pytest.fixture(scope="module")
+def tagger(tiny_bert_dir, tmp_path_factory):
+    import tensorflow as tf
+
+    from tfxformers.models import encoders
+    from tfxformers.models.encoders import base
+    from tfxformers.models.tagging.model import build_tagger, load_tagger, save_tagger
+    from tfxformers.serving.export.trained import export_model
+
+    root = tmp_path_factory.mktemp("tagger_serving")
+    tf.keras.utils.set_random_seed(3)
+    model = build_tagger(base.load_encoder(tiny_bert_dir), len(LABELS))
+    save_tagger(root / "run", model, encoders.load_tokenizer(tiny_bert_dir), task="ner", label_names=LABELS,
+                max_length=MAX_LENGTH, overlap=4, mode="finetune")
+    export_model(root / "run", "ner", root / "models")
+    server, grpc_port, rest_port = start_model_server(root / "models", enable_batching=True)
+    try:
+        yield {"trained": load_tagger(root / "run"), "version": root / "models" / "ner" / "1", "rest_port": rest_port}
+    finally:
+        stop_model_server(server)
+
+
+def _served_predict(rest_port: int):
+    """``rows -> logits`` through the server's REST API (one request for all rows, padded with the pad id)."""
+    def predict(rows):
+        width = max(len(r) for r in rows)
+        ids = [r + [0] * (width - len(r)) for r in rows]
+        mask = [[1] * len(r) + [0] * (width - len(r)) for r in rows]
+        body = json.dumps({"signature_name": "tag", "inputs": {"input_ids": ids, "attention_mask": mask}}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{rest_port}/v1/models/ner:predict", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            logits = json.loads(answer.read())["outputs"]
+        return [np.asarray(lg)[:len(r)] for lg, r in zip(logits, rows)]
+    return predict
+
+
+def test_the_tag_signature_equals_the_keras_model_also_padded_by_the_batcher(tagger):
+    import tensorflow as tf
+
+    from tfxformers.models.tagging import features
+    from tfxformers.serving.export.tagger import window_rows
+
+    trained = tagger["trained"]
+    rows = window_rows(trained, TEXTS)
+    assert len(rows) > len(TEXTS)  # the long text takes several windows
+    width = features.padded_width(max(len(r) for r in rows))
+    ids, mask = features.pad_rows(rows, 0, width), features.pad_rows([[1] * len(r) for r in rows], 0, width)
+    loaded = tf.saved_model.load(str(tagger["version"]))
+    served = loaded.signatures["tag"](input_ids=tf.constant(ids), attention_mask=tf.constant(mask))["logits"].numpy()
+    local = np.asarray(trained.keras_model({"input_ids": ids, "attention_mask": mask}, training=False))
+    assert served.shape == (len(rows), width, len(LABELS))
+    for i, row in enumerate(rows):
+        np.testing.assert_allclose(served[i, :len(row)], local[i, :len(row)], atol=1e-5)
+    # The batcher pads with each tensor's first element ([CLS], mask 1): the real positions must not change.
+    padded_ids = np.concatenate([ids, np.full((len(rows), 8), ids[0, 0], np.int32)], axis=1)
+    padded_mask = np.concatenate([mask, np.ones((len(rows), 8), np.int32)], axis=1)
+    again = loaded.signatures["tag"](input_ids=tf.constant(padded_ids), attention_mask=tf.constant(padded_mask))
+    for i, row in enumerate(rows):
+        np.testing.assert_allclose(again["logits"].numpy()[i, :len(row)], served[i, :len(row)], atol=1e-5)
+    info = json.loads((tagger["version"] / "assets.extra" / "tfxformers.json").read_text())
+    assert info["kind"] == "tagger" and info["task"] == "ner" and info["scheme"] == "BIO"
+    assert info["label_names"] == LABELS and info["max_length"] == MAX_LENGTH and info["overlap"] == 4
+    assert info["prefix_ids"] == trained.info["prefix_ids"] and info["suffix_ids"] == trained.info["suffix_ids"]
+    assert (tagger["version"] / "batching_params.pbtxt").is_file()
+    assert (tagger["version"] / "assets.extra" / "tf_serving_warmup_requests").is_file()
+
+
+def _same(served: list[dict], local: list[dict]) -> None:
+    for s, lo in zip(served, local, strict=True):
+        assert s["windows"] == lo["windows"] and s["words"] == lo["words"]
+        assert [(e["type"], e["start"], e["end"], e["text"]) for e in s["entities"]] == \
+            [(e["type"], e["start"], e["end"], e["text"]) for e in lo["entities"]]
+        for a, b in zip(s["entities"], lo["entities"]):
+            assert a["score"] == pytest.approx(b["score"], abs=1e-4)
+            assert s["text"][a["start"]:a["end"]] == a["text"]
+
+
+def test_served_logits_give_the_same_entities_and_offsets_as_in_process(tagger):
+    from tfxformers.models.tagging.inference import tag_texts
+
+    trained = tagger["trained"]
+    local = tag_texts(trained, TEXTS)
+    assert sum(len(r["entities"]) for r in local) > 0  # a random head tags something: the check has content
+    _same(tag_texts(trained, TEXTS, predict=_served_predict(tagger["rest_port"])), local)
+
+
+def test_concurrent_requests_of_different_lengths_through_the_batcher(tagger):
+    from tfxformers.models.tagging.inference import tag_texts
+
+    trained = tagger["trained"]
+    predict = _served_predict(tagger["rest_port"])
+    expected = {i: tag_texts(trained, [t]) for i, t in enumerate(TEXTS)}
+    got, errors = {}, []
+
+    def one(i):
+        try:
+            got[i] = tag_texts(trained, [TEXTS[i % len(TEXTS)]], predict=predict)
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors and len(got) == 8, errors
+    for i, result in got.items():
+        _same(result, expected[i % len(TEXTS)])
