@@ -127,6 +127,7 @@ def compared(trained_dir, tiny_gpt2_dir, tiny_reviews_csv, tmp_path_factory):
         "qa": export_model(make_tiny_qa_checkpoint(root / "qa_checkpoint", hidden_size=16), "qa", base),
         # Byte-level BPE in the graph (TF Text's RegexSplitWithOffsets).
         "roberta": _classifier_export(roberta, base, "roberta", attention=False),
+        "tagger": export_model(_untrained_tagger(root), "tagger", base),
     }
     rng = np.random.default_rng(0)
     manifest, expected = [], {}
@@ -155,6 +156,19 @@ def compared(trained_dir, tiny_gpt2_dir, tiny_reviews_csv, tmp_path_factory):
     return {"exports": exports, "expected": expected, "report": report, "out": out}
 
 
+def _untrained_tagger(root: Path) -> Path:
+    """A ``train tagger`` directory of a tiny BERT with a random head: the export's graph is what matters."""
+    from tfxformers.models import encoders
+    from tfxformers.models.encoders import base
+    from tfxformers.models.tagging.model import build_tagger, save_tagger
+    from tfxformers.testing import make_tiny_bert_checkpoint
+
+    checkpoint = make_tiny_bert_checkpoint(root / "tagger_checkpoint")
+    model = build_tagger(base.load_encoder(checkpoint), 3)
+    return save_tagger(root / "tagger_run", model, encoders.load_tokenizer(checkpoint), task="ner",
+                       label_names=["O", "B-x", "I-x"], max_length=32, overlap=4, mode="finetune")
+
+
 FUTURE_OP, FUTURE_ATTR = "OpOfALaterTensorFlow", "attr_of_a_later_tensorflow"
 
 
@@ -175,7 +189,7 @@ def _tampered_copy(export: Path, target: Path) -> Path:
     return target
 
 
-KINDS = ("classifier", "encoder", "gpt2", "qa", "roberta")
+KINDS = ("classifier", "encoder", "gpt2", "qa", "roberta", "tagger")
 
 
 def test_the_runtime_is_the_release_the_table_maps_this_stack_to(compared):
@@ -197,7 +211,7 @@ def test_the_runtime_is_the_release_the_table_maps_this_stack_to(compared):
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_signature_loads_and_answers_as_the_writer_does(compared, kind):
     assert {"classifier": {"attention", "serving_examples"}, "gpt2": {"generate"}, "qa": {"answer"}, "encoder": {"embed"},
-            "roberta": {"serving_examples"}}[kind] <= {s for (k, s) in compared["expected"] if k == kind}
+            "roberta": {"serving_examples"}, "tagger": {"tag"}}[kind] <= {s for (k, s) in compared["expected"] if k == kind}
     entry = compared["report"]["exports"][kind]
     assert "load_error" not in entry, entry.get("load_error")
     assert entry["warmup_records"] >= 1  # replayed at load, as the server does
