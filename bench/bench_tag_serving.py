@@ -20,26 +20,10 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def rest_predict(rest_port: int, name: str):
-    def predict(rows):
-        width = max(len(r) for r in rows)
-        body = json.dumps({"signature_name": "tag", "inputs": {
-            "input_ids": [r + [0] * (width - len(r)) for r in rows],
-            "attention_mask": [[1] * len(r) + [0] * (width - len(r)) for r in rows]}}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{rest_port}/v1/models/{name}:predict", data=body,
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=300) as answer:
-            logits = json.loads(answer.read())["outputs"]
-        return [np.asarray(lg)[:len(r)] for lg, r in zip(logits, rows)]
-    return predict
 
 
 def items(result: dict) -> list:
@@ -67,7 +51,7 @@ def main(argv=None) -> int:
     from tfxformers.models.tagging.inference import tag_texts
     from tfxformers.models.tagging.model import load_tagger
     from tfxformers.serving.export.trained import export_model
-    from tfxformers.testing import start_model_server, stop_model_server
+    from tfxformers.testing import rest_tag_predict, start_model_server, stop_model_server
 
     trained = load_tagger(args.model)
     data = args.data or trained.info.get("data")
@@ -78,7 +62,7 @@ def main(argv=None) -> int:
         export_model(args.model, "tagger", Path(tmp) / "models")
         server, _, rest_port = start_model_server(Path(tmp) / "models", enable_batching=True, timeout=600)
         try:
-            predict = rest_predict(rest_port, "tagger")
+            predict = rest_tag_predict(rest_port, "tagger")
             local = [r for chunk in chunks for r in tag_texts(trained, chunk)]
             served = [r for chunk in chunks for r in tag_texts(trained, chunk, predict=predict)]
             equal = sum(same(a, b) for a, b in zip(local, served))

@@ -24,7 +24,7 @@ from pathlib import Path
 import tfxformers  # noqa: F401
 from tfxformers.serving import layout
 from tfxformers.serving.export.signatures import assert_same_shape, metadata_function
-from tfxformers.serving.export.writer import BATCHING_PRESET_ENV, LARGEST_REQUEST_ROWS, write_version
+from tfxformers.serving.export.writer import BATCHING_PRESET_ENV, LARGEST_REQUEST_ROWS, warmup_log, write_version
 
 SIGNATURE = "answer"
 # Tokens of one Predict call that a CPU model server runs fastest per window (bench/bench_qa.py, MiniLM on
@@ -114,7 +114,6 @@ def qa_metadata(trained, name: str, version: int | None) -> dict:
 
 def _warmup_records(tf, trained, info: dict, name: str, path: Path) -> int:
     import numpy as np
-    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     from tfxformers.models.qa import features
     from tfxformers.models.qa.features import pad_windows
@@ -126,11 +125,7 @@ def _warmup_records(tf, trained, info: dict, name: str, path: Path) -> int:
             windows = features.plan_windows(fast, question, context, max_seq_len=trained.max_seq_len,
                                             doc_stride=trained.doc_stride)
             rows = pad_windows(windows, info["pad_id"], trained.max_seq_len)
-            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name, signature_name=SIGNATURE))
-            for key, value in rows.items():
-                request.inputs[key].CopyFrom(tf.make_tensor_proto(np.asarray(value, dtype=np.int32)))
-            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-            writer.write(log.SerializeToString())
+            writer.write(warmup_log(tf, name, SIGNATURE, {k: np.asarray(v, dtype=np.int32) for k, v in rows.items()}))
             count += 1
     return count
 

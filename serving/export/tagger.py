@@ -24,7 +24,7 @@ import tfxformers  # noqa: F401
 from tfxformers.serving import layout
 from tfxformers.serving.export.qa import mask_up_to_last_sep
 from tfxformers.serving.export.signatures import assert_same_shape, metadata_function
-from tfxformers.serving.export.writer import write_version
+from tfxformers.serving.export.writer import warmup_log, write_version
 
 SIGNATURE = "tag"
 OUTPUT = "logits"
@@ -88,7 +88,6 @@ def window_rows(trained, texts) -> list[list[int]]:
 
 def _warmup_records(tf, trained, info: dict, name: str, path: Path) -> int:
     import numpy as np
-    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     from tfxformers.models.tagging import features
 
@@ -99,11 +98,7 @@ def _warmup_records(tf, trained, info: dict, name: str, path: Path) -> int:
             width = features.padded_width(max(len(r) for r in chunk))
             inputs = {"input_ids": features.pad_rows(chunk, info["pad_id"], width),
                       "attention_mask": features.pad_rows([[1] * len(r) for r in chunk], 0, width)}
-            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name, signature_name=SIGNATURE))
-            for key, value in inputs.items():
-                request.inputs[key].CopyFrom(tf.make_tensor_proto(np.asarray(value, dtype=np.int32)))
-            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-            writer.write(log.SerializeToString())
+            writer.write(warmup_log(tf, name, SIGNATURE, {k: np.asarray(v, dtype=np.int32) for k, v in inputs.items()}))
             count += 1
     return count
 

@@ -27,10 +27,21 @@ WARMUP_TEXTS = (
 )
 
 
+def warmup_log(tf, name: str, signature: str, inputs: dict) -> bytes:
+    """One serialized ``PredictionLog`` record of ``tf_serving_warmup_requests``: a Predict call of ``signature``
+    on ``inputs`` (name -> array), which the server replays when it loads the version."""
+    import numpy as np
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name, signature_name=signature))
+    for key, value in inputs.items():
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(np.asarray(value)))
+    return prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString()
+
+
 def text_warmup_records(tf, tokenizer, info: dict, name: str, path: Path) -> int:
     """Warm-up records for a classifier, encoder or GPT-2 version (GPT-2 also warms up ``generate``)."""
     import numpy as np
-    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     from tfxformers.models.tokenization import tokenize_batch
 
@@ -43,30 +54,22 @@ def text_warmup_records(tf, tokenizer, info: dict, name: str, path: Path) -> int
                             "attention_mask": np.ones((1, len(ids)), dtype=np.int32)}
             else:
                 features = tokenize_batch(tokenizer, [text], max_length=info["max_length"], buckets=info["buckets"])
-            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name, signature_name=layout.DEFAULT_SIGNATURE))
-            for key in ("input_ids", "attention_mask"):
-                request.inputs[key].CopyFrom(tf.make_tensor_proto(features[key]))
-            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-            writer.write(log.SerializeToString())
+            writer.write(warmup_log(tf, name, layout.DEFAULT_SIGNATURE,
+                                    {key: features[key] for key in ("input_ids", "attention_mask")}))
             count += 1
         if info["kind"] == "gpt2":
             # One short generation, so the first client does not pay for the generate graph's first run.
-            writer.write(_generate_warmup(tf, tokenizer, info, name).SerializeToString())
+            writer.write(_generate_warmup(tf, tokenizer, info, name))
             count += 1
     return count
 
 
-def _generate_warmup(tf, tokenizer, info: dict, name: str):
-    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
-
+def _generate_warmup(tf, tokenizer, info: dict, name: str) -> bytes:
     from tfxformers.models.lm.generate import as_arrays, request_inputs
 
     ids = tokenizer(WARMUP_TEXTS[0], truncation=True, max_length=max(info["max_positions"] - 2, 1))["input_ids"]
     inputs = as_arrays(request_inputs([ids], info["pad_id"] or 0, max_new_tokens=2))
-    request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name, signature_name="generate"))
-    for key, value in inputs.items():
-        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
-    return prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+    return warmup_log(tf, name, "generate", inputs)
 
 
 BATCHING_PRESET_ENV = "TFXFORMERS_BATCHING_PRESET"

@@ -184,3 +184,25 @@ def start_proxy(backend: str, *, models: str | None = None, log_path=None, timeo
     stop_process(process)
     with open(process.log_path, errors="replace") as log:
         raise RuntimeError(f"tfxformers proxy was not ready within {timeout:.0f} s:\n" + log.read()[-3000:])
+
+
+def rest_tag_predict(rest_port: int, name: str):
+    """``rows -> logits`` through a model server's REST ``:predict`` on a tagger's ``tag`` signature: all rows in
+    one request, padded with id 0 and mask 0; each row's ``[len(row), num_labels]`` logits (the ``predict``
+    argument of ``models.tagging.inference.tag_texts``)."""
+    import json
+    import urllib.request
+
+    import numpy as np
+
+    def predict(rows):
+        width = max(len(r) for r in rows)
+        body = json.dumps({"signature_name": "tag", "inputs": {
+            "input_ids": [list(r) + [0] * (width - len(r)) for r in rows],
+            "attention_mask": [[1] * len(r) + [0] * (width - len(r)) for r in rows]}}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{rest_port}/v1/models/{name}:predict", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=300) as answer:
+            logits = json.loads(answer.read())["outputs"]
+        return [np.asarray(lg)[:len(r)] for lg, r in zip(logits, rows)]
+    return predict

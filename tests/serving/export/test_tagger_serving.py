@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import threading
-import urllib.request
 
 import numpy as np
 import pytest
 
-from tfxformers.testing import start_model_server, stop_model_server
+from tfxformers.testing import rest_tag_predict, start_model_server, stop_model_server
 
 LABELS = ["O", "B-person", "I-person", "B-place", "I-place"]
 MAX_LENGTH = 24
@@ -44,21 +43,6 @@ def tagger(tiny_bert_dir, tmp_path_factory):
         yield {"trained": load_tagger(root / "run"), "version": root / "models" / "ner" / "1", "rest_port": rest_port}
     finally:
         stop_model_server(server)
-
-
-def _served_predict(rest_port: int):
-    """``rows -> logits`` through the server's REST API (one request for all rows, padded with the pad id)."""
-    def predict(rows):
-        width = max(len(r) for r in rows)
-        ids = [r + [0] * (width - len(r)) for r in rows]
-        mask = [[1] * len(r) + [0] * (width - len(r)) for r in rows]
-        body = json.dumps({"signature_name": "tag", "inputs": {"input_ids": ids, "attention_mask": mask}}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{rest_port}/v1/models/ner:predict", data=body,
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            logits = json.loads(answer.read())["outputs"]
-        return [np.asarray(lg)[:len(r)] for lg, r in zip(logits, rows)]
-    return predict
 
 
 def test_the_tag_signature_equals_the_keras_model_also_padded_by_the_batcher(tagger):
@@ -108,14 +92,14 @@ def test_served_logits_give_the_same_entities_and_offsets_as_in_process(tagger):
     trained = tagger["trained"]
     local = tag_texts(trained, TEXTS)
     assert sum(len(r["entities"]) for r in local) > 0  # a random head tags something: the check has content
-    _same(tag_texts(trained, TEXTS, predict=_served_predict(tagger["rest_port"])), local)
+    _same(tag_texts(trained, TEXTS, predict=rest_tag_predict(tagger["rest_port"], "ner")), local)
 
 
 def test_concurrent_requests_of_different_lengths_through_the_batcher(tagger):
     from tfxformers.models.tagging.inference import tag_texts
 
     trained = tagger["trained"]
-    predict = _served_predict(tagger["rest_port"])
+    predict = rest_tag_predict(tagger["rest_port"], "ner")
     expected = {i: tag_texts(trained, [t]) for i, t in enumerate(TEXTS)}
     got, errors = {}, []
 
