@@ -66,6 +66,8 @@ def main(argv=None) -> int:
             local = [r for chunk in chunks for r in tag_texts(trained, chunk)]
             served = [r for chunk in chunks for r in tag_texts(trained, chunk, predict=predict)]
             equal = sum(same(a, b) for a, b in zip(local, served))
+            mismatches = [{"index": i, "text": a["text"], "in_process": items(a), "served": items(b)}
+                          for i, (a, b) in enumerate(zip(local, served)) if not same(a, b)][:5]
             rates = {"in_process": [], "served": []}
             for _ in range(args.rounds):
                 for side, fn in (("in_process", None), ("served", predict)):
@@ -77,6 +79,8 @@ def main(argv=None) -> int:
             stop_model_server(server)
     medians = {side: statistics.median(v) for side, v in rates.items()}
     result = {"model": args.model, "data": data, "split": "test", "texts": len(texts), "equal": equal,
+              "first_mismatches": [{**m, "in_process": [x for x in m["in_process"] if x not in m["served"]],
+                                    "served": [x for x in m["served"] if x not in m["in_process"]]} for m in mismatches],
               "batch": args.batch, "rounds": args.rounds, "texts_per_second": {k: [round(x, 1) for x in v] for k, v in rates.items()},
               "median_texts_per_second": {k: round(v, 1) for k, v in medians.items()},
               "served_over_in_process": round(medians["served"] / medians["in_process"], 2),
