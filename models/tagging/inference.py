@@ -40,15 +40,22 @@ def predict_window_logits(model, rows: Sequence[Sequence[int]], *, pad_id: int, 
     return out
 
 
+def plan_rows(trained, plans: Sequence[features.TextPlan]) -> list[list[int]]:
+    """The id rows the model reads for ``plans``: one per window, framed by the model's special ids, in order."""
+    prefix, suffix = framing(trained)
+    return [features.window_ids(plan, window, prefix, suffix) for plan in plans for window in plan.windows]
+
+
+def window_rows(trained, texts: Sequence[str]) -> list[list[int]]:
+    """The id rows ``tag_texts`` sends to the model (or to ``predict``) for raw ``texts``."""
+    return plan_rows(trained, _plans(trained, list(texts), [decode.split_words(t) for t in texts], None))
+
+
 def _tag_plans(trained, plans: Sequence[features.TextPlan], predict=None) -> list[tuple[list, list]]:
     """``(tags, scores)`` per plan's words; ``predict(rows)`` gives each id row's logits (default: the Keras
     model's; a served model's through TF Serving's API gives the same answers, see ``tag_texts``)."""
     prefix, suffix = framing(trained)
-    rows, owners = [], []
-    for p, plan in enumerate(plans):
-        for window in plan.windows:
-            rows.append(features.window_ids(plan, window, prefix, suffix))
-            owners.append(p)
+    rows = plan_rows(trained, plans)
     if predict is None:
         logits = predict_window_logits(trained.keras_model, rows, pad_id=int(trained.info["pad_id"]),
                                        input_names=trained.input_names)

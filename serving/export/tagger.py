@@ -77,19 +77,11 @@ def tagger_metadata(trained, name: str, version: int | None) -> dict:
     }
 
 
-def window_rows(trained, texts) -> list[list[int]]:
-    """The id rows (one per window) ``tfxformers tag`` would send for ``texts``."""
-    from tfxformers.models.tagging import decode, features, inference
-
-    plans = inference._plans(trained, list(texts), [decode.split_words(t) for t in texts], None)
-    prefix, suffix = inference.framing(trained)
-    return [features.window_ids(plan, window, prefix, suffix) for plan in plans for window in plan.windows]
-
-
 def _warmup_records(tf, trained, info: dict, name: str, path: Path) -> int:
     import numpy as np
 
     from tfxformers.models.tagging import features
+    from tfxformers.models.tagging.inference import window_rows
 
     rows = window_rows(trained, WARMUP_TEXTS)
     count = 0
