@@ -49,7 +49,7 @@ def test_the_tag_signature_equals_the_keras_model_also_padded_by_the_batcher(tag
     import tensorflow as tf
 
     from tfxformers.models.tagging import features
-    from tfxformers.serving.export.tagger import window_rows
+    from tfxformers.models.tagging.inference import window_rows
 
     trained = tagger["trained"]
     rows = window_rows(trained, TEXTS)
@@ -117,3 +117,24 @@ def test_concurrent_requests_of_different_lengths_through_the_batcher(tagger):
     assert not errors and len(got) == 8, errors
     for i, result in got.items():
         _same(result, expected[i % len(TEXTS)])
+
+
+@pytest.mark.parametrize("inputs, status, words", [
+    ({"input_ids": [[2, 5, 6, 3]], "attention_mask": [[1, 1, 1]]}, 400, "attention_mask"),  # mask of another shape
+    ({"input_ids": [[2] + [5] * 300 + [3]], "attention_mask": [[1] * 302]}, 400, "positions"),  # past the encoder
+    ({"input_ids": [[2, 5, 3]]}, 400, "attention_mask"),  # an input missing
+    ({"input_ids": [["a", "b"]], "attention_mask": [[1, 1]]}, 400, ""),  # the wrong kind
+])
+def test_bad_tag_inputs_get_a_4xx_and_the_server_still_serves(tagger, inputs, status, words):
+    import urllib.error
+    import urllib.request
+
+    body = json.dumps({"signature_name": "tag", "inputs": inputs}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{tagger['rest_port']}/v1/models/ner:predict", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=60)
+    message = json.loads(caught.value.read())["error"]
+    assert caught.value.code == status and words in message and message, message
+    [logits] = rest_tag_predict(tagger["rest_port"], "ner")([[2, 5, 6, 3]])  # still answering
+    assert logits.shape == (4, len(LABELS))
