@@ -46,6 +46,9 @@ def register(commands, train_commands) -> None:
     source.add_argument("--file", help="UTF-8 file, one text per line (- for stdin)")
     tag.add_argument("--overlap", type=nonnegative_int, default=None,
                      help="pieces windows of a long text share (default: the model's)")
+    tag.add_argument("--aggregation", choices=("first", "average", "max"), default="first",
+                     help="how a word's pieces give its tag: first (the piece the model was trained on), average "
+                          "(the mean of the pieces' probabilities), max (the most confident piece)")
     tag.add_argument("--json", action="store_true", help="print one JSON object per text")
     tag.set_defaults(func=run_tag)
 
@@ -72,11 +75,11 @@ def run_tag(args: argparse.Namespace) -> int:
     from tfxformers.models.tagging.model import load_tagger
 
     trained = load_tagger(args.model)
-    for result in inference.tag_texts(trained, texts, overlap=args.overlap):
+    for result in inference.tag_texts(trained, texts, overlap=args.overlap, aggregation=args.aggregation):
         if args.json:
             print(json.dumps(result, ensure_ascii=False))
         elif result["task"] == "ner":
-            shown = [f"[{e['start']}:{e['end']}] {e['type']}: {e['text']} ({e['score']:.2f})" for e in result["entities"]]
+            shown = [f"[{e['start']}:{e['end']}] {e['entity']}: {e['text']} ({e['score']:.2f})" for e in result["entities"]]
             print("; ".join(shown) if shown else "(no entities)")
         else:
             print(" ".join(f"{t['text']}/{t['tag']}" for t in result["tokens"]))

@@ -1,32 +1,35 @@
-"""Words, word pieces, windows and spans for token classification: pure Python + NumPy, no TensorFlow.
+"""Words, word pieces, windows and spans for token classification: pure Python, no NumPy, no TensorFlow.
 
 The in-process tagger (``models.tagging.inference``) and the tokenizer proxy (which gets the logits from TF
-Serving) share every step here, so both tag a text the same way:
+Serving, and has neither NumPy nor TensorFlow) share every step here, so both tag a text the same way:
 
 1. ``split_words(text)``: the words of a raw text as ``(start, end)`` character spans (the corpora's
    tokenisation: ``@user``, URLs, ``#tags``, numbers, words with their clitics ``'s`` / ``n't`` split off,
    each punctuation mark and each emoji a word of its own). Training data gives its words instead; their
    spans come from ``join_words``.
-2. ``first_pieces(word_spans, piece_offsets)``: which word piece of the tokenizer's output carries each
-   word's label: the first piece overlapping the word (-1: the word tokenizes to nothing, e.g. a lone
-   zero-width character; it is tagged ``O`` / ``None``).
+2. ``word_pieces(word_spans, piece_offsets)``: the word pieces of the tokenizer's output that overlap each
+   word; the first one carries the word's label (``first_pieces``; -1: the word tokenizes to nothing, e.g.
+   a lone zero-width character; it is tagged ``O`` / ``None``).
 3. ``plan_windows(word_first, n_pieces, ...)``: windows of at most ``max_pieces`` pieces that begin and end
-   on word boundaries, consecutive windows sharing about ``overlap`` pieces.
-4. ``merge_windows(...)``: one logit row per word, from the window in which the word sits furthest from an
-   edge (a word cut off by a window's end is read from the next window, where it has its context).
+   on word boundaries, consecutive windows sharing about ``overlap`` pieces (``plan_text`` does 2 and 3).
+4. ``merge_windows(...)``: the logit rows of each word's pieces, each from the window in which the piece sits
+   furthest from an edge (a word cut off by a window's end is read from the next window, with its context);
+   ``word_tags`` turns them into one tag per word by an ``AGGREGATIONS`` rule (``first``: the first piece's,
+   as trained; ``average``: the mean of the pieces' probabilities; ``max``: the most confident piece's).
 5. ``bio_entities(tags)``: entity spans from BIO tags by the CoNLL rules (an ``I-`` without ``B-`` starts
    an entity, a change of type ends one); ``entities_with_offsets`` puts character offsets on them.
 """
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
-
 IGNORE = -100  # the label of pieces that carry no word's label (continuations, specials, padding)
+DEFAULT_OVERLAP = 32
+AGGREGATIONS = ("first", "average", "max")
 
 # One alternative per kind of word, tried in order. Clitics are split off as the Penn Treebank does.
 _WORD = re.compile(r"""
@@ -77,29 +80,37 @@ def join_words(words: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
     return " ".join(words), spans
 
 
-def first_pieces(word_spans: Sequence[tuple[int, int]], piece_offsets: Sequence[tuple[int, int]]) -> np.ndarray:
-    """``[n_words]`` index of the first piece overlapping each word (-1 for a word no piece covers).
+def word_pieces(word_spans: Sequence[tuple[int, int]], piece_offsets: Sequence[tuple[int, int]]) -> list[list[int]]:
+    """The indices of the pieces overlapping each word, in order (empty for a word no piece covers).
 
     ``piece_offsets`` are the tokenizer's character offsets of the text's pieces (no special tokens); a piece
-    with an empty span covers nothing. A piece overlapping two words (``don`` of ``do|n't``) is the first piece
-    of both: the earlier word's label wins in training; in tagging both words read its logits."""
-    result = np.full(len(word_spans), -1, dtype=np.int64)
-    piece = 0
-    n = len(piece_offsets)
-    for w, (ws, we) in enumerate(word_spans):
+    with an empty span covers nothing. A piece overlapping two words (``don`` of ``do|n't``) belongs to both:
+    the earlier word's label wins in training; in tagging both words read its logits."""
+    result: list[list[int]] = []
+    piece, n = 0, len(piece_offsets)
+    for ws, we in word_spans:
         while piece < n and (piece_offsets[piece][1] <= ws or piece_offsets[piece][0] == piece_offsets[piece][1]):
             piece += 1  # pieces wholly before this word (or empty) cannot be its first
-        if piece < n and piece_offsets[piece][0] < we:
-            result[w] = piece
+        covering, j = [], piece
+        while j < n and piece_offsets[j][0] < we:
+            if piece_offsets[j][0] != piece_offsets[j][1] and piece_offsets[j][1] > ws:
+                covering.append(j)
+            j += 1
+        result.append(covering)
     return result
 
 
-def piece_labels(word_first: np.ndarray, word_labels: Sequence[int], n_pieces: int) -> np.ndarray:
+def first_pieces(word_spans: Sequence[tuple[int, int]], piece_offsets: Sequence[tuple[int, int]]) -> list[int]:
+    """``[n_words]`` index of the first piece overlapping each word (-1 for a word no piece covers)."""
+    return [pieces[0] if pieces else -1 for pieces in word_pieces(word_spans, piece_offsets)]
+
+
+def piece_labels(word_first: Sequence[int], word_labels: Sequence[int], n_pieces: int) -> list[int]:
     """``[n_pieces]`` labels for training: each word's label on its first piece, ``IGNORE`` elsewhere."""
-    labels = np.full(n_pieces, IGNORE, dtype=np.int64)
+    labels = [IGNORE] * n_pieces
     for piece, label in zip(word_first, word_labels):
         if piece >= 0 and labels[piece] == IGNORE:
-            labels[piece] = label
+            labels[piece] = int(label)
     return labels
 
 
@@ -110,7 +121,7 @@ class Window:
     end: int
 
 
-def plan_windows(word_first: np.ndarray, n_pieces: int, max_pieces: int, overlap: int) -> list[Window]:
+def plan_windows(word_first: Sequence[int], n_pieces: int, max_pieces: int, overlap: int) -> list[Window]:
     """Windows of at most ``max_pieces`` pieces covering all ``n_pieces``, each beginning at a word's first
     piece (a word longer than a window is cut, the only case a window starts or ends inside a word), and the
     next one beginning at the first word starting at or after ``end - overlap``."""
@@ -133,43 +144,119 @@ def plan_windows(word_first: np.ndarray, n_pieces: int, max_pieces: int, overlap
         start = follow
 
 
-def merge_windows(windows: Sequence[Window], window_logits: Sequence[np.ndarray], word_first: np.ndarray,
-                  num_labels: int) -> np.ndarray:
-    """``[n_words, num_labels]`` logits: each word's first piece read from the window in which it is furthest
-    from an edge; zeros for a word no piece covers. ``window_logits[i]`` is ``[end - start, num_labels]``
-    (the special tokens' rows already dropped)."""
-    out = np.zeros((len(word_first), num_labels), dtype=np.float32)
-    for w, piece in enumerate(word_first):
-        if piece < 0:
-            continue
-        best, best_margin = None, -1
-        for i, window in enumerate(windows):
-            if window.start <= piece < window.end:
-                margin = min(piece - window.start, window.end - 1 - piece)
-                if margin > best_margin:
-                    best, best_margin = i, margin
-        out[w] = np.asarray(window_logits[best])[piece - windows[best].start]
+def pieces_per_window(max_length: int, prefix: Sequence[int], suffix: Sequence[int]) -> int:
+    return max(1, max_length - len(prefix) - len(suffix))
+
+
+def default_overlap(max_length: int) -> int:
+    """32 pieces, or a quarter of a short window."""
+    return min(DEFAULT_OVERLAP, max(0, max_length // 4))
+
+
+@dataclass
+class TextPlan:
+    """One text cut for the model: its words, their pieces, and the windows the pieces are read in."""
+    text: str
+    word_spans: list[tuple[int, int]]
+    word_first: list[int]         # [n_words] first piece of each word, -1 if none
+    piece_ids: list[int]          # the text's pieces, no special tokens
+    windows: list[Window]
+    word_pieces: list[list[int]]  # [n_words] every piece overlapping each word
+
+
+def plan_text(text: str, word_spans: Sequence[tuple[int, int]], piece_ids: Sequence[int],
+              piece_offsets: Sequence[tuple[int, int]], per_window: int, overlap: int) -> TextPlan:
+    """The plan of one text from its tokenizer output (ids and offsets of its pieces, no special tokens)."""
+    pieces = word_pieces(word_spans, piece_offsets)
+    first = [p[0] if p else -1 for p in pieces]
+    windows = plan_windows(first, len(piece_ids), per_window, overlap)
+    return TextPlan(text, list(word_spans), first, list(piece_ids), windows, pieces)
+
+
+def merge_windows(windows: Sequence[Window], window_logits: Sequence, word_pieces: Sequence[Sequence[int]]) -> list[list]:
+    """Per word, the logit rows of its pieces (``word_pieces``, e.g. only each word's first piece), each read from
+    the window in which that piece is furthest from an edge. ``window_logits[i]`` holds ``end - start`` rows (the
+    special tokens' rows already dropped)."""
+    chosen: dict[int, object] = {}
+    out = []
+    for pieces in word_pieces:
+        rows = []
+        for piece in pieces:
+            if piece not in chosen:
+                best, best_margin = None, -1
+                for i, window in enumerate(windows):
+                    if window.start <= piece < window.end:
+                        margin = min(piece - window.start, window.end - 1 - piece)
+                        if margin > best_margin:
+                            best, best_margin = i, margin
+                chosen[piece] = window_logits[best][piece - windows[best].start]
+            rows.append(chosen[piece])
+        out.append(rows)
     return out
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
+def window_ids(plan: TextPlan, window: Window, prefix: Sequence[int], suffix: Sequence[int]) -> list[int]:
+    """The ids the model reads for one window: the framing ids around the window's pieces."""
+    return [*prefix, *plan.piece_ids[window.start:window.end], *suffix]
 
 
-def word_tags(word_logits: np.ndarray, word_first: np.ndarray, label_names: Sequence[str],
-              empty_tag: str | None) -> tuple[list[str | None], list[float]]:
-    """Each word's best tag and its probability; ``empty_tag`` (``O`` for NER) for words no piece covers."""
-    probabilities = softmax(np.asarray(word_logits, dtype=np.float64)) if len(word_logits) else np.zeros((0, 1))
+def plan_tags(plan: TextPlan, window_logits: Sequence, framing: tuple[int, int], label_names: Sequence[str],
+              empty_tag: str | None, aggregation: str = "first") -> tuple[list[str | None], list[float]]:
+    """``(tags, scores)`` of a plan's words from the logits of its windows' ``window_ids`` rows (one row of
+    logits per id); ``framing`` is ``(len(prefix), len(suffix))``, whose rows are dropped."""
+    n_prefix, n_suffix = framing
+    inner = [logits[n_prefix:len(logits) - n_suffix] for logits in window_logits]
+    pieces = plan.word_pieces if aggregation != "first" else [[p] if p >= 0 else [] for p in plan.word_first]
+    return word_tags(merge_windows(plan.windows, inner, pieces), label_names, empty_tag, aggregation)
+
+
+def plan_answer(task: str, plan: TextPlan, tags: Sequence[str | None], scores: Sequence[float]) -> dict:
+    """What ``tfxformers tag`` and the proxy's ``:tag`` say about one text: its word and window counts, and its
+    ``entities`` (NER) or every word as ``tokens`` (POS), with character offsets into the text."""
+    result = {"words": len(plan.word_spans), "windows": len(plan.windows)}
+    if task == "ner":
+        result["entities"] = entities_with_offsets(plan.text, plan.word_spans, tags, scores)
+    else:
+        result["tokens"] = tokens_with_offsets(plan.text, plan.word_spans, tags, scores)
+    return result
+
+
+def softmax(row) -> list[float]:
+    values = [float(x) for x in row]
+    top = max(values)
+    exps = [math.exp(v - top) for v in values]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def _best(probabilities: Sequence[float]) -> int:
+    return max(range(len(probabilities)), key=probabilities.__getitem__)  # the first of equal maxima
+
+
+def word_tags(word_rows: Sequence[Sequence], label_names: Sequence[str], empty_tag: str | None,
+              aggregation: str = "first") -> tuple[list[str | None], list[float]]:
+    """Each word's tag and its probability from the logit rows of its pieces (``merge_windows``): ``first``
+    reads the first row only (the piece the model was trained to label), ``average`` the mean of the rows'
+    probabilities, ``max`` the row with the most probable tag. A word without rows gets ``empty_tag`` (``O``
+    for NER) and score 0."""
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)} (got {aggregation!r})")
     tags, scores = [], []
-    for w, piece in enumerate(word_first):
-        if piece < 0:
+    for rows in word_rows:
+        if not len(rows):
             tags.append(empty_tag)
             scores.append(0.0)
+            continue
+        if aggregation == "first":
+            probabilities = softmax(rows[0])
+        elif aggregation == "average":
+            each = [softmax(row) for row in rows]
+            probabilities = [sum(column) / len(each) for column in zip(*each)]
         else:
-            best = int(probabilities[w].argmax())
-            tags.append(label_names[best])
-            scores.append(float(probabilities[w, best]))
+            probabilities = max((softmax(row) for row in rows), key=max)
+        best = _best(probabilities)
+        tags.append(label_names[best])
+        scores.append(probabilities[best])
     return tags, scores
 
 
@@ -198,13 +285,13 @@ def bio_entities(tags: Sequence[str | None]) -> list[tuple[str, int, int]]:
 
 def entities_with_offsets(text: str, word_spans: Sequence[tuple[int, int]], tags: Sequence[str | None],
                           scores: Sequence[float]) -> list[dict]:
-    """Entities as ``{"type", "text", "start", "end", "score"}``: character offsets into ``text`` (``text[start:end]``
+    """Entities as ``{"entity", "text", "start", "end", "score"}``: character offsets into ``text`` (``text[start:end]``
     is the entity), the score the mean probability of its words' tags."""
     out = []
     for kind, first, end in bio_entities(tags):
         start, stop = word_spans[first][0], word_spans[end - 1][1]
-        out.append({"type": kind, "text": text[start:stop], "start": start, "end": stop,
-                    "score": round(float(np.mean(scores[first:end])), 4)})
+        out.append({"entity": kind, "text": text[start:stop], "start": start, "end": stop,
+                    "score": round(sum(scores[first:end]) / (end - first), 4)})
     return out
 
 

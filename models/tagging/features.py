@@ -1,40 +1,22 @@
 """Texts -> word pieces -> windows, for training and tagging (a tokenizer, NumPy; no TensorFlow).
 
 ``plan_texts(tokenizer, texts, word_spans, max_length=..., overlap=...)`` tokenizes each whole text once
-(no special tokens, with character offsets), finds each word's first piece (``decode.first_pieces``) and
-cuts the pieces into windows on word boundaries (``decode.plan_windows``); ``window_ids`` frames a window
-with the tokenizer's special tokens. Training adds labels (``labelled_windows``); tagging runs the model on
-the windows and merges them back (``models.tagging.inference``). The proxy can do the same with the
-``prefix_ids`` / ``suffix_ids`` recorded in the model's info file.
+(no special tokens, with character offsets) and hands the pieces to ``decode.plan_text`` (each word's pieces,
+windows on word boundaries); ``window_ids`` frames a window with the tokenizer's special tokens. Training
+adds labels (``labelled_windows``); tagging runs the model on the windows and merges them back
+(``models.tagging.inference``). The proxy calls ``decode.plan_text`` itself, with its ``tokenizers.Tokenizer``'s
+offsets and the ``prefix_ids`` / ``suffix_ids`` of the export's metadata.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
 from tfxformers.models.tagging import decode
-
-DEFAULT_OVERLAP = 32
-
-
-@dataclass
-class TextPlan:
-    text: str
-    word_spans: list[tuple[int, int]]
-    word_first: np.ndarray  # [n_words] first piece of each word, -1 if none
-    piece_ids: list[int]    # the text's pieces, no special tokens
-    windows: list[decode.Window]
-
-
-def pieces_per_window(max_length: int, prefix: Sequence[int], suffix: Sequence[int]) -> int:
-    return max(1, max_length - len(prefix) - len(suffix))
-
-
-def default_overlap(max_length: int) -> int:
-    """32 pieces, or a quarter of a short window."""
-    return min(DEFAULT_OVERLAP, max(0, max_length // 4))
+# The plan itself is pure Python in decode, where the proxy (no NumPy) builds it from its own tokenizer.
+from tfxformers.models.tagging.decode import (DEFAULT_OVERLAP, TextPlan, default_overlap,  # noqa: F401
+                                              pieces_per_window, window_ids)
 
 
 def plan_texts(tokenizer, texts: Sequence[str], word_spans: Sequence[Sequence[tuple[int, int]]], *, max_length: int,
@@ -47,16 +29,9 @@ def plan_texts(tokenizer, texts: Sequence[str], word_spans: Sequence[Sequence[tu
         encoded = tokenizer(chunk, add_special_tokens=False, return_offsets_mapping=True,
                             return_attention_mask=False, return_token_type_ids=False)
         for i, text in enumerate(chunk):
-            ids, offsets = encoded["input_ids"][i], encoded["offset_mapping"][i]
-            spans = list(word_spans[first + i])
-            word_first = decode.first_pieces(spans, offsets)
-            windows = decode.plan_windows(word_first, len(ids), per_window, overlap)
-            plans.append(TextPlan(text, spans, word_first, list(ids), windows))
+            plans.append(decode.plan_text(text, word_spans[first + i], encoded["input_ids"][i],
+                                          encoded["offset_mapping"][i], per_window, overlap))
     return plans
-
-
-def window_ids(plan: TextPlan, window: decode.Window, prefix: Sequence[int], suffix: Sequence[int]) -> list[int]:
-    return [*prefix, *plan.piece_ids[window.start:window.end], *suffix]
 
 
 def labelled_windows(plans: Sequence[TextPlan], word_labels: Sequence[Sequence[int]], prefix: Sequence[int],
@@ -68,7 +43,7 @@ def labelled_windows(plans: Sequence[TextPlan], word_labels: Sequence[Sequence[i
         pieces = decode.piece_labels(plan.word_first, labels, len(plan.piece_ids))
         for window in plan.windows:
             all_ids.append(window_ids(plan, window, prefix, suffix))
-            all_labels.append([decode.IGNORE] * len(prefix) + pieces[window.start:window.end].tolist()
+            all_labels.append([decode.IGNORE] * len(prefix) + pieces[window.start:window.end]
                               + [decode.IGNORE] * len(suffix))
     return all_ids, all_labels
 

@@ -51,7 +51,8 @@ def window_rows(trained, texts: Sequence[str]) -> list[list[int]]:
     return plan_rows(trained, _plans(trained, list(texts), [decode.split_words(t) for t in texts], None))
 
 
-def _tag_plans(trained, plans: Sequence[features.TextPlan], predict=None) -> list[tuple[list, list]]:
+def _tag_plans(trained, plans: Sequence[features.TextPlan], predict=None,
+               aggregation: str = "first") -> list[tuple[list, list]]:
     """``(tags, scores)`` per plan's words; ``predict(rows)`` gives each id row's logits (default: the Keras
     model's; a served model's through TF Serving's API gives the same answers, see ``tag_texts``)."""
     prefix, suffix = framing(trained)
@@ -61,14 +62,12 @@ def _tag_plans(trained, plans: Sequence[features.TextPlan], predict=None) -> lis
                                        input_names=trained.input_names)
     else:
         logits = [np.asarray(lg) for lg in predict(rows)]
-    labels = trained.label_names
-    results, at = [], 0
+    framing_lengths, results, at = (len(prefix), len(suffix)), [], 0
     for plan in plans:
         count = len(plan.windows)
-        inner = [lg[len(prefix):len(lg) - len(suffix)] for lg in logits[at:at + count]]
+        results.append(decode.plan_tags(plan, logits[at:at + count], framing_lengths, trained.label_names,
+                                        trained.info.get("empty_tag"), aggregation))
         at += count
-        word_logits = decode.merge_windows(plan.windows, inner, plan.word_first, len(labels))
-        results.append(decode.word_tags(word_logits, plan.word_first, labels, trained.info.get("empty_tag")))
     return results
 
 
@@ -91,22 +90,19 @@ def tag_words(trained, sentences: Sequence[Sequence[str]], overlap: int | None =
     return [tags for tags, _ in _tag_plans(trained, plans)]
 
 
-def tag_texts(trained, texts: Sequence[str], overlap: int | None = None, predict=None) -> list[dict]:
+def tag_texts(trained, texts: Sequence[str], overlap: int | None = None, predict=None,
+              aggregation: str = "first") -> list[dict]:
     """Entities (NER) or tagged words (POS) of raw texts, with character offsets into each text. ``predict``
     (rows of ids -> ``[len(row), num_labels]`` logits each) replaces the in-process model, e.g. by an exported
-    version's ``tag`` signature behind a model server."""
+    version's ``tag`` signature behind a model server; ``aggregation`` (``decode.AGGREGATIONS``) is how a
+    word's pieces give its tag."""
+    if aggregation not in decode.AGGREGATIONS:
+        raise UserError(f"--aggregation must be one of {', '.join(decode.AGGREGATIONS)} (got {aggregation!r})")
     for i, text in enumerate(texts):
         if not isinstance(text, str) or is_blank(text):
             raise UserError(f"text {i + 1} is empty: it {BLANK}")
     spans = [decode.split_words(text) for text in texts]
     plans = _plans(trained, list(texts), spans, overlap)
     task = trained.info["task"]
-    out = []
-    for text, plan, (tags, scores) in zip(texts, plans, _tag_plans(trained, plans, predict)):
-        result = {"text": text, "task": task, "words": len(plan.word_spans), "windows": len(plan.windows)}
-        if task == "ner":
-            result["entities"] = decode.entities_with_offsets(text, plan.word_spans, tags, scores)
-        else:
-            result["tokens"] = decode.tokens_with_offsets(text, plan.word_spans, tags, scores)
-        out.append(result)
-    return out
+    return [{"text": text, "task": task, **decode.plan_answer(task, plan, tags, scores)}
+            for text, plan, (tags, scores) in zip(texts, plans, _tag_plans(trained, plans, predict, aggregation))]

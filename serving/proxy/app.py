@@ -20,7 +20,7 @@ from tfxformers.serving.proxy.backends import make_backend
 from tfxformers.serving.proxy.body_limit import BodyLimitMiddleware, body_limit
 from tfxformers.serving.proxy.metrics import MetricsMiddleware, ProxyMetrics
 from tfxformers.serving.proxy.models import ModelRegistry
-from tfxformers.serving.proxy.routers import answer, attention, classify, embed, generate, health
+from tfxformers.serving.proxy.routers import answer, attention, classify, embed, generate, health, tag
 from tfxformers.serving.proxy.service import InferenceService
 from tfxformers.serving.proxy.settings import ProxySettings
 
@@ -53,7 +53,7 @@ def create_app(settings: ProxySettings | None = None) -> FastAPI:
                   lifespan=lifespan)
     app.state.settings = settings
     app.state.metrics = metrics
-    for module in (classify, embed, generate, attention, answer, health):
+    for module in (classify, embed, generate, attention, answer, tag, health):
         app.include_router(module.router)
     # Before routing, so an oversized body is refused unread; inside MetricsMiddleware (added after it, so
     # outermost), so the refusal is still counted.
@@ -116,7 +116,7 @@ def _add_error_handlers(app: FastAPI, metrics: ProxyMetrics) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException):
         if exc.status_code == 404:
             return _error(metrics, 404, "not_found", f"no route {request.url.path!r}; models are at "
-                          "/v1/models/NAME:classify, :embed or :generate")
+                          "/v1/models/NAME:classify, :embed, :generate, :answer or :tag")
         if exc.status_code == 405:
             allowed = {k.lower(): v for k, v in (exc.headers or {}).items()}.get("allow", "")
             return _error(metrics, 405, "method_not_allowed",

@@ -38,6 +38,7 @@ _FLAGS = {
     "--backend-max-tokens": ("backend_max_tokens", int, "rows x tokens the model server takes per call: its --max-tokens "
                              "(default 16384)"),
     "--answer-timeout": ("answer_timeout_seconds", float, "seconds an :answer request may spend on backend calls (default 30)"),
+    "--tag-timeout": ("tag_timeout_seconds", float, "seconds a :tag request may spend on backend calls (default 30)"),
     "--models": ("models", str, "comma-separated models /readyz checks and that are loaded at start"),
     "--log-level": ("log_level", str, "uvicorn log level (default info)"),
 }

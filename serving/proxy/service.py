@@ -16,7 +16,7 @@ from tfxformers.serving.proxy.models import ModelRegistry, ServedModel
 from tfxformers.serving.proxy.settings import ProxySettings
 from tfxformers.serving.proxy.text import COMBINE, COMBINE_EMBEDDING, combine
 
-_ENDPOINT_FOR_KIND = {"classifier": "classify", "encoder": "embed", "gpt2": "generate", "qa": "answer"}
+_ENDPOINT_FOR_KIND = {"classifier": "classify", "encoder": "embed", "gpt2": "generate", "qa": "answer", "tagger": "tag"}
 
 
 class InferenceService:

@@ -40,6 +40,8 @@ class ProxySettings(BaseSettings):
     backend_max_rows: int = Field(128, ge=1, description="rows the model server takes per Predict call")
     backend_max_tokens: int = Field(16384, ge=1, description="rows x sequence length the model server takes per call")
     answer_timeout_seconds: float = Field(30.0, gt=0, description="the backend budget for one :answer request")
+    # :tag reads every window of every text of the request (up to max_texts x max_windows rows): more than 5 s on a CPU.
+    tag_timeout_seconds: float = Field(30.0, gt=0, description="the backend budget for one :tag request")
     models: str = Field("", description="comma-separated models /readyz checks (and that are loaded at start)")
     log_level: str = "info"
 

@@ -48,23 +48,29 @@ def tiny_gpt2_base(tiny_gpt2_dir, tmp_path_factory):
 
 PROXY_TIMEOUT = 3.0  # the proxies' --timeout
 PROXY_LIMITS = ["--max-texts", "8", "--max-chars", "4000", "--max-windows", "6", "--max-new-tokens", "16"]
-PROXY_MODELS = ("sentiment", "emma", "encoder", "plain")
+PROXY_MODELS = ("sentiment", "emma", "encoder", "tagger", "pos", "plain")
 
 
 @pytest.fixture(scope="session")
-def proxy_models(trained_dir, tiny_gpt2_dir, tmp_path_factory):
-    """The tiny trained classifier, the tiny GPT-2 and a tiny BERT as an encoder, exported into one model base."""
+def proxy_models(trained_dir, tiny_gpt2_dir, tiny_bert_dir, tmp_path_factory):
+    """The tiny trained classifier, the tiny GPT-2, a tiny BERT as an encoder and two tiny taggers (NER and
+    POS; untrained heads, windows of 24 pieces), exported into one model base."""
     from tfxformers.cli import main
+    from tfxformers.testing import make_tiny_tagger
 
     root = tmp_path_factory.mktemp("proxy")
     # Encoder exports take 256 tokens (export_encoder's default max_length), more than tiny_bert_dir's 128
     # positions, so the encoder here is a tiny BERT with 256.
     encoder = make_tiny_bert_checkpoint(root / "encoder_checkpoint", max_position_embeddings=256)
+    tagger = make_tiny_tagger(tiny_bert_dir, root / "tagger")
+    pos = make_tiny_tagger(tiny_bert_dir, root / "pos", task="pos", labels=("DT", "NN", "VBZ", "JJ", "IN", "."))
     base = root / "models"
-    for model, name in ((trained_dir, "sentiment"), (tiny_gpt2_dir, "emma"), (encoder, "encoder")):
+    for model, name in ((trained_dir, "sentiment"), (tiny_gpt2_dir, "emma"), (encoder, "encoder"), (tagger, "tagger"),
+                        (pos, "pos")):
         assert main(["export", "--model", str(model), "--name", name, "--model-base", str(base)]) == 0
     _write_plain_saved_model(base / "plain" / "1")
-    return {"classifier": trained_dir, "gpt2": tiny_gpt2_dir, "encoder": encoder, "base": base, "root": root}
+    return {"classifier": trained_dir, "gpt2": tiny_gpt2_dir, "encoder": encoder, "tagger": tagger, "pos": pos,
+            "base": base, "root": root}
 
 
 def _write_plain_saved_model(path: Path) -> None:

@@ -182,3 +182,24 @@ def make_tiny_checkpoint(
     config.save_pretrained(str(path))
     save_pytorch_safetensors(model, path, strip="" if head else model.base_model_prefix + ".")
     return path
+
+
+TINY_NER_LABELS = ("O", "B-person", "I-person", "B-place", "I-place")
+
+
+def make_tiny_tagger(encoder_dir, output, *, labels=TINY_NER_LABELS, task: str = "ner", max_length: int = 24,
+                     overlap: int = 4, seed: int = 3):
+    """A tagger run directory (``tfxformers tag --model``, ``export``) over a tiny checkpoint: an untrained
+    head with ``labels``, windows of ``max_length`` pieces so short texts already take several. Random weights
+    give varied, untied logits: enough for tests that compare one path of tagging with another."""
+    import tensorflow as tf
+
+    from tfxformers.models import encoders
+    from tfxformers.models.encoders import base
+    from tfxformers.models.tagging.model import build_tagger, save_tagger
+
+    tf.keras.utils.set_random_seed(seed)
+    model = build_tagger(base.load_encoder(encoder_dir), len(labels))
+    save_tagger(output, model, encoders.load_tokenizer(encoder_dir), task=task, label_names=list(labels),
+                max_length=max_length, overlap=overlap, mode="finetune")
+    return Path(output)

@@ -32,10 +32,10 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 from tfxformers.errors import UserError
-from tfxformers.models.buckets import bucket_length
 from tfxformers.models.qa import decode, features
 from tfxformers.serving.proxy import errors
 from tfxformers.serving.proxy.backends import Deadline
+from tfxformers.serving.proxy.calls import export_buckets, plan_calls
 from tfxformers.serving.proxy.models import ServedModel
 from tfxformers.serving.proxy.routers.deps import get_service
 from tfxformers.serving.proxy.routers.fields import STRICT_BODY, VisibleText
@@ -118,12 +118,7 @@ def _plan(served: ServedModel, body: AnswerRequest, max_windows: int):
 
 def window_buckets(meta: dict) -> tuple[int, ...]:
     """The export's padding lengths (``buckets``), or those ``features`` derives for older exports."""
-    max_length = int(meta["max_length"])
-    buckets = meta.get("buckets")
-    if (isinstance(buckets, list) and buckets and all(isinstance(b, int) and 0 < b <= max_length for b in buckets)
-            and max(buckets) == max_length):
-        return tuple(sorted(buckets))
-    return features.window_buckets(max_length)
+    return export_buckets(meta) or features.window_buckets(int(meta["max_length"]))
 
 
 def windows_per_call(settings, meta: dict) -> int | None:
@@ -134,30 +129,6 @@ def windows_per_call(settings, meta: dict) -> int | None:
     if isinstance(preferred, int) and not isinstance(preferred, bool) and preferred > 0:
         return preferred
     return max(1, FALLBACK_TOKENS_PER_CALL // int(meta["max_length"]))
-
-
-def plan_calls(lengths: list[int], buckets, per_call: int | None, max_rows: int,
-               max_tokens: int) -> list[tuple[int, list[int]]]:
-    """``(padded length, window indices)`` of every Predict call for windows of the given lengths.
-
-    Windows are grouped by the smallest bucket that holds them; a group is cut into the fewest calls of at
-    most ``per_call`` rows (None: no preference) that the server takes (``max_rows`` rows, ``max_tokens``
-    rows x padded length), all of nearly equal size so concurrent calls finish together."""
-    groups: dict[int, list[int]] = {}
-    for index, length in enumerate(lengths):
-        groups.setdefault(bucket_length(length, buckets), []).append(index)
-    calls = []
-    for width in sorted(groups):
-        members = groups[width]
-        cap = max(1, min(per_call or len(members), max_rows, max_tokens // width))
-        n_calls = -(-len(members) // cap)
-        base, extra = divmod(len(members), n_calls)
-        start = 0
-        for k in range(n_calls):
-            size = base + (k < extra)
-            calls.append((width, members[start:start + size]))
-            start += size
-    return calls
 
 
 async def answer_question(service: InferenceService, name: str, body: AnswerRequest) -> dict:

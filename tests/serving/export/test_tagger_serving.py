@@ -15,9 +15,9 @@ import threading
 import numpy as np
 import pytest
 
-from tfxformers.testing import rest_tag_predict, start_model_server, stop_model_server
+from tfxformers.testing import TINY_NER_LABELS, make_tiny_tagger, rest_tag_predict, start_model_server, stop_model_server
 
-LABELS = ["O", "B-person", "I-person", "B-place", "I-place"]
+LABELS = list(TINY_NER_LABELS)
 MAX_LENGTH = 24
 TEXTS = ["Zoë met Maria at the Café de Flore in Paris 🙂", "Heading to https://example.com with @paulwalk",
          "the plot was good", " ".join(["the acting was good but the script was weak and slow"] * 4)]
@@ -25,18 +25,11 @@ TEXTS = ["Zoë met Maria at the Café de Flore in Paris 🙂", "Heading to https
 
 @pytest.fixture(scope="module")
 def tagger(tiny_bert_dir, tmp_path_factory):
-    import tensorflow as tf
-
-    from tfxformers.models import encoders
-    from tfxformers.models.encoders import base
-    from tfxformers.models.tagging.model import build_tagger, load_tagger, save_tagger
+    from tfxformers.models.tagging.model import load_tagger
     from tfxformers.serving.export.trained import export_model
 
     root = tmp_path_factory.mktemp("tagger_serving")
-    tf.keras.utils.set_random_seed(3)
-    model = build_tagger(base.load_encoder(tiny_bert_dir), len(LABELS))
-    save_tagger(root / "run", model, encoders.load_tokenizer(tiny_bert_dir), task="ner", label_names=LABELS,
-                max_length=MAX_LENGTH, overlap=4, mode="finetune")
+    make_tiny_tagger(tiny_bert_dir, root / "run", labels=LABELS, max_length=MAX_LENGTH, overlap=4)
     export_model(root / "run", "ner", root / "models")
     server, grpc_port, rest_port = start_model_server(root / "models", enable_batching=True)
     try:
@@ -79,8 +72,8 @@ def test_the_tag_signature_equals_the_keras_model_also_padded_by_the_batcher(tag
 def _same(served: list[dict], local: list[dict]) -> None:
     for s, lo in zip(served, local, strict=True):
         assert s["windows"] == lo["windows"] and s["words"] == lo["words"]
-        assert [(e["type"], e["start"], e["end"], e["text"]) for e in s["entities"]] == \
-            [(e["type"], e["start"], e["end"], e["text"]) for e in lo["entities"]]
+        assert [(e["entity"], e["start"], e["end"], e["text"]) for e in s["entities"]] == \
+            [(e["entity"], e["start"], e["end"], e["text"]) for e in lo["entities"]]
         for a, b in zip(s["entities"], lo["entities"]):
             assert a["score"] == pytest.approx(b["score"], abs=1e-4)
             assert s["text"][a["start"]:a["end"]] == a["text"]

@@ -124,6 +124,46 @@ def test_generate_takes_a_list_of_prompts(proxy):
         assert len(scores) == 3 and scores == sorted(scores, reverse=True), result
 
 
+TAG_TEXTS = ["Zoë met Maria at the Café de Flore in Paris 🙂", "Heading to https://example.com with @paulwalk",
+             "the plot \u200b thickens", " ".join(["the acting was good but the script was weak and slow"] * 4)]
+
+
+def _items(result: dict) -> list[tuple]:
+    items = result.get("entities", result.get("tokens"))
+    return [(i.get("entity", i.get("tag")), i["start"], i["end"], i["text"]) for i in items]
+
+
+@pytest.mark.parametrize("model", ["tagger", "pos"])
+def test_tag_equals_tfxformers_tag_in_process_for_every_aggregation(proxy, proxy_models, model):
+    from tfxformers.models.tagging.inference import tag_texts
+    from tfxformers.models.tagging.model import load_tagger
+
+    trained = load_tagger(proxy_models[model])
+    by_aggregation = {}
+    for aggregation in ("first", "average", "max"):
+        response = _post(proxy, f"/v1/models/{model}:tag", {"texts": TAG_TEXTS, "aggregation": aggregation})
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert (answer["model"], answer["version"], answer["aggregation"]) == (model, 1, aggregation)
+        assert (answer["task"], answer["scheme"]) == (("ner", "BIO") if model == "tagger" else ("pos", "tags"))
+        expected = tag_texts(trained, TAG_TEXTS, aggregation=aggregation)
+        for text, got, want in zip(TAG_TEXTS, answer["results"], expected):
+            assert _items(got) == _items(want)
+            assert all(text[start:end] == piece for _, start, end, piece in _items(got))
+            got_scores = [i["score"] for i in got.get("entities", got.get("tokens"))]
+            want_scores = [i["score"] for i in want.get("entities", want.get("tokens"))]
+            np.testing.assert_allclose(got_scores, want_scores, atol=2e-4)
+            assert (got["words"], got["windows"]) == (want["words"], want["windows"])
+        assert answer["results"][3]["windows"] > 1  # the long text was windowed, not cut
+        by_aggregation[aggregation] = [_items(r) for r in answer["results"]]
+    found = sum(len(items) for items in by_aggregation["first"])
+    assert found > 0, "the tiny tagger found nothing: the comparison above proved little"
+    if model == "pos":  # every word has a tag; the zero-width character, no piece of its own, has none
+        tokens = by_aggregation["first"][2]
+        assert [t[3] for t in tokens] == ["the", "plot", "\u200b", "thickens"] and tokens[2][0] is None
+    assert by_aggregation["average"] != by_aggregation["first"] or by_aggregation["max"] != by_aggregation["first"]
+
+
 def test_health_ready_metrics_and_openapi(proxy):
     # One refusal of each kind the metrics must count (the bad-input table is test_proxy_bad_input.py).
     assert _post(proxy, "/v1/models/sentiment:classify", {"texts": []}).status_code == 422
@@ -139,7 +179,8 @@ def test_health_ready_metrics_and_openapi(proxy):
                    'tfxformers_proxy_errors_total{kind="invalid_input"}', 'tfxformers_proxy_errors_total{kind="too_large"}'):
         assert needle in metrics
     spec = httpx.get(proxy["url"] + "/openapi.json").json()
-    assert {"/v1/models/{name}:classify", "/v1/models/{name}:generate", "/v1/models/{name}:embed"} <= set(spec["paths"])
+    assert {"/v1/models/{name}:classify", "/v1/models/{name}:generate", "/v1/models/{name}:embed",
+            "/v1/models/{name}:answer", "/v1/models/{name}:tag"} <= set(spec["paths"])
     assert httpx.get(proxy["url"] + "/docs").status_code == 200
 
 

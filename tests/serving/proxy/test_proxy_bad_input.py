@@ -21,6 +21,7 @@ import pytest
 pytestmark = pytest.mark.once
 
 CLASSIFY, EMBED, GENERATE = "/v1/models/sentiment:classify", "/v1/models/encoder:embed", "/v1/models/emma:generate"
+TAG = "/v1/models/tagger:tag"
 JSON = {"content-type": "application/json"}
 LONG_TEXT = " ".join(f"the acting was good but the script was {w} and slow" for w in ("weak", "flat", "dull") * 5)
 
@@ -165,6 +166,30 @@ CASES = [
      413, "too_large", ["prompts[1] is", "context of 32 tokens"]),
     ("limit-prompts", GENERATE, body({"prompts": ["Emma"] * 9, "max_new_tokens": 2}), JSON, 413, "too_large",
      ["prompts has 9 entries", "limit is 8"]),
+    # :tag (a tiny NER tagger with windows of 24 pieces).
+    ("tag-missing-texts", TAG, body({"aggregation": "first"}), JSON, 422, "invalid_input", ["texts: Field required"]),
+    ("tag-empty-texts", TAG, body({"texts": []}), JSON, 422, "invalid_input", ["texts", "at least 1"]),
+    ("tag-texts-a-string", TAG, body({"texts": "Paris"}), JSON, 422, "invalid_input", ["texts", "list"]),
+    ("tag-blank-text", TAG, body({"texts": ["Paris", "\u200b "]}), JSON, 422, "invalid_input",
+     ["texts[1]", "no visible character"]),
+    ("tag-lone-surrogate", TAG, body({"texts": ["Zo\udc00"]}), JSON, 422, "invalid_input", ["texts[0]", "surrogate"]),
+    ("tag-unknown-aggregation", TAG, body({"texts": ["Paris"], "aggregation": "mean"}), JSON, 422, "invalid_input",
+     ["aggregation", "'first', 'average' or 'max'"]),
+    ("tag-aggregation-number", TAG, body({"texts": ["Paris"], "aggregation": 1}), JSON, 422, "invalid_input",
+     ["aggregation"]),
+    ("tag-misspelt-option", TAG, body({"texts": ["Paris"], "aggregation_strategy": "max"}), JSON, 422, "invalid_input",
+     ["aggregation_strategy: not a field"]),
+    ("tag-classifier", TAG.replace("tagger", "sentiment"), body({"texts": ["x"]}), JSON, 400, "wrong_model_kind",
+     ["classifier model", "has no :tag", "use :classify"]),
+    ("tag-tagger-classify", CLASSIFY.replace("sentiment", "tagger"), body({"texts": ["x"]}), JSON, 400,
+     "wrong_model_kind", ["tagger model", "use :tag"]),
+    ("tag-unknown-model", TAG.replace("tagger", "nothing"), body({"texts": ["x"]}), JSON, 404, "model_not_found",
+     ["'nothing'"]),
+    ("tag-limit-texts", TAG, body({"texts": ["Paris"] * 9}), JSON, 413, "too_large", ["9 entries", "limit is 8"]),
+    ("tag-limit-chars", TAG, body({"texts": ["x " * 1500, "y " * 600]}), JSON, 413, "too_large",
+     ["4200 characters", "limit is 4000"]),
+    ("tag-limit-windows", TAG, body({"texts": ["Paris", LONG_TEXT]}), JSON, 413, "too_large",
+     ["texts[1]", "windows of 24", "limit is 6 windows per text"]),
 ]
 
 

@@ -139,6 +139,7 @@ app = create_app(ProxySettings(backend="grpc://127.0.0.1:9", timeout_seconds=2))
 with TestClient(app) as client:
     assert client.get("/healthz").status_code == 200
     assert client.post("/v1/models/m:classify", json={{"texts": ["hello"]}}).status_code == 503
+    assert client.post("/v1/models/m:tag", json={{"texts": ["hello"], "aggregation": "max"}}).status_code == 503
     assert client.get("/openapi.json").status_code == 200
 own = [m.__file__ for n, m in sys.modules.items() if n.startswith("tfxformers") and getattr(m, "__file__", None)]
 assert all(f.startswith({str(tmp_path)!r}) for f in own), own
