@@ -5,17 +5,20 @@ checks are equalities). Checked: the exported signature equals the Keras model, 
 batcher pads a row with its first element; the metadata carries what a client needs (labels, scheme,
 framing, window length); and ``tag_texts`` fed by the server's REST ``:predict`` gives the same entities
 and character offsets as in process, on accents, emoji, a URL and a text longer than one window, with
-concurrent requests of different lengths batched together.
+concurrent requests of different lengths batched together; and the proxy's ``:tag`` over this batching server
+(whose answers to calls batched with wider ones come back padded wider) gives the same entities.
 """
 from __future__ import annotations
 
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
-from tfxformers.testing import TINY_NER_LABELS, make_tiny_tagger, rest_tag_predict, start_model_server, stop_model_server
+from tfxformers.testing import (TINY_NER_LABELS, make_tiny_tagger, rest_tag_predict, start_model_server, start_proxy,
+                                stop_model_server, stop_process)
 
 LABELS = list(TINY_NER_LABELS)
 MAX_LENGTH = 24
@@ -33,7 +36,8 @@ def tagger(tiny_bert_dir, tmp_path_factory):
     export_model(root / "run", "ner", root / "models")
     server, grpc_port, rest_port = start_model_server(root / "models", enable_batching=True)
     try:
-        yield {"trained": load_tagger(root / "run"), "version": root / "models" / "ner" / "1", "rest_port": rest_port}
+        yield {"trained": load_tagger(root / "run"), "version": root / "models" / "ner" / "1", "rest_port": rest_port,
+               "grpc_port": grpc_port, "root": root}
     finally:
         stop_model_server(server)
 
@@ -110,6 +114,29 @@ def test_concurrent_requests_of_different_lengths_through_the_batcher(tagger):
     assert not errors and len(got) == 8, errors
     for i, result in got.items():
         _same(result, expected[i % len(TEXTS)])
+
+
+def test_the_proxy_over_a_batching_server_tags_as_in_process(tagger):
+    import httpx
+
+    from tfxformers.models.tagging.inference import tag_texts
+
+    expected = tag_texts(tagger["trained"], TEXTS)
+    proxy, url = start_proxy(f"grpc://127.0.0.1:{tagger['grpc_port']}", models="ner", log_path=tagger["root"] / "proxy.log")
+    try:
+        def post(_):
+            return httpx.post(url + "/v1/models/ner:tag", json={"texts": TEXTS}, timeout=60)
+
+        # One request's windows go out as concurrent calls of different padded lengths, and four requests at
+        # once: the batcher joins calls, so rows come back padded to the widest.
+        with ThreadPoolExecutor(4) as pool:
+            responses = list(pool.map(post, range(4)))
+    finally:
+        stop_process(proxy)
+    for response in responses:
+        assert response.status_code == 200, response.text
+        assert response.json()["predict_calls"] > 1
+        _same([{"text": t, **r} for t, r in zip(TEXTS, response.json()["results"])], expected)
 
 
 @pytest.mark.parametrize("inputs, status, words", [
