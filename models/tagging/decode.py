@@ -30,6 +30,10 @@ from typing import Sequence
 IGNORE = -100  # the label of pieces that carry no word's label (continuations, specials, padding)
 DEFAULT_OVERLAP = 32
 AGGREGATIONS = ("first", "average", "max")
+# A word's letter case, which uncased tokenizers (MiniLM's, MPNet's) drop: an optional model input (``shape_ids``,
+# one per piece, the shape of the word the piece is in; 0 for special tokens and padding), ``--word-shape``.
+SHAPES = ("special", "lower", "title", "upper", "uncased")
+SHAPE_INPUT = "shape_ids"
 
 # One alternative per kind of word, tried in order. Clitics are split off as the Penn Treebank does.
 _WORD = re.compile(r"""
@@ -162,6 +166,18 @@ class TextPlan:
     piece_ids: list[int]          # the text's pieces, no special tokens
     windows: list[Window]
     word_pieces: list[list[int]]  # [n_words] every piece overlapping each word
+    piece_shapes: list[int]       # [n_pieces] the SHAPES index of the word each piece begins in
+
+
+def word_shape(word: str) -> int:
+    """The ``SHAPES`` index of a word: ``lower`` (``film``), ``title`` (``Paris``, ``McDonald``, ``I``), ``upper``
+    (``NASA``, two or more capitals and no small letter), ``uncased`` (no cased letter: ``42``, ``,``, ``東京``)."""
+    cased = [c for c in word if c.isupper() or c.islower()]
+    if not cased:
+        return 4
+    if not cased[0].isupper():
+        return 1
+    return 3 if len(cased) > 1 and all(c.isupper() for c in cased) else 2
 
 
 def plan_text(text: str, word_spans: Sequence[tuple[int, int]], piece_ids: Sequence[int],
@@ -170,7 +186,11 @@ def plan_text(text: str, word_spans: Sequence[tuple[int, int]], piece_ids: Seque
     pieces = word_pieces(word_spans, piece_offsets)
     first = [p[0] if p else -1 for p in pieces]
     windows = plan_windows(first, len(piece_ids), per_window, overlap)
-    return TextPlan(text, list(word_spans), first, list(piece_ids), windows, pieces)
+    shapes = [4] * len(piece_ids)  # a piece outside every word (none, normally) is uncased
+    for (start, end), covering in reversed(list(zip(word_spans, pieces))):  # a shared piece: the earlier word's
+        for piece in covering:
+            shapes[piece] = word_shape(text[start:end])
+    return TextPlan(text, list(word_spans), first, list(piece_ids), windows, pieces, shapes)
 
 
 def merge_windows(windows: Sequence[Window], window_logits: Sequence, word_pieces: Sequence[Sequence[int]]) -> list[list]:
@@ -198,6 +218,11 @@ def merge_windows(windows: Sequence[Window], window_logits: Sequence, word_piece
 def window_ids(plan: TextPlan, window: Window, prefix: Sequence[int], suffix: Sequence[int]) -> list[int]:
     """The ids the model reads for one window: the framing ids around the window's pieces."""
     return [*prefix, *plan.piece_ids[window.start:window.end], *suffix]
+
+
+def window_shapes(plan: TextPlan, window: Window, prefix: Sequence[int], suffix: Sequence[int]) -> list[int]:
+    """The ``shape_ids`` row matching ``window_ids``: 0 for the framing ids."""
+    return [0] * len(prefix) + plan.piece_shapes[window.start:window.end] + [0] * len(suffix)
 
 
 def plan_tags(plan: TextPlan, window_logits: Sequence, framing: tuple[int, int], label_names: Sequence[str],

@@ -15,8 +15,8 @@ import numpy as np
 
 from tfxformers.models.tagging import decode
 # The plan itself is pure Python in decode, where the proxy (no NumPy) builds it from its own tokenizer.
-from tfxformers.models.tagging.decode import (DEFAULT_OVERLAP, TextPlan, default_overlap,  # noqa: F401
-                                              pieces_per_window, window_ids)
+from tfxformers.models.tagging.decode import (DEFAULT_OVERLAP, SHAPE_INPUT, TextPlan, default_overlap,  # noqa: F401
+                                              pieces_per_window, window_ids, window_shapes)
 
 
 def plan_texts(tokenizer, texts: Sequence[str], word_spans: Sequence[Sequence[tuple[int, int]]], *, max_length: int,
@@ -35,17 +35,29 @@ def plan_texts(tokenizer, texts: Sequence[str], word_spans: Sequence[Sequence[tu
 
 
 def labelled_windows(plans: Sequence[TextPlan], word_labels: Sequence[Sequence[int]], prefix: Sequence[int],
-                     suffix: Sequence[int]) -> tuple[list[list[int]], list[list[int]]]:
-    """Training rows: ``(ids, labels)`` per window, each word's label on its first piece, ``IGNORE`` elsewhere
-    (a word in the overlap of two windows is learnt in both)."""
-    all_ids, all_labels = [], []
+                     suffix: Sequence[int]) -> tuple[list[list[int]], list[list[int]], list[list[int]]]:
+    """Training rows: ``(ids, labels, shapes)`` per window, each word's label on its first piece, ``IGNORE``
+    elsewhere (a word in the overlap of two windows is learnt in both)."""
+    all_ids, all_labels, all_shapes = [], [], []
     for plan, labels in zip(plans, word_labels):
         pieces = decode.piece_labels(plan.word_first, labels, len(plan.piece_ids))
         for window in plan.windows:
             all_ids.append(window_ids(plan, window, prefix, suffix))
+            all_shapes.append(window_shapes(plan, window, prefix, suffix))
             all_labels.append([decode.IGNORE] * len(prefix) + pieces[window.start:window.end]
                               + [decode.IGNORE] * len(suffix))
-    return all_ids, all_labels
+    return all_ids, all_labels, all_shapes
+
+
+def model_inputs(rows: Sequence[Sequence[int]], shapes: Sequence[Sequence[int]] | None, pad_id: int, width: int,
+                 input_names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The padded int32 arrays a tagger reads for id rows (and their shape rows, if it takes ``shape_ids``)."""
+    inputs = {"input_ids": pad_rows(rows, pad_id, width), "attention_mask": pad_rows([[1] * len(r) for r in rows], 0, width)}
+    if SHAPE_INPUT in input_names:
+        if shapes is None:
+            raise ValueError("this tagger reads shape_ids: give the shape rows of the id rows")
+        inputs[SHAPE_INPUT] = pad_rows(shapes, 0, width)
+    return {n: inputs[n] for n in input_names}
 
 
 def pad_rows(rows: Sequence[Sequence[int]], pad_value: int, width: int | None = None) -> np.ndarray:

@@ -24,6 +24,7 @@ def framing(trained) -> tuple[list[int], list[int]]:
 
 
 def predict_window_logits(model, rows: Sequence[Sequence[int]], *, pad_id: int, input_names: Sequence[str],
+                          shapes: Sequence[Sequence[int]] | None = None,
                           batch_size: int = PREDICT_BATCH) -> list[np.ndarray]:
     """``[len(row), num_labels]`` logits per row, ``batch_size`` rows (sorted by length) per model call."""
     out: list[np.ndarray | None] = [None] * len(rows)
@@ -31,37 +32,44 @@ def predict_window_logits(model, rows: Sequence[Sequence[int]], *, pad_id: int, 
     for first in range(0, len(order), batch_size):
         chunk = order[first:first + batch_size]
         width = features.padded_width(max(len(rows[i]) for i in chunk))
-        ids = features.pad_rows([rows[i] for i in chunk], pad_id, width)
-        mask = features.pad_rows([[1] * len(rows[i]) for i in chunk], 0, width)
-        inputs = {"input_ids": ids, "attention_mask": mask}
-        logits = np.asarray(model({n: inputs[n] for n in input_names}, training=False))
+        inputs = features.model_inputs([rows[i] for i in chunk], None if shapes is None else [shapes[i] for i in chunk],
+                                       pad_id, width, input_names)
+        logits = np.asarray(model(inputs, training=False))
         for row, i in enumerate(chunk):
             out[i] = logits[row, :len(rows[i])]
     return out
 
 
-def plan_rows(trained, plans: Sequence[features.TextPlan]) -> list[list[int]]:
-    """The id rows the model reads for ``plans``: one per window, framed by the model's special ids, in order."""
+def reads_shapes(trained) -> bool:
+    return decode.SHAPE_INPUT in trained.input_names
+
+
+def plan_rows(trained, plans: Sequence[features.TextPlan]) -> tuple[list[list[int]], list[list[int]] | None]:
+    """The id rows the model reads for ``plans`` (one per window, framed by the model's special ids, in order),
+    and their ``shape_ids`` rows if the model reads them (else None)."""
     prefix, suffix = framing(trained)
-    return [features.window_ids(plan, window, prefix, suffix) for plan in plans for window in plan.windows]
+    windows = [(plan, window) for plan in plans for window in plan.windows]
+    rows = [features.window_ids(plan, window, prefix, suffix) for plan, window in windows]
+    shapes = [features.window_shapes(plan, window, prefix, suffix) for plan, window in windows] if reads_shapes(trained) else None
+    return rows, shapes
 
 
-def window_rows(trained, texts: Sequence[str]) -> list[list[int]]:
-    """The id rows ``tag_texts`` sends to the model (or to ``predict``) for raw ``texts``."""
+def window_rows(trained, texts: Sequence[str]) -> tuple[list[list[int]], list[list[int]] | None]:
+    """The rows (ids, and shapes or None) ``tag_texts`` sends to the model (or to ``predict``) for raw ``texts``."""
     return plan_rows(trained, _plans(trained, list(texts), [decode.split_words(t) for t in texts], None))
 
 
 def _tag_plans(trained, plans: Sequence[features.TextPlan], predict=None,
                aggregation: str = "first") -> list[tuple[list, list]]:
-    """``(tags, scores)`` per plan's words; ``predict(rows)`` gives each id row's logits (default: the Keras
-    model's; a served model's through TF Serving's API gives the same answers, see ``tag_texts``)."""
+    """``(tags, scores)`` per plan's words; ``predict(rows, shapes)`` gives each id row's logits (default: the
+    Keras model's; a served model's through TF Serving's API gives the same answers, see ``tag_texts``)."""
     prefix, suffix = framing(trained)
-    rows = plan_rows(trained, plans)
+    rows, shapes = plan_rows(trained, plans)
     if predict is None:
         logits = predict_window_logits(trained.keras_model, rows, pad_id=int(trained.info["pad_id"]),
-                                       input_names=trained.input_names)
+                                       input_names=trained.input_names, shapes=shapes)
     else:
-        logits = [np.asarray(lg) for lg in predict(rows)]
+        logits = [np.asarray(lg) for lg in predict(rows, shapes)]
     framing_lengths, results, at = (len(prefix), len(suffix)), [], 0
     for plan in plans:
         count = len(plan.windows)
@@ -93,7 +101,7 @@ def tag_words(trained, sentences: Sequence[Sequence[str]], overlap: int | None =
 def tag_texts(trained, texts: Sequence[str], overlap: int | None = None, predict=None,
               aggregation: str = "first") -> list[dict]:
     """Entities (NER) or tagged words (POS) of raw texts, with character offsets into each text. ``predict``
-    (rows of ids -> ``[len(row), num_labels]`` logits each) replaces the in-process model, e.g. by an exported
+    (``(id rows, shape rows or None)`` -> ``[len(row), num_labels]`` logits each) replaces the in-process model, e.g. by an exported
     version's ``tag`` signature behind a model server; ``aggregation`` (``decode.AGGREGATIONS``) is how a
     word's pieces give its tag."""
     if aggregation not in decode.AGGREGATIONS:

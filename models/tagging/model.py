@@ -3,7 +3,7 @@
 ``build_tagger(encoder, num_labels)`` is any registered family's encoder (``models.encoders``; pretrained
 weights, or a config dict for random ones) with a dropout and a ``Dense(num_labels)`` named
 ``tagger_logits`` over every piece's last hidden state: inputs ``input_ids`` and ``attention_mask`` (int32,
-dynamic batch and length), output logits ``[batch, seq, num_labels]``, as ``*ForTokenClassification``
+dynamic batch and length; with ``word_shape``, also ``shape_ids``), output logits ``[batch, seq, num_labels]``, as ``*ForTokenClassification``
 computes them. Only the first piece of each word carries a label; every other position has the label
 ``decode.IGNORE`` and ``masked_loss`` leaves it out.
 
@@ -23,13 +23,19 @@ from tfxformers.errors import UserError
 from tfxformers.models.artifacts import (FORMAT_VERSION, INFO_FILE, TrainedModel, file_sizes, load_weights_and_tokenizer,
                                         read_info)
 
+from tfxformers.models.tagging.decode import SHAPE_INPUT, SHAPES
+
 KIND = "tagger"
 HEAD = "tagger_logits"
 
 
 def build_tagger(encoder, num_labels: int, *, dropout: float = 0.1, trainable_encoder: bool = True,
-                 name: str = "tagger"):
-    """The functional Keras tagger around ``encoder`` (a TF model of any family, or a config / config dict)."""
+                 word_shape: bool = False, name: str = "tagger"):
+    """The functional Keras tagger around ``encoder`` (a TF model of any family, or a config / config dict).
+
+    ``word_shape``: a third input ``shape_ids`` (``decode.SHAPES``: each piece's word is lower-case, title-case,
+    upper-case or uncased), embedded and added to the encoder's output before the head: the letter case an
+    uncased tokenizer drops (NNP vs NN). The embedding starts at zero, so training starts from the encoder alone."""
     from tfxformers.models import encoders
     from tfxformers.models.encoders import base
 
@@ -45,8 +51,13 @@ def build_tagger(encoder, num_labels: int, *, dropout: float = 0.1, trainable_en
     if not getattr(layer, "_tfxformers_no_autograph", False):  # as for classifiers (10+ s of AutoGraph)
         layer.call = tf.autograph.experimental.do_not_convert(layer.call)
         layer._tfxformers_no_autograph = True
-    inputs = {n: tf.keras.Input(shape=(None,), dtype=tf.int32, name=n) for n in encoders.input_names(layer)}
+    names = [*encoders.input_names(layer), *([SHAPE_INPUT] if word_shape else [])]
+    inputs = {n: tf.keras.Input(shape=(None,), dtype=tf.int32, name=n) for n in names}
     hidden = base.call_main_layer(layer, inputs["input_ids"], inputs["attention_mask"]).last_hidden_state
+    if word_shape:
+        shape = tf.keras.layers.Embedding(len(SHAPES), base.hidden_size(layer.config), embeddings_initializer="zeros",
+                                          name="word_shape")(inputs[SHAPE_INPUT])
+        hidden = tf.keras.layers.Add(name="with_word_shape")([hidden, shape])
     hidden = tf.keras.layers.Dropout(dropout, name="head_dropout")(hidden)
     initializer = tf.keras.initializers.TruncatedNormal(stddev=layer.config.initializer_range)
     logits = tf.keras.layers.Dense(num_labels, kernel_initializer=initializer, name=HEAD)(hidden)
@@ -110,7 +121,9 @@ def save_tagger(directory: str | os.PathLike, model, tokenizer, *, task: str, la
 
 
 def load_trained_tagger(path: Path, info: dict) -> TrainedModel:
-    model, tokenizer = load_weights_and_tokenizer(path, lambda: build_tagger(info["encoder_config"], int(info["num_labels"])))
+    word_shape = SHAPE_INPUT in info.get("input_names", ())
+    model, tokenizer = load_weights_and_tokenizer(
+        path, lambda: build_tagger(info["encoder_config"], int(info["num_labels"]), word_shape=word_shape))
     return TrainedModel(path, info, model, tokenizer, list(info["label_names"]))
 
 

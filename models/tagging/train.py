@@ -45,6 +45,7 @@ class TaggerTrainConfig:
     max_length: int = 128
     overlap: int | None = None  # pieces consecutive windows share; None: features.default_overlap
     dropout: float = 0.1
+    word_shape: bool = False  # a shape_ids input: each word's letter case, which uncased tokenizers drop
     patience: int = 2
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
@@ -100,16 +101,15 @@ def fit_tagger(data: TaggedData, config: TaggerTrainConfig, output: str | os.Pat
         return _train(config, identity, Path(directory), data, encoder_dir)
 
 
-def _dataset(tf, ids, labels, plan, steps: int, pad_id: int, input_names):
+def _dataset(tf, ids, labels, shapes, plan, steps: int, pad_id: int, input_names):
     spec = tf.TensorSpec((None, None), tf.int32)
 
     def generate():
         for index in plan():
             rows = [ids[i] for i in index]
             width = features.padded_width(max(len(r) for r in rows))
-            inputs = {"input_ids": features.pad_rows(rows, pad_id, width),
-                      "attention_mask": features.pad_rows([[1] * len(r) for r in rows], 0, width)}
-            yield {n: inputs[n] for n in input_names}, features.pad_rows([labels[i] for i in index], -100, width)
+            yield (features.model_inputs(rows, [shapes[i] for i in index], pad_id, width, input_names),
+                   features.pad_rows([labels[i] for i in index], -100, width))
 
     dataset = tf.data.Dataset.from_generator(generate, output_signature=({n: spec for n in input_names}, spec))
     return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
@@ -153,7 +153,7 @@ def _train(config: TaggerTrainConfig, identity: dict, output: Path, data: Tagged
         (output / "history.csv").unlink(missing_ok=True)
     tf.keras.utils.set_random_seed(config.seed)
     model = tagger_model.build_tagger(base.load_encoder(encoder_dir), len(data.label_names), dropout=config.dropout,
-                                      trainable_encoder=config.mode == "finetune")
+                                      trainable_encoder=config.mode == "finetune", word_shape=config.word_shape)
     lengths = np.asarray([len(r) for r in rows["train"][0]], dtype=np.int64)
     steps = len(plan_batches(lengths, config.batch_size, False, None))
     lr = config.learning_rate or (5e-5 if config.mode == "finetune" else 1e-3)

@@ -53,8 +53,8 @@ PROXY_MODELS = ("sentiment", "emma", "encoder", "tagger", "pos", "plain")
 
 @pytest.fixture(scope="session")
 def proxy_models(trained_dir, tiny_gpt2_dir, tiny_bert_dir, tmp_path_factory):
-    """The tiny trained classifier, the tiny GPT-2, a tiny BERT as an encoder and two tiny taggers (NER and
-    POS; untrained heads, windows of 24 pieces), exported into one model base."""
+    """The tiny trained classifier, the tiny GPT-2, a tiny BERT as an encoder and two tiny taggers (NER, and
+    POS reading word shapes; untrained heads, windows of 24 pieces), exported into one model base."""
     from tfxformers.cli import main
     from tfxformers.testing import make_tiny_tagger
 
@@ -63,7 +63,8 @@ def proxy_models(trained_dir, tiny_gpt2_dir, tiny_bert_dir, tmp_path_factory):
     # positions, so the encoder here is a tiny BERT with 256.
     encoder = make_tiny_bert_checkpoint(root / "encoder_checkpoint", max_position_embeddings=256)
     tagger = make_tiny_tagger(tiny_bert_dir, root / "tagger")
-    pos = make_tiny_tagger(tiny_bert_dir, root / "pos", task="pos", labels=("DT", "NN", "VBZ", "JJ", "IN", "."))
+    pos = make_tiny_tagger(tiny_bert_dir, root / "pos", task="pos", labels=("DT", "NN", "NNP", "VBZ", "JJ", "."),
+                           word_shape=True)
     base = root / "models"
     for model, name in ((trained_dir, "sentiment"), (tiny_gpt2_dir, "emma"), (encoder, "encoder"), (tagger, "tagger"),
                         (pos, "pos")):

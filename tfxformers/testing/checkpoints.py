@@ -188,10 +188,12 @@ TINY_NER_LABELS = ("O", "B-person", "I-person", "B-place", "I-place")
 
 
 def make_tiny_tagger(encoder_dir, output, *, labels=TINY_NER_LABELS, task: str = "ner", max_length: int = 24,
-                     overlap: int = 4, seed: int = 3):
+                     overlap: int = 4, word_shape: bool = False, seed: int = 3):
     """A tagger run directory (``tfxformers tag --model``, ``export``) over a tiny checkpoint: an untrained
     head with ``labels``, windows of ``max_length`` pieces so short texts already take several. Random weights
-    give varied, untied logits: enough for tests that compare one path of tagging with another."""
+    give varied, untied logits: enough for tests that compare one path of tagging with another. With
+    ``word_shape`` the model also reads ``shape_ids``, through a random (not the usual zero) embedding, so
+    letter case changes its answers."""
     import tensorflow as tf
 
     from tfxformers.models import encoders
@@ -199,7 +201,10 @@ def make_tiny_tagger(encoder_dir, output, *, labels=TINY_NER_LABELS, task: str =
     from tfxformers.models.tagging.model import build_tagger, save_tagger
 
     tf.keras.utils.set_random_seed(seed)
-    model = build_tagger(base.load_encoder(encoder_dir), len(labels))
+    model = build_tagger(base.load_encoder(encoder_dir), len(labels), word_shape=word_shape)
+    if word_shape:
+        layer = model.get_layer("word_shape")
+        layer.set_weights([tf.random.normal(layer.get_weights()[0].shape, stddev=2.0).numpy()])
     save_tagger(output, model, encoders.load_tokenizer(encoder_dir), task=task, label_names=list(labels),
                 max_length=max_length, overlap=overlap, mode="finetune")
     return Path(output)

@@ -187,19 +187,21 @@ def start_proxy(backend: str, *, models: str | None = None, log_path=None, timeo
 
 
 def rest_tag_predict(rest_port: int, name: str):
-    """``rows -> logits`` through a model server's REST ``:predict`` on a tagger's ``tag`` signature: all rows in
-    one request, padded with id 0 and mask 0; each row's ``[len(row), num_labels]`` logits (the ``predict``
-    argument of ``models.tagging.inference.tag_texts``)."""
+    """``(rows, shapes) -> logits`` through a model server's REST ``:predict`` on a tagger's ``tag`` signature: all
+    rows in one request, padded with id 0 and mask 0 (``shape_ids`` too when ``shapes`` is given); each row's
+    ``[len(row), num_labels]`` logits (the ``predict`` argument of ``models.tagging.inference.tag_texts``)."""
     import json
     import urllib.request
 
     import numpy as np
 
-    def predict(rows):
+    def predict(rows, shapes=None):
         width = max(len(r) for r in rows)
-        body = json.dumps({"signature_name": "tag", "inputs": {
-            "input_ids": [list(r) + [0] * (width - len(r)) for r in rows],
-            "attention_mask": [[1] * len(r) + [0] * (width - len(r)) for r in rows]}}).encode()
+        inputs = {"input_ids": [list(r) + [0] * (width - len(r)) for r in rows],
+                  "attention_mask": [[1] * len(r) + [0] * (width - len(r)) for r in rows]}
+        if shapes is not None:
+            inputs["shape_ids"] = [list(r) + [0] * (width - len(r)) for r in shapes]
+        body = json.dumps({"signature_name": "tag", "inputs": inputs}).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{rest_port}/v1/models/{name}:predict", data=body,
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=300) as answer:

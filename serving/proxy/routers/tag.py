@@ -109,8 +109,12 @@ def _plan(served: ServedModel, texts: list[str], max_windows: int):
                                   f"{len(plan.windows)} windows of {max_length}; the limit is {max_windows} windows "
                                   "per text (--max-windows)")
         plans.append(plan)
-    rows = [decode.window_ids(plan, window, prefix, suffix) for plan in plans for window in plan.windows]
-    return plans, rows, (len(prefix), len(suffix)), task
+    windows = [(plan, window) for plan in plans for window in plan.windows]
+    rows = [decode.window_ids(plan, window, prefix, suffix) for plan, window in windows]
+    # A tagger trained with --word-shape also reads each piece's word shape (letter case).
+    shapes = ([decode.window_shapes(plan, window, prefix, suffix) for plan, window in windows]
+              if decode.SHAPE_INPUT in (meta.get("input_names") or ()) else None)
+    return plans, rows, shapes, (len(prefix), len(suffix)), task
 
 
 def _answers(served: ServedModel, plans, logits, framing, task: str, aggregation: str) -> list[dict]:
@@ -131,7 +135,7 @@ async def tag_texts(service: InferenceService, name: str, body: TagRequest) -> d
 
     async def run(served: ServedModel, deadline: Deadline) -> dict:
         InferenceService._require_kind(served, "tagger", "tag")
-        plans, rows, framing, task = await asyncio.to_thread(_plan, served, body.texts, settings.max_windows)
+        plans, rows, shapes, framing, task = await asyncio.to_thread(_plan, served, body.texts, settings.max_windows)
         meta = served.metadata
         buckets = export_buckets(meta) or (int(meta["max_length"]),)
         calls = plan_calls([len(r) for r in rows], buckets, settings.max_batch_size, settings.backend_max_rows,
@@ -140,9 +144,10 @@ async def tag_texts(service: InferenceService, name: str, body: TagRequest) -> d
 
         async def call(width: int, members: list[int]):
             ids, mask = pad_rows([rows[i] for i in members], width, pad_id)
-            out = await service.backend.predict(served.name, served.version, SIGNATURE,
-                                                {"input_ids": ("DT_INT32", ids), "attention_mask": ("DT_INT32", mask)},
-                                                [OUTPUT], deadline)
+            inputs = {"input_ids": ("DT_INT32", ids), "attention_mask": ("DT_INT32", mask)}
+            if shapes is not None:
+                inputs[decode.SHAPE_INPUT] = ("DT_INT32", pad_rows([shapes[i] for i in members], width, 0)[0])
+            out = await service.backend.predict(served.name, served.version, SIGNATURE, inputs, [OUTPUT], deadline)
             answer = out[OUTPUT]
             # A batching server may answer rows longer than sent (this call batched with wider ones, outputs
             # padded alike); the positions sent come first.

@@ -38,9 +38,29 @@ def test_every_family_tags_with_exact_offsets_across_windows(family, tmp_path):
     assert min(plan.word_first) >= 0
 
 
+def test_a_word_shape_tagger_reads_letter_case_and_loads_back_the_same(tiny_bert_dir, tmp_path):
+    from tfxformers.models.tagging import inference
+    from tfxformers.models.tagging.model import load_tagger
+    from tfxformers.testing import make_tiny_tagger
+
+    run = make_tiny_tagger(tiny_bert_dir, tmp_path / "run", task="pos", labels=("NN", "NNP", "DT", "VBZ"),
+                           word_shape=True)
+    trained = load_tagger(run)
+    assert trained.input_names[-1] == "shape_ids"
+    rows, shapes = inference.window_rows(trained, ["Paris is the film", "paris is the film", "PARIS is the film"])
+    assert rows[0] == rows[1] == rows[2]  # the uncased tokenizer sees one text three times
+    assert [s[1] for s in shapes] == [2, 1, 3] and shapes[0][0] == 0  # title, lower, upper; [CLS] is special
+    logits = inference.predict_window_logits(trained.keras_model, rows, pad_id=0, input_names=trained.input_names,
+                                             shapes=shapes)
+    assert abs(logits[0][1] - logits[1][1]).max() > 1e-3 and abs(logits[0][1] - logits[2][1]).max() > 1e-3
+    with pytest.raises(ValueError, match="shape_ids"):
+        inference.predict_window_logits(trained.keras_model, rows, pad_id=0, input_names=trained.input_names)
+
+
 @pytest.fixture(scope="module")
 def pos_run(tmp_path_factory):
-    """A tiny BERT trained briefly on 300 sentences of the real OANC POS corpus (limited to 40-token sentences)."""
+    """A tiny BERT trained briefly on 300 sentences of the real OANC POS corpus (limited to 25-word sentences),
+    reading word shapes (``--word-shape``)."""
     from tfxformers.models.tagging.data import load_tagged
     from tfxformers.models.tagging.train import TaggerTrainConfig, fit_tagger
 
@@ -51,7 +71,7 @@ def pos_run(tmp_path_factory):
                                                          if len(w) <= 25][:300]))
     config = TaggerTrainConfig(data="pos-oanc", output=str(root / "run"), encoder=str(checkpoint), epochs=3,
                                batch_size=16, learning_rate=3e-3, max_length=48, limit_eval=60, verbose=0,
-                               checkpoint_every_steps=0)
+                               checkpoint_every_steps=0, word_shape=True)
     return root / "run", fit_tagger(data, config, root / "run")
 
 

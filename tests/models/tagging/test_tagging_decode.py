@@ -117,6 +117,15 @@ def test_a_piece_spanning_two_words_belongs_to_both():
     assert decode.word_pieces([(0, 3), (4, 5)], [(0, 1), (1, 1), (1, 3), (6, 7)]) == [[0, 2], []]  # empty piece skipped
 
 
+def test_word_shapes_and_the_shape_row_of_a_window():
+    assert [decode.word_shape(w) for w in ("film", "Paris", "McDonald", "I", "NASA", "U.S.", "42", ",", "東京", "iPhone")] \
+        == [1, 2, 2, 2, 3, 3, 4, 4, 4, 1]
+    text = "Zoë saw NASA"
+    plan = decode.plan_text(text, decode.split_words(text), [10, 11, 12, 13], [(0, 2), (2, 3), (4, 7), (8, 12)], 8, 2)
+    assert plan.piece_shapes == [2, 2, 1, 3]
+    assert decode.window_shapes(plan, plan.windows[0], [101], [102]) == [0, 2, 2, 1, 3, 0]
+
+
 def test_windows_begin_on_word_boundaries_unless_a_word_is_longer_than_a_window():
     first = [0, 3, 5, 6]  # words of 3, 2, 1 and 4 pieces
     windows = decode.plan_windows(first, 10, 5, 1)

@@ -49,7 +49,7 @@ def test_the_tag_signature_equals_the_keras_model_also_padded_by_the_batcher(tag
     from tfxformers.models.tagging.inference import window_rows
 
     trained = tagger["trained"]
-    rows = window_rows(trained, TEXTS)
+    rows, _ = window_rows(trained, TEXTS)
     assert len(rows) > len(TEXTS)  # the long text takes several windows
     width = features.padded_width(max(len(r) for r in rows))
     ids, mask = features.pad_rows(rows, 0, width), features.pad_rows([[1] * len(r) for r in rows], 0, width)
