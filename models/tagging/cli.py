@@ -61,7 +61,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     config = TaggerTrainConfig(data=args.data, output=args.output, encoder=args.encoder, mode=args.mode,
                                epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                               max_length=args.max_length, overlap=args.overlap, dropout=args.dropout, word_shape=args.word_shape,
+                               max_length=args.max_length, overlap=args.overlap, dropout=args.dropout,
+                               word_shape=args.word_shape,
                                patience=args.patience, limit_train=args.limit_train, limit_eval=args.limit_eval,
                                checkpoint_every_steps=args.checkpoint_every_steps, seed=args.seed)
     scores = train_tagger(config, overwrite=args.overwrite)

@@ -52,7 +52,8 @@ def labelled_windows(plans: Sequence[TextPlan], word_labels: Sequence[Sequence[i
 def model_inputs(rows: Sequence[Sequence[int]], shapes: Sequence[Sequence[int]] | None, pad_id: int, width: int,
                  input_names: Sequence[str]) -> dict[str, np.ndarray]:
     """The padded int32 arrays a tagger reads for id rows (and their shape rows, if it takes ``shape_ids``)."""
-    inputs = {"input_ids": pad_rows(rows, pad_id, width), "attention_mask": pad_rows([[1] * len(r) for r in rows], 0, width)}
+    inputs = {"input_ids": pad_rows(rows, pad_id, width),
+              "attention_mask": pad_rows([[1] * len(r) for r in rows], 0, width)}
     if SHAPE_INPUT in input_names:
         if shapes is None:
             raise ValueError("this tagger reads shape_ids: give the shape rows of the id rows")

@@ -50,8 +50,9 @@ def plan_rows(trained, plans: Sequence[features.TextPlan]) -> tuple[list[list[in
     prefix, suffix = framing(trained)
     windows = [(plan, window) for plan in plans for window in plan.windows]
     rows = [features.window_ids(plan, window, prefix, suffix) for plan, window in windows]
-    shapes = [features.window_shapes(plan, window, prefix, suffix) for plan, window in windows] if reads_shapes(trained) else None
-    return rows, shapes
+    if not reads_shapes(trained):
+        return rows, None
+    return rows, [features.window_shapes(plan, window, prefix, suffix) for plan, window in windows]
 
 
 def window_rows(trained, texts: Sequence[str]) -> tuple[list[list[int]], list[list[int]] | None]:
@@ -101,9 +102,9 @@ def tag_words(trained, sentences: Sequence[Sequence[str]], overlap: int | None =
 def tag_texts(trained, texts: Sequence[str], overlap: int | None = None, predict=None,
               aggregation: str = "first") -> list[dict]:
     """Entities (NER) or tagged words (POS) of raw texts, with character offsets into each text. ``predict``
-    (``(id rows, shape rows or None)`` -> ``[len(row), num_labels]`` logits each) replaces the in-process model, e.g. by an exported
-    version's ``tag`` signature behind a model server; ``aggregation`` (``decode.AGGREGATIONS``) is how a
-    word's pieces give its tag."""
+    (``(id rows, shape rows or None)`` -> ``[len(row), num_labels]`` logits each) replaces the in-process model,
+    e.g. by an exported version's ``tag`` signature behind a model server; ``aggregation``
+    (``decode.AGGREGATIONS``) is how a word's pieces give its tag."""
     if aggregation not in decode.AGGREGATIONS:
         raise UserError(f"--aggregation must be one of {', '.join(decode.AGGREGATIONS)} (got {aggregation!r})")
     for i, text in enumerate(texts):

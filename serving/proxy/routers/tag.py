@@ -152,8 +152,9 @@ async def tag_texts(service: InferenceService, name: str, body: TagRequest) -> d
             # A batching server may answer rows longer than sent (this call batched with wider ones, outputs
             # padded alike); the positions sent come first.
             if len(answer) != len(members) or any(len(row) < width for row in answer):
-                raise errors.BackendFailed(f"{SIGNATURE} answered {len(answer)} rows of {min(map(len, answer), default=0)}"
-                                           f" positions for {len(members)} windows of {width}")
+                shortest = min(map(len, answer), default=0)
+                raise errors.BackendFailed(f"{SIGNATURE} answered {len(answer)} rows of {shortest} positions for "
+                                           f"{len(members)} windows of {width}")
             return answer
 
         tasks = [asyncio.ensure_future(call(width, members)) for width, members in calls]
