@@ -113,6 +113,22 @@ def load_tagged(source: str | os.PathLike, home: Path | None = None, label_names
     return TaggedData(name, task, list(label_names), splits["train"], splits["validation"], splits["test"])
 
 
+# The Penn Treebank rewrites each double quote of the text as `` (opening) or '' (closing), in the words and
+# in the tags (and a single opening quote as `, tagged ``); OANC (``pos-oanc``) keeps the text's " and tags it
+# ". ``quotes_as_written`` spells a treebank split the way the text was written and OANC tags it, so that a
+# model trained on OANC is scored on the text a user would give it, not on the treebank's spelling of it.
+PTB_QUOTE_WORDS = {"``": '"', "''": '"', "`": "'"}
+PTB_QUOTE_TAGS = {"``": '"', "''": '"'}
+
+
+def quotes_as_written(split: TaggedSplit) -> TaggedSplit:
+    """``split`` with the treebank's quote words and tags (``PTB_QUOTE_WORDS``, ``PTB_QUOTE_TAGS``) as written."""
+    words = [[PTB_QUOTE_WORDS.get(w, w) if t in PTB_QUOTE_TAGS else w for w, t in zip(ws, ts)]
+             for ws, ts in zip(split.words, split.tags)]
+    tags = [[PTB_QUOTE_TAGS.get(t, t) for t in ts] for ts in split.tags]
+    return TaggedSplit(words, tags)
+
+
 def _ordered_labels(found: list[str], task: str) -> list[str]:
     """NER labels ``O`` first, then ``B-X``, ``I-X`` per type; POS tags sorted."""
     if task != "ner":

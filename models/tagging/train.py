@@ -201,11 +201,14 @@ def _reference(source: str) -> str:
     return str(Path(source).expanduser().resolve())
 
 
-def evaluate_tagger(trained, source: str, limit: int | None = None) -> dict:
+def evaluate_tagger(trained, source: str, limit: int | None = None, as_written: bool = False) -> dict:
     """A trained tagger's scores on the test split of ``source`` (all of ``pos-wsj``, another corpus): tags
-    the model does not know simply count as wrong."""
-    from tfxformers.models.tagging.data import load_tagged
+    the model does not know simply count as wrong. ``as_written``: the treebank's quotes (`` and '') spelled
+    and tagged as the text and OANC have them (``data.quotes_as_written``)."""
+    from tfxformers.models.tagging.data import load_tagged, quotes_as_written
     from tfxformers.models.tagging import inference
 
     test = load_tagged(source).test.subset(limit)
+    if as_written:
+        test = quotes_as_written(test)
     return metrics.score(trained.info["task"], test.tags, inference.tag_words(trained, test.words))

@@ -167,3 +167,14 @@ def test_parsers_and_format_detection():
     with pytest.raises(UserError, match="line 2 has no tag"):
         tagged.parse_conll("a\tO\nb\n", "f.conll")
     assert tagged.task_of([["O", "B-x", "I-x"]]) == "ner" and tagged.task_of([["NN"]]) == "pos"
+
+
+def test_treebank_quotes_are_scored_as_written():
+    from tfxformers.models.tagging.data import TaggedSplit, quotes_as_written
+
+    split = TaggedSplit([["``", "Hi", ",", "''", "he", "said", "`", "ok", "'", "''", "'s"]],
+                        [["``", "UH", ",", "''", "PRP", "VBD", "``", "UH", "''", "''", "POS"]])
+    out = quotes_as_written(split)
+    assert out.words == [['"', "Hi", ",", '"', "he", "said", "'", "ok", "'", '"', "'s"]]
+    assert out.tags == [['"', "UH", ",", '"', "PRP", "VBD", '"', "UH", '"', '"', "POS"]]
+    assert split.words[0][0] == "``"  # the input split is left as it was

@@ -90,6 +90,17 @@ def _answer(case, transport: str, rest_port: int, stub):
     return outputs["probabilities"][0]
 
 
+def _batching_counts(rest_port: int) -> dict:
+    """The batching sessions' input requests and processed batches so far (the /monitoring histograms' counts)."""
+    connection = HTTPConnection("127.0.0.1", rest_port, timeout=30)
+    connection.request("GET", "/monitoring/prometheus/metrics")
+    metrics = connection.getresponse().read().decode().splitlines()
+    connection.close()
+    prefix = ":tensorflow:serving:batching_session:"
+    return {kind: sum(float(line.split()[-1]) for line in metrics if line.startswith(f"{prefix}{kind}_batch_size_count"))
+            for kind in ("input", "processed")}
+
+
 def test_batching_alone_uses_each_versions_file_and_mixed_requests_all_succeed(model_base, requests_and_expected):
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
@@ -101,6 +112,7 @@ def test_batching_alone_uses_each_versions_file_and_mixed_requests_all_succeed(m
         monitoring_config_file=ROOT / "deploy" / "monitoring.config")
     try:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{grpc_port}"))
+        before = _batching_counts(rest_port)  # the warm-up records' batches
         barrier = threading.Barrier(CLIENTS)
         answers, errors = {}, []
 
@@ -127,13 +139,12 @@ def test_batching_alone_uses_each_versions_file_and_mixed_requests_all_succeed(m
                 assert answer == expected, i
             else:
                 np.testing.assert_allclose(answer, expected, atol=1e-5)
-        connection = HTTPConnection("127.0.0.1", rest_port, timeout=30)
-        connection.request("GET", "/monitoring/prometheus/metrics")
-        metrics = connection.getresponse().read().decode().splitlines()
-        connection.close()
-        count = next(float(line.split()[1]) for line in metrics
-                     if line.startswith(":tensorflow:serving:batching_session:processed_batch_size_count"))
-        assert count < CLIENTS * ROUNDS, "concurrent requests were merged into batches"
+        # Every request went through a batching session. Whether two of them shared a batch depends on this
+        # machine's timing (the CPU preset has no batch timeout: batches form only while both batch threads are
+        # busy), so that is not asserted here; tests/serving/server/test_batching.py merges them on purpose.
+        after = _batching_counts(rest_port)
+        assert after["input"] - before["input"] == CLIENTS * ROUNDS, (before, after)
+        assert 0 < after["processed"] - before["processed"] <= CLIENTS * ROUNDS, (before, after)
     finally:
         code = stop_model_server(process)
     log = Path(process.log_path).read_text()
