@@ -100,7 +100,9 @@ if [ "$(cat "$STATE/venv.done" 2>/dev/null || true)" != "$want_venv" ] ||
   # uv's download cache, shared with the host when it has one: re-installs then take seconds.
   if [ -d "$HOME/.cache/uv" ]; then mount_into_root --bind "$HOME/.cache/uv"; fi
   python=$(cat "$STATE/python")
-  uv="UV_LINK_MODE=copy UV_CACHE_DIR=$HOME/.cache/uv $VENV/bin/uv pip install --python $VENV/bin/python --no-deps"
+  # --compile-bytecode as in the Makefile: commands in the root run with a clean environment and would write
+  # .pyc files themselves, but parallel test workers then each compile the same modules at first import.
+  uv="UV_LINK_MODE=copy UV_CACHE_DIR=$HOME/.cache/uv $VENV/bin/uv pip install --python $VENV/bin/python --no-deps --compile-bytecode"
   if [ "$(cat "$STATE/venv.done" 2>/dev/null || true)" != "$want_venv" ]; then
     in_root /bin/bash -c "set -e
       [ -x $VENV/bin/python ] || $python -m venv $VENV
